@@ -1,0 +1,60 @@
+# slimtune — one binary, `slimtune`, built from the shared library (lib/) and the four stages.
+# make            build build/slimtune
+# make deps       install the Debian and npm packages the build, the demo and the tests need
+# make test       unit, gradient and end-to-end tests
+# make demo       dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
+# make bench      training throughput on a stories15M-shaped model
+# BUILD=dir       build somewhere else (parallel work trees)
+
+BUILD   ?= build
+CC      ?= gcc
+ARCH    ?= -march=x86-64-v3
+CFLAGS  ?= -O2 -g $(ARCH)
+PKGS     = hdf5 openblas libcjson
+CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -fopenmp -lm
+SLIM_SHARED ?= ../shared
+export SLIM_SHARED
+
+LIB_SRC   := $(wildcard lib/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard eval/*.c) $(wildcard export/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/*/test_*.c)
+TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+
+.PHONY: all deps test unit-tests demo bench validate train clean
+all: $(BUILD)/slimtune
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libslim.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/slimtune: $(BUILD)/slimtune.o $(BUILD)/libslim.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libslim.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libslim.a -o $@ $(LDLIBS)
+
+deps:
+	scripts/install-deps
+
+test: $(BUILD)/slimtune $(TEST_BIN)
+	BUILD=$(BUILD) scripts/run-tests $(TEST_BIN)
+
+CONFIG ?= configs/spam-stories260k.json
+demo: $(BUILD)/slimtune
+	BUILD=$(BUILD) scripts/demo $(CONFIG)
+
+train: $(BUILD)/slimtune
+	$(BUILD)/slimtune train --config $(CONFIG)
+
+bench: $(BUILD)/slimtune
+	BUILD=$(BUILD) scripts/bench
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,156 @@
+/* common.c — see common.h. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static __thread char slim_err_buf[1024];
+
+int slim_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(slim_err_buf, sizeof slim_err_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *slim_last_error(void) { return slim_err_buf; }
+
+static void slim_oom(size_t n) {
+    fprintf(stderr, "slimtune: out of memory allocating %zu bytes\n", n);
+    exit(2);
+}
+
+void *slim_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) slim_oom(n);
+    return p;
+}
+
+void *slim_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) slim_oom(n * size);
+    return p;
+}
+
+void *slim_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) slim_oom(n);
+    return q;
+}
+
+char *slim_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = slim_malloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+double slim_time_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *slim_shared_dir(void) {
+    const char *s = getenv("SLIM_SHARED");
+    return (s && *s) ? s : "../shared";
+}
+
+int slim_read_file(const char *path, char **data, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = slim_malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) { cap *= 2; buf = slim_realloc(buf, cap); }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return slim_set_error("%s: read error", path); }
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return 0;
+}
+
+FILE *slim_atomic_open(const char *path, char *tmp, size_t cap) {
+    snprintf(tmp, cap, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) slim_set_error("%s: cannot create: %s", tmp, strerror(errno));
+    return f;
+}
+
+int slim_atomic_commit(FILE *f, const char *tmp, const char *path) {
+    int bad = fflush(f) != 0 || ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad) { unlink(tmp); return slim_set_error("%s: write failed: %s", path, strerror(errno)); }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return slim_set_error("%s: cannot rename from %s: %s", path, tmp, strerror(e));
+    }
+    return 0;
+}
+
+void slim_atomic_abort(FILE *f, const char *tmp) {
+    if (f) fclose(f);
+    unlink(tmp);
+}
+
+int slim_mkdir_p(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return slim_set_error("%s: bad directory path", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return slim_set_error("%s: cannot create directory: %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+uint64_t slim_fnv1a(uint64_t h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ULL; }
+    return h;
+}
+
+void slim_rng_seed(slim_rng *r, uint64_t seed) {
+    /* splitmix64 of the seed, so that small seeds give well-mixed states */
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    r->s = z ? z : 1;
+}
+
+uint32_t slim_rng_u32(slim_rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+float slim_rng_uniform(slim_rng *r) { return (slim_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+
+float slim_rng_normal(slim_rng *r) {
+    float u1 = slim_rng_uniform(r), u2 = slim_rng_uniform(r);
+    if (u1 < 1e-12f) u1 = 1e-12f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}

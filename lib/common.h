@@ -1,0 +1,58 @@
+/* common.h — error reporting, allocation, timing, files and paths shared by every stage.
+ *
+ * Error convention (whole library): a function that can fail returns 0 (or a count >= 0) on success
+ * and -1 on failure, after calling slim_set_error() with a message that names the file, line, key or
+ * tensor and the field at fault. The CLI prints slim_last_error() and exits non-zero. */
+#ifndef SLIM_COMMON_H
+#define SLIM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Records a printf-style error message for this thread; always returns -1 so callers can
+ * `return slim_set_error(...)`. */
+int slim_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The last message recorded by slim_set_error() on this thread ("" when none). */
+const char *slim_last_error(void);
+
+/* malloc/calloc/realloc that print a message and exit(2) when memory runs out: allocation failure
+ * is not a recoverable input error. slim_malloc(0) returns a valid pointer. */
+void *slim_malloc(size_t n);
+void *slim_calloc(size_t n, size_t size);
+void *slim_realloc(void *p, size_t n);
+char *slim_strdup(const char *s);
+
+/* Monotonic wall clock in seconds. */
+double slim_time_sec(void);
+
+/* Directory of the shared test fixtures: $SLIM_SHARED, else "../shared". */
+const char *slim_shared_dir(void);
+
+/* Reads a whole file into a fresh NUL-terminated buffer (*size excludes the NUL).
+ * Returns 0, or -1 with an error naming the path. */
+int slim_read_file(const char *path, char **data, size_t *size);
+
+/* Atomic file writing: slim_atomic_open() opens "<path>.tmp.<pid>" for writing and stores that name
+ * in tmp (capacity cap); slim_atomic_commit() flushes, closes and renames it to path;
+ * slim_atomic_abort() closes and removes it. Nothing is ever left half-written under path. */
+FILE *slim_atomic_open(const char *path, char *tmp, size_t cap);
+int slim_atomic_commit(FILE *f, const char *tmp, const char *path);
+void slim_atomic_abort(FILE *f, const char *tmp);
+
+/* Creates a directory and its parents (mkdir -p). Returns 0 or -1. */
+int slim_mkdir_p(const char *path);
+
+/* 64-bit FNV-1a hash of n bytes, continuing from h (start with SLIM_FNV_INIT). */
+#define SLIM_FNV_INIT 0xcbf29ce484222325ULL
+uint64_t slim_fnv1a(uint64_t h, const void *data, size_t n);
+
+/* Small deterministic PRNG (xorshift64*): state must be non-zero. */
+typedef struct { uint64_t s; } slim_rng;
+void slim_rng_seed(slim_rng *r, uint64_t seed);
+uint32_t slim_rng_u32(slim_rng *r);
+float slim_rng_uniform(slim_rng *r); /* in [0, 1) */
+float slim_rng_normal(slim_rng *r);  /* standard normal, Box-Muller */
+
+#endif

@@ -1,0 +1,126 @@
+/* gguf.h — reader and writer for GGUF files (versions 2 and 3), the format of llama.cpp / ggml.
+ *
+ * Spec: ggml/docs/gguf.md. Layout: magic "GGUF", u32 version, u64 n_tensors, u64 n_kv, then n_kv
+ * key/value pairs (string key, u32 type, value), then n_tensors tensor infos (string name, u32 n_dims,
+ * u64 ne[n_dims], u32 ggml type, u64 offset), then padding to `general.alignment` (default 32), then
+ * the tensor data; each tensor's offset is relative to the start of the data section.
+ * Strings are u64 length + bytes (no NUL). ne[0] is the fastest-varying dimension (row length).
+ *
+ * The reader maps the whole file read-only; tensor data pointers point into the mapping.
+ * Every count, length, offset and dimension is bounds-checked against the file size. */
+#ifndef SLIM_GGUF_H
+#define SLIM_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Metadata value types (gguf.md). */
+enum gguf_type {
+    GGUF_TYPE_UINT8 = 0, GGUF_TYPE_INT8 = 1, GGUF_TYPE_UINT16 = 2, GGUF_TYPE_INT16 = 3,
+    GGUF_TYPE_UINT32 = 4, GGUF_TYPE_INT32 = 5, GGUF_TYPE_FLOAT32 = 6, GGUF_TYPE_BOOL = 7,
+    GGUF_TYPE_STRING = 8, GGUF_TYPE_ARRAY = 9, GGUF_TYPE_UINT64 = 10, GGUF_TYPE_INT64 = 11,
+    GGUF_TYPE_FLOAT64 = 12, GGUF_TYPE_COUNT = 13
+};
+
+/* Tensor element types (ggml.h numbering). Only F32 and F16 are read for now. */
+enum ggml_type {
+    GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, GGML_TYPE_Q4_0 = 2, GGML_TYPE_Q4_1 = 3,
+    GGML_TYPE_Q5_0 = 6, GGML_TYPE_Q5_1 = 7, GGML_TYPE_Q8_0 = 8, GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13, GGML_TYPE_Q6_K = 14, GGML_TYPE_BF16 = 30
+};
+
+/* One metadata key/value. Scalars are widened into u64/i64/f64 (bool -> u64 0/1) and the
+ * original type is kept in `type`. Strings are NUL-terminated copies (str, str_len bytes; may
+ * contain NUL bytes inside). Arrays: arr_type is the element type, n the count; numeric arrays are
+ * stored packed in their native little-endian element size at `arr`; string arrays as `strs`
+ * (n NUL-terminated copies) with lengths in `str_lens`. Nested arrays are rejected. */
+typedef struct gguf_kv {
+    char *key;
+    uint32_t type;
+    uint32_t arr_type;
+    uint64_t n;
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+    char *str;
+    uint64_t str_len;
+    void *arr;
+    char **strs;
+    uint64_t *str_lens;
+} gguf_kv;
+
+/* One tensor: shape ne[0..n_dims-1] (ne[0] = row length, unused dims = 1), element type,
+ * byte size, and a pointer to its bytes inside the mapped file. */
+typedef struct gguf_tensor {
+    char *name;
+    uint32_t n_dims;
+    int64_t ne[4];
+    uint32_t type;
+    uint64_t offset;
+    uint64_t nbytes;
+    const void *data;
+} gguf_tensor;
+
+typedef struct gguf_file {
+    char *path;
+    uint32_t version;
+    uint64_t n_kv;
+    gguf_kv *kv;
+    uint64_t n_tensors;
+    gguf_tensor *tensors;
+    uint64_t alignment;
+    uint64_t data_offset; /* file offset of the tensor data section */
+    const uint8_t *map;   /* whole file, read-only mapping */
+    size_t map_size;
+} gguf_file;
+
+/* Opens and validates a GGUF file. Returns 0, or -1 with an error naming the path and the key or
+ * tensor at fault (bad magic, unsupported version, truncated header, string longer than the file,
+ * more than 4 dims, element-count overflow, unknown type, misaligned or out-of-file tensor data,
+ * duplicate names). On failure *g is left freed. */
+int gguf_open(gguf_file *g, const char *path);
+void gguf_close(gguf_file *g);
+
+/* Lookups: NULL when absent. */
+const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key);
+const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name);
+
+/* Typed getters. Integer getters accept any integer (or bool) type and range-check it; the float
+ * getter accepts float32/float64. Return 0, or -1 with an error naming the key when the key is
+ * missing or of the wrong type. */
+int gguf_get_u32(const gguf_file *g, const char *key, uint32_t *out);
+int gguf_get_i64(const gguf_file *g, const char *key, int64_t *out);
+int gguf_get_f32(const gguf_file *g, const char *key, float *out);
+/* String value of a STRING key, or NULL (and an error) when missing or not a string. */
+const char *gguf_get_str(const gguf_file *g, const char *key);
+
+/* Bytes per row of ne0 elements of a ggml type; 0 for unsupported types or ne0 not a multiple of
+ * the type's block size. */
+size_t ggml_row_size(uint32_t type, int64_t ne0);
+/* Human-readable type name ("F32", "F16", "Q8_0", ...); "?" for unknown. */
+const char *ggml_type_name(uint32_t type);
+
+/* IEEE half <-> float conversions (round to nearest even). */
+float slim_fp16_to_fp32(uint16_t h);
+uint16_t slim_fp32_to_fp16(float f);
+
+/* Writer: builds a GGUF v3 file in memory order (kvs, then tensor infos, then aligned data) and
+ * writes it atomically (temporary name, then rename). Tensor data is copied at add time. */
+typedef struct gguf_writer gguf_writer;
+
+gguf_writer *gguf_writer_init(void);
+void gguf_writer_free(gguf_writer *w);
+/* Copies one key/value (any type, arrays included) as read from another file. Replaces an
+ * existing key of the same name. */
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
+void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
+void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
+void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
+/* Adds a tensor of the given ggml type and shape (ne[0] fastest); data holds
+ * ggml_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. Returns 0 or -1 (bad shape/type, duplicate). */
+int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                           const int64_t *ne, const void *data);
+/* Writes the file (alignment 32 unless general.alignment was set). Returns 0 or -1. */
+int gguf_writer_write(gguf_writer *w, const char *path);
+
+#endif
