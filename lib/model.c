@@ -1,0 +1,503 @@
+/* model.c — llama forward/backward with LoRA; see model.h. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ops.h"
+
+const char *const lora_target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char *const lora_target_gguf_names[LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                                            "ffn_gate", "ffn_up", "ffn_down"};
+const char *const lora_target_peft_names[LORA_N_TARGETS] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+
+int lora_target_index(const char *name) {
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (strcmp(name, lora_target_names[t]) == 0) return t;
+    return -1;
+}
+
+void model_target_shape(const llama_config *c, int target, int *in, int *out) {
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    switch (target) {
+    case LORA_Q: *in = c->dim; *out = qd; break;
+    case LORA_K: case LORA_V: *in = c->dim; *out = kvd; break;
+    case LORA_O: *in = qd; *out = c->dim; break;
+    case LORA_GATE: case LORA_UP: *in = c->dim; *out = c->ffn_dim; break;
+    default: *in = c->ffn_dim; *out = c->dim; break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* loading */
+
+static int model_read_u32(const gguf_file *g, const char *key, int *out, int required, int dflt) {
+    uint32_t v;
+    if (!gguf_find_kv(g, key)) {
+        if (required) return slim_set_error("%s: missing metadata key %s", g->path, key);
+        *out = dflt;
+        return 0;
+    }
+    if (gguf_get_u32(g, key, &v) != 0) return -1;
+    if (v == 0 || v > (1u << 24)) return slim_set_error("%s: %s = %u is out of range", g->path, key, v);
+    *out = (int)v;
+    return 0;
+}
+
+/* Converts tensor `name` of shape [ne0, ne1] (ne1 = 1 for vectors) into dst as F32. */
+static int model_load_tensor(const gguf_file *g, const char *name, float *dst, int64_t ne0, int64_t ne1) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (!t) return slim_set_error("%s: missing tensor %s", g->path, name);
+    int64_t want1 = ne1;
+    if (t->ne[0] != ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return slim_set_error("%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", g->path,
+                              name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                              (long long)t->ne[3], (long long)ne0, (long long)ne1);
+    size_t n = (size_t)ne0 * (size_t)ne1;
+    if (t->type == GGML_TYPE_F32) {
+        memcpy(dst, t->data, n * sizeof(float));
+    } else if (t->type == GGML_TYPE_F16) {
+        const uint16_t *s = t->data;
+        for (size_t i = 0; i < n; i++) dst[i] = slim_fp16_to_fp32(s[i]);
+    } else if (t->type == GGML_TYPE_BF16) {
+        const uint16_t *s = t->data;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)s[i] << 16;
+            memcpy(&dst[i], &bits, 4);
+        }
+    } else {
+        return slim_set_error("%s: tensor %s has type %s; only F32, F16 and BF16 bases are supported", g->path,
+                              name, ggml_type_name(t->type));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(dst[i])) return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, name, i);
+    return 0;
+}
+
+int model_load(llama_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    if (gguf_open(&m->gguf, path) != 0) return -1;
+    gguf_file *g = &m->gguf;
+    llama_config *c = &m->cfg;
+    const char *arch = gguf_get_str(g, "general.architecture");
+    if (!arch) goto fail;
+    if (strcmp(arch, "llama") != 0) {
+        slim_set_error("%s: general.architecture is '%s'; supported: llama", path, arch);
+        goto fail;
+    }
+    if (model_read_u32(g, "llama.embedding_length", &c->dim, 1, 0) || model_read_u32(g, "llama.block_count", &c->n_layers, 1, 0) ||
+        model_read_u32(g, "llama.attention.head_count", &c->n_heads, 1, 0) ||
+        model_read_u32(g, "llama.attention.head_count_kv", &c->n_kv_heads, 0, c->n_heads) ||
+        model_read_u32(g, "llama.feed_forward_length", &c->ffn_dim, 1, 0) ||
+        model_read_u32(g, "llama.context_length", &c->ctx_len, 0, 2048))
+        goto fail;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    if (gguf_find_kv(g, "llama.attention.layer_norm_rms_epsilon") &&
+        gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps) != 0) goto fail;
+    if (gguf_find_kv(g, "llama.rope.freq_base") && gguf_get_f32(g, "llama.rope.freq_base", &c->rope_theta) != 0) goto fail;
+    if (c->dim % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0) {
+        slim_set_error("%s: embedding_length %d / head_count %d / head_count_kv %d do not divide", path, c->dim,
+                       c->n_heads, c->n_kv_heads);
+        goto fail;
+    }
+    c->head_dim = c->dim / c->n_heads;
+    if (c->head_dim % 2) { slim_set_error("%s: head dimension %d is odd; RoPE needs pairs", path, c->head_dim); goto fail; }
+    int rope_dims;
+    if (model_read_u32(g, "llama.rope.dimension_count", &rope_dims, 0, c->head_dim)) goto fail;
+    if (rope_dims != c->head_dim) {
+        slim_set_error("%s: llama.rope.dimension_count %d != head dimension %d (partial RoPE is not supported)", path,
+                       rope_dims, c->head_dim);
+        goto fail;
+    }
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    if (!te) { slim_set_error("%s: missing tensor token_embd.weight", path); goto fail; }
+    if (te->ne[1] <= 0 || te->ne[1] > (1 << 24)) { slim_set_error("%s: token_embd.weight has a bad vocabulary size", path); goto fail; }
+    c->vocab_size = (int)te->ne[1];
+    if (tokenizer_init_gguf(&m->tok, g) != 0) goto fail;
+    if (m->tok.n_vocab != c->vocab_size) {
+        slim_set_error("%s: tokenizer has %d tokens but token_embd.weight has %d rows", path, m->tok.n_vocab, c->vocab_size);
+        goto fail;
+    }
+
+    /* one allocation for every frozen weight */
+    int has_output = gguf_find_tensor(g, "output.weight") != NULL;
+    size_t per_layer = 2 * (size_t)c->dim;
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        int in, out;
+        model_target_shape(c, t, &in, &out);
+        per_layer += (size_t)in * out;
+    }
+    size_t embd = (size_t)c->vocab_size * c->dim;
+    m->n_params = embd * (has_output ? 2 : 1) + c->dim + per_layer * c->n_layers;
+    m->params = slim_malloc(m->n_params * sizeof(float));
+    m->layers = slim_calloc(c->n_layers, sizeof(llama_layer));
+    float *p = m->params;
+    m->tok_embd = p; p += embd;
+    if (model_load_tensor(g, "token_embd.weight", m->tok_embd, c->dim, c->vocab_size)) goto fail;
+    if (has_output) {
+        m->output = p; p += embd;
+        if (model_load_tensor(g, "output.weight", m->output, c->dim, c->vocab_size)) goto fail;
+    } else {
+        m->output = m->tok_embd;
+    }
+    m->output_norm = p; p += c->dim;
+    if (model_load_tensor(g, "output_norm.weight", m->output_norm, c->dim, 1)) goto fail;
+    char name[128];
+    for (int l = 0; l < c->n_layers; l++) {
+        llama_layer *L = &m->layers[l];
+        L->attn_norm = p; p += c->dim;
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if (model_load_tensor(g, name, L->attn_norm, c->dim, 1)) goto fail;
+        L->ffn_norm = p; p += c->dim;
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        if (model_load_tensor(g, name, L->ffn_norm, c->dim, 1)) goto fail;
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            int in, out;
+            model_target_shape(c, t, &in, &out);
+            L->w[t] = p; p += (size_t)in * out;
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lora_target_gguf_names[t]);
+            if (model_load_tensor(g, name, L->w[t], in, out)) goto fail;
+        }
+    }
+    return 0;
+fail:
+    model_free(m);
+    return -1;
+}
+
+void model_free(llama_model *m) {
+    free(m->params);
+    free(m->layers);
+    if (m->tok.pieces) tokenizer_free(&m->tok);
+    if (m->gguf.map) gguf_close(&m->gguf);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* LoRA adapters */
+
+void lora_init(lora_adapter *a, const llama_config *c, int r, float alpha, const int *targets, uint64_t seed) {
+    memset(a, 0, sizeof *a);
+    a->r = r;
+    a->alpha = alpha;
+    a->scale = alpha / (float)r;
+    a->n_layers = c->n_layers;
+    size_t n = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        a->enabled[t] = targets[t] != 0;
+        if (!a->enabled[t]) continue;
+        int in, out;
+        model_target_shape(c, t, &in, &out);
+        n += (size_t)r * (in + out) * c->n_layers;
+    }
+    a->n_params = n;
+    a->params = slim_calloc(n, sizeof(float));
+    a->A = slim_calloc((size_t)c->n_layers * LORA_N_TARGETS, sizeof(float *));
+    a->B = slim_calloc((size_t)c->n_layers * LORA_N_TARGETS, sizeof(float *));
+    slim_rng rng;
+    slim_rng_seed(&rng, seed);
+    float *p = a->params;
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!a->enabled[t]) continue;
+            int in, out;
+            model_target_shape(c, t, &in, &out);
+            float *A = a->A[l * LORA_N_TARGETS + t] = p;
+            p += (size_t)r * in;
+            a->B[l * LORA_N_TARGETS + t] = p; /* zero: the adapted model starts equal to the base */
+            p += (size_t)out * r;
+            /* Kaiming-uniform with a = sqrt(5) as PEFT/torch.nn.Linear: bound = 1/sqrt(fan_in) */
+            float bound = 1.0f / sqrtf((float)in);
+            for (size_t i = 0; i < (size_t)r * in; i++) A[i] = (2.0f * slim_rng_uniform(&rng) - 1.0f) * bound;
+        }
+    }
+}
+
+void lora_free(lora_adapter *a) {
+    free(a->params);
+    free(a->A);
+    free(a->B);
+    memset(a, 0, sizeof *a);
+}
+
+size_t lora_offset_A(const lora_adapter *a, int layer, int target) {
+    return (size_t)(a->A[layer * LORA_N_TARGETS + target] - a->params);
+}
+
+size_t lora_offset_B(const lora_adapter *a, int layer, int target) {
+    return (size_t)(a->B[layer * LORA_N_TARGETS + target] - a->params);
+}
+
+int lora_save(const lora_adapter *a, const llama_model *m, const char *path) {
+    gguf_writer *w = gguf_writer_init();
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.type", "adapter");
+    gguf_writer_set_str(w, "general.name", "slimtune LoRA adapter");
+    gguf_writer_set_str(w, "adapter.type", "lora");
+    gguf_writer_set_f32(w, "adapter.lora.alpha", a->alpha);
+    char name[128];
+    int rc = 0;
+    for (int l = 0; l < a->n_layers && rc == 0; l++) {
+        for (int t = 0; t < LORA_N_TARGETS && rc == 0; t++) {
+            if (!a->enabled[t]) continue;
+            int in, out;
+            model_target_shape(&m->cfg, t, &in, &out);
+            int64_t neA[2] = {in, a->r}, neB[2] = {a->r, out};
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, lora_target_gguf_names[t]);
+            rc = gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 2, neA, a->A[l * LORA_N_TARGETS + t]);
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, lora_target_gguf_names[t]);
+            if (rc == 0) rc = gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 2, neB, a->B[l * LORA_N_TARGETS + t]);
+        }
+    }
+    if (rc == 0) rc = gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    return rc;
+}
+
+int lora_load(lora_adapter *a, const llama_model *m, const char *path) {
+    gguf_file g;
+    if (gguf_open(&g, path) != 0) return -1;
+    const char *type = gguf_get_str(&g, "adapter.type");
+    float alpha;
+    if (!type || strcmp(type, "lora") != 0) {
+        slim_set_error("%s: adapter.type is not 'lora'", path);
+        goto fail;
+    }
+    if (gguf_get_f32(&g, "adapter.lora.alpha", &alpha) != 0) goto fail;
+    int targets[LORA_N_TARGETS] = {0}, r = -1;
+    char name[128];
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        snprintf(name, sizeof name, "blk.0.%s.weight.lora_a", lora_target_gguf_names[t]);
+        const gguf_tensor *ta = gguf_find_tensor(&g, name);
+        if (!ta) continue;
+        targets[t] = 1;
+        if (r < 0) r = (int)ta->ne[1];
+    }
+    if (r <= 0) { slim_set_error("%s: no LoRA tensors for layer 0", path); goto fail; }
+    lora_init(a, &m->cfg, r, alpha, targets, 1);
+    for (int l = 0; l < a->n_layers; l++) {
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!targets[t]) continue;
+            int in, out;
+            model_target_shape(&m->cfg, t, &in, &out);
+            for (int ab = 0; ab < 2; ab++) {
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, lora_target_gguf_names[t], ab ? 'b' : 'a');
+                const gguf_tensor *x = gguf_find_tensor(&g, name);
+                int64_t ne0 = ab ? r : in, ne1 = ab ? out : r;
+                if (!x || x->type != GGML_TYPE_F32 || x->ne[0] != ne0 || x->ne[1] != ne1) {
+                    slim_set_error("%s: tensor %s missing, not F32, or not of shape [%lld, %lld]", path, name,
+                                   (long long)ne0, (long long)ne1);
+                    lora_free(a);
+                    goto fail;
+                }
+                memcpy(ab ? a->B[l * LORA_N_TARGETS + t] : a->A[l * LORA_N_TARGETS + t], x->data,
+                       (size_t)ne0 * ne1 * sizeof(float));
+            }
+        }
+    }
+    gguf_close(&g);
+    return 0;
+fail:
+    gguf_close(&g);
+    return -1;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* activations */
+
+void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
+    memset(s, 0, sizeof *s);
+    s->B = B;
+    s->T = T;
+    s->lora_r = lora_r;
+    size_t N = (size_t)B * T, L = c->n_layers, d = c->dim, f = c->ffn_dim, V = c->vocab_size;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = lora_r > 0 ? lora_r : 1;
+    size_t sizes[] = {
+        (L + 1) * N * d, L * N * d, L * N, L * N * qd, L * N * kvd, L * N * kvd, L * B * c->n_heads * T * T,
+        L * N * qd, L * N * d, L * N * d, L * N, L * N * f, L * N * f, L * N * f, L * LORA_N_TARGETS * N * r,
+        N * d, N, N * d, N * V, N,
+        N * d, N * d, N * d, N * d, N * qd, N * kvd, N * kvd, N * qd, N * f, N * f, N * f, N * r,
+        (size_t)ops_attention_scratch_size(T)};
+    float **ptrs[] = {&s->x, &s->xn1, &s->rstd1, &s->q, &s->k, &s->v, &s->att, &s->atty, &s->xmid, &s->xn2,
+                      &s->rstd2, &s->g, &s->u, &s->h, &s->lu, &s->xf, &s->rstdf, &s->sel_x, &s->logits, &s->losses,
+                      &s->dx, &s->dxn, &s->dsel, &s->dxf, &s->dq, &s->dk, &s->dv, &s->datty, &s->dg, &s->du, &s->dh,
+                      &s->dlu, &s->att_scratch};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    s->mem = slim_calloc(total, sizeof(float));
+    float *p = s->mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { *ptrs[i] = p; p += sizes[i]; }
+    s->pos = slim_malloc(N * sizeof(int32_t));
+    s->sel_row = slim_malloc(N * sizeof(int32_t));
+    s->sel_tgt = slim_malloc(N * sizeof(int32_t));
+}
+
+void acts_free(llama_acts *s) {
+    free(s->mem);
+    free(s->pos);
+    free(s->sel_row);
+    free(s->sel_tgt);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* forward and backward */
+
+/* y [N,out] = x W^T (+ LoRA delta, saving its inner activation in lu) for projection t of layer l. */
+static void model_proj_forward(float *y, float *lu, const float *x, const llama_model *m, const lora_adapter *lora,
+                               int l, int t, int N) {
+    int in, out;
+    model_target_shape(&m->cfg, t, &in, &out);
+    matmul_forward(y, x, m->layers[l].w[t], N, in, out, 0.0f);
+    if (lora && lora->enabled[t])
+        lora_forward(y, lu, x, lora->A[l * LORA_N_TARGETS + t], lora->B[l * LORA_N_TARGETS + t], N, in, out, lora->r,
+                     lora->scale);
+}
+
+/* dx [N,in] += dy W (+ LoRA path); dlora gets dA, dB of projection t of layer l. */
+static void model_proj_backward(float *dx, float *dlora, const float *dy, const float *x, const float *lu,
+                                const llama_model *m, const lora_adapter *lora, llama_acts *s, int l, int t, int N) {
+    int in, out;
+    model_target_shape(&m->cfg, t, &in, &out);
+    matmul_backward(dx, NULL, dy, x, m->layers[l].w[t], N, in, out);
+    if (lora && lora->enabled[t])
+        lora_backward(dx, dlora + lora_offset_A(lora, l, t), dlora + lora_offset_B(lora, l, t), s->dlu, dy, x, lu,
+                      lora->A[l * LORA_N_TARGETS + t], lora->B[l * LORA_N_TARGETS + t], N, in, out, lora->r,
+                      lora->scale);
+}
+
+double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+                     const int32_t *tokens, const int32_t *targets, int B, int T,
+                     float *target_logprob, float *all_logits) {
+    const llama_config *c = &m->cfg;
+    const int N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
+    const size_t qd = (size_t)H * hd, kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
+    s->cur_B = B;
+    s->cur_T = T;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) s->pos[b * T + t] = t;
+
+    embedding_forward(s->x, tokens, m->tok_embd, N, d);
+    for (int l = 0; l < c->n_layers; l++) {
+        const llama_layer *L = &m->layers[l];
+        float *x = s->x + (size_t)l * N * d, *xnext = s->x + (size_t)(l + 1) * N * d;
+        float *xn1 = s->xn1 + (size_t)l * N * d, *rstd1 = s->rstd1 + (size_t)l * N;
+        float *q = s->q + (size_t)l * N * qd, *k = s->k + (size_t)l * N * kvd, *v = s->v + (size_t)l * N * kvd;
+        float *att = s->att + (size_t)l * B * H * T * T, *atty = s->atty + (size_t)l * N * qd;
+        float *xmid = s->xmid + (size_t)l * N * d;
+        float *xn2 = s->xn2 + (size_t)l * N * d, *rstd2 = s->rstd2 + (size_t)l * N;
+        float *g = s->g + (size_t)l * N * f, *u = s->u + (size_t)l * N * f, *h = s->h + (size_t)l * N * f;
+        float *lu = s->lu + (size_t)l * LORA_N_TARGETS * N * r;
+#define LU(t) (lu + (size_t)(t) * N * r)
+        rmsnorm_forward(xn1, rstd1, x, L->attn_norm, N, d, c->norm_eps);
+        model_proj_forward(q, LU(LORA_Q), xn1, m, lora, l, LORA_Q, N);
+        model_proj_forward(k, LU(LORA_K), xn1, m, lora, l, LORA_K, N);
+        model_proj_forward(v, LU(LORA_V), xn1, m, lora, l, LORA_V, N);
+        rope_forward(q, s->pos, N, H, hd, c->rope_theta);
+        rope_forward(k, s->pos, N, Hkv, hd, c->rope_theta);
+        if (s->kv_f16)
+            for (size_t i = 0; i < (size_t)N * kvd; i++) {
+                k[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(k[i]));
+                v[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(v[i]));
+            }
+        attention_forward(atty, att, q, k, v, B, T, H, Hkv, hd);
+        model_proj_forward(xmid, LU(LORA_O), atty, m, lora, l, LORA_O, N);
+        residual_forward(xmid, xmid, x, (long)N * d);
+        rmsnorm_forward(xn2, rstd2, xmid, L->ffn_norm, N, d, c->norm_eps);
+        model_proj_forward(g, LU(LORA_GATE), xn2, m, lora, l, LORA_GATE, N);
+        model_proj_forward(u, LU(LORA_UP), xn2, m, lora, l, LORA_UP, N);
+        swiglu_forward(h, g, u, N, f);
+        model_proj_forward(xnext, LU(LORA_DOWN), h, m, lora, l, LORA_DOWN, N);
+        residual_forward(xnext, xnext, xmid, (long)N * d);
+#undef LU
+    }
+    rmsnorm_forward(s->xf, s->rstdf, s->x + (size_t)c->n_layers * N * d, m->output_norm, N, d, c->norm_eps);
+    if (all_logits) matmul_forward(all_logits, s->xf, m->output, N, d, c->vocab_size, 0.0f);
+
+    /* the output head runs only on rows that carry a target */
+    int M = 0;
+    if (targets) {
+        for (int n = 0; n < N; n++) {
+            if (targets[n] < 0) continue;
+            s->sel_row[M] = n;
+            s->sel_tgt[M] = targets[n];
+            memcpy(s->sel_x + (size_t)M * d, s->xf + (size_t)n * d, sizeof(float) * d);
+            M++;
+        }
+    }
+    s->n_sel = M;
+    double loss = 0.0;
+    if (M > 0) {
+        matmul_forward(s->logits, s->sel_x, m->output, M, d, c->vocab_size, 0.0f);
+        loss = crossentropy_forward(s->logits, s->losses, s->sel_tgt, M, c->vocab_size);
+    }
+    if (target_logprob) {
+        memset(target_logprob, 0, sizeof(float) * N);
+        for (int i = 0; i < M; i++) target_logprob[s->sel_row[i]] = -s->losses[i];
+    }
+    return loss;
+}
+
+void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *s, float *dlora, float loss_scale) {
+    const llama_config *c = &m->cfg;
+    const int B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads,
+              Hkv = c->n_kv_heads, hd = c->head_dim, M = s->n_sel;
+    const size_t qd = (size_t)H * hd, kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
+
+    /* head: dlogits -> dsel [M,d] -> scattered into dxf [N,d] -> final RMSNorm -> dx */
+    memset(s->dxf, 0, sizeof(float) * N * d);
+    memset(s->dx, 0, sizeof(float) * N * d);
+    if (M > 0) {
+        crossentropy_backward(s->logits, s->sel_tgt, M, c->vocab_size, loss_scale);
+        memset(s->dsel, 0, sizeof(float) * M * d);
+        matmul_backward(s->dsel, NULL, s->logits, s->sel_x, m->output, M, d, c->vocab_size);
+        for (int i = 0; i < M; i++)
+            memcpy(s->dxf + (size_t)s->sel_row[i] * d, s->dsel + (size_t)i * d, sizeof(float) * d);
+    }
+    rmsnorm_backward(s->dx, NULL, s->dxf, s->x + (size_t)c->n_layers * N * d, m->output_norm, s->rstdf, N, d);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        const llama_layer *L = &m->layers[l];
+        float *x = s->x + (size_t)l * N * d;
+        float *xn1 = s->xn1 + (size_t)l * N * d, *rstd1 = s->rstd1 + (size_t)l * N;
+        float *q = s->q + (size_t)l * N * qd, *k = s->k + (size_t)l * N * kvd, *v = s->v + (size_t)l * N * kvd;
+        float *att = s->att + (size_t)l * B * H * T * T, *atty = s->atty + (size_t)l * N * qd;
+        float *xmid = s->xmid + (size_t)l * N * d;
+        float *xn2 = s->xn2 + (size_t)l * N * d, *rstd2 = s->rstd2 + (size_t)l * N;
+        float *g = s->g + (size_t)l * N * f, *u = s->u + (size_t)l * N * f, *h = s->h + (size_t)l * N * f;
+        float *lu = s->lu + (size_t)l * LORA_N_TARGETS * N * r;
+#define LU(t) (lu + (size_t)(t) * N * r)
+        /* x_{l+1} = xmid + down(h): dx holds d x_{l+1} and continues as d xmid through the residual */
+        memset(s->dh, 0, sizeof(float) * N * f);
+        model_proj_backward(s->dh, dlora, s->dx, h, LU(LORA_DOWN), m, lora, s, l, LORA_DOWN, N);
+        memset(s->dg, 0, sizeof(float) * N * f);
+        memset(s->du, 0, sizeof(float) * N * f);
+        swiglu_backward(s->dg, s->du, s->dh, g, u, N, f);
+        memset(s->dxn, 0, sizeof(float) * N * d);
+        model_proj_backward(s->dxn, dlora, s->dg, xn2, LU(LORA_GATE), m, lora, s, l, LORA_GATE, N);
+        model_proj_backward(s->dxn, dlora, s->du, xn2, LU(LORA_UP), m, lora, s, l, LORA_UP, N);
+        rmsnorm_backward(s->dx, NULL, s->dxn, xmid, L->ffn_norm, rstd2, N, d);
+        /* xmid = x + o(atty): dx holds d xmid and continues as d x */
+        memset(s->datty, 0, sizeof(float) * N * qd);
+        model_proj_backward(s->datty, dlora, s->dx, atty, LU(LORA_O), m, lora, s, l, LORA_O, N);
+        memset(s->dq, 0, sizeof(float) * N * qd);
+        memset(s->dk, 0, sizeof(float) * N * kvd);
+        memset(s->dv, 0, sizeof(float) * N * kvd);
+        attention_backward(s->dq, s->dk, s->dv, s->att_scratch, s->datty, q, k, v, att, B, T, H, Hkv, hd);
+        rope_backward(s->dq, s->pos, N, H, hd, c->rope_theta);
+        rope_backward(s->dk, s->pos, N, Hkv, hd, c->rope_theta);
+        memset(s->dxn, 0, sizeof(float) * N * d);
+        model_proj_backward(s->dxn, dlora, s->dq, xn1, LU(LORA_Q), m, lora, s, l, LORA_Q, N);
+        model_proj_backward(s->dxn, dlora, s->dk, xn1, LU(LORA_K), m, lora, s, l, LORA_K, N);
+        model_proj_backward(s->dxn, dlora, s->dv, xn1, LU(LORA_V), m, lora, s, l, LORA_V, N);
+        if (l > 0) /* the embedding is frozen: no gradient is needed below layer 0 */
+            rmsnorm_backward(s->dx, NULL, s->dxn, x, L->attn_norm, rstd1, N, d);
+#undef LU
+    }
+}

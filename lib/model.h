@@ -1,0 +1,141 @@
+/* model.h — a llama-architecture transformer (token embedding, RMSNorm, RoPE, causal grouped-query
+ * attention, SwiGLU, output head) with LoRA adapters: loading from GGUF, forward, backward.
+ *
+ * Follow a token: embedding row -> per layer [RMSNorm -> q,k,v (+LoRA) -> RoPE -> causal GQA
+ * attention -> o (+LoRA) -> residual -> RMSNorm -> gate,up (+LoRA) -> SwiGLU -> down (+LoRA) ->
+ * residual] -> final RMSNorm -> output head -> logits. Tensor names follow llama.cpp's GGUF
+ * convention (token_embd, blk.N.attn_q, ..., output_norm, output). */
+#ifndef SLIM_MODEL_H
+#define SLIM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+typedef struct llama_config {
+    int dim;          /* llama.embedding_length */
+    int n_layers;     /* llama.block_count */
+    int n_heads;      /* llama.attention.head_count */
+    int n_kv_heads;   /* llama.attention.head_count_kv (GQA) */
+    int head_dim;     /* dim / n_heads */
+    int ffn_dim;      /* llama.feed_forward_length */
+    int vocab_size;   /* rows of token_embd */
+    int ctx_len;      /* llama.context_length */
+    float norm_eps;   /* llama.attention.layer_norm_rms_epsilon */
+    float rope_theta; /* llama.rope.freq_base (default 10000) */
+} llama_config;
+
+/* The seven projections LoRA can adapt, in PEFT's names: q_proj k_proj v_proj o_proj gate_proj
+ * up_proj down_proj; GGUF names attn_q attn_k attn_v attn_output ffn_gate ffn_up ffn_down. */
+enum lora_target { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS };
+extern const char *const lora_target_names[LORA_N_TARGETS];      /* "q", "k", ... "down" */
+extern const char *const lora_target_gguf_names[LORA_N_TARGETS]; /* "attn_q", ... "ffn_down" */
+extern const char *const lora_target_peft_names[LORA_N_TARGETS]; /* "self_attn.q_proj", ... "mlp.down_proj" */
+/* Index of a target by short name ("q".."down"), or -1. */
+int lora_target_index(const char *name);
+
+typedef struct llama_layer {
+    float *attn_norm; /* [dim] */
+    float *w[LORA_N_TARGETS]; /* q [H*hd,dim], k,v [Hkv*hd,dim], o [dim,H*hd], gate,up [ffn,dim], down [dim,ffn] */
+    float *ffn_norm;  /* [dim] */
+} llama_layer;
+
+typedef struct llama_model {
+    llama_config cfg;
+    gguf_file gguf;     /* the base file, kept open for its metadata */
+    tokenizer tok;
+    float *params;      /* every frozen weight, F32, one allocation */
+    size_t n_params;
+    float *tok_embd;    /* [vocab, dim] */
+    float *output_norm; /* [dim] */
+    float *output;      /* [vocab, dim] (token_embd when the file has no output.weight: tied) */
+    llama_layer *layers;/* [n_layers] */
+} llama_model;
+
+/* Loads a llama GGUF (F32/F16/BF16 tensors, converted to F32) and its tokenizer. Returns 0, or -1
+ * naming the file and the missing/mis-shaped tensor or key. */
+int model_load(llama_model *m, const char *path);
+void model_free(llama_model *m);
+/* Input and output features of a projection (e.g. q: in dim, out n_heads*head_dim). */
+void model_target_shape(const llama_config *c, int target, int *in, int *out);
+
+/* LoRA adapters (Hu et al. 2021): W' = W + (alpha / r) B A per adapted projection, A [r,in],
+ * B [out,r]; A Kaiming-uniform (PEFT: bound 1/sqrt(in)), B zero. All A and B in one allocation. */
+typedef struct lora_adapter {
+    int r;
+    float alpha;
+    float scale;                 /* alpha / r */
+    int enabled[LORA_N_TARGETS];
+    int n_layers;
+    float *params;               /* every A and B */
+    size_t n_params;
+    float **A;                   /* [n_layers * LORA_N_TARGETS], NULL where not enabled */
+    float **B;
+} lora_adapter;
+
+/* Allocates adapters on the enabled targets (targets[t] != 0) and initialises them from seed. */
+void lora_init(lora_adapter *a, const llama_config *c, int r, float alpha, const int *targets, uint64_t seed);
+void lora_free(lora_adapter *a);
+/* Offsets of A/B of (layer, target) inside params, for views over a gradient buffer of the same layout. */
+size_t lora_offset_A(const lora_adapter *a, int layer, int target);
+size_t lora_offset_B(const lora_adapter *a, int layer, int target);
+/* Saves the adapter as a llama.cpp LoRA GGUF (general.type=adapter, adapter.type=lora,
+ * adapter.lora.alpha; tensors blk.N.<gguf name>.weight.lora_a [ne: in, r] and .lora_b [ne: r, out]). */
+int lora_save(const lora_adapter *a, const llama_model *m, const char *path);
+/* Loads an adapter saved by lora_save (checks the shapes against the model). */
+int lora_load(lora_adapter *a, const llama_model *m, const char *path);
+
+/* Activations and scratch for micro-batches of up to B sequences of up to T tokens; allocated once. */
+typedef struct llama_acts {
+    int B, T;            /* capacity */
+    int cur_B, cur_T;    /* shape of the last forward */
+    int n_sel;           /* rows with a target in the last forward */
+    float *mem;          /* one allocation for every buffer below */
+    int32_t *pos;        /* [B*T] */
+    float *x;            /* [L+1][N,dim] residual stream entering each layer; x[L] leaves the last */
+    float *xn1, *rstd1;  /* [L][N,dim], [L][N] */
+    float *q, *k, *v;    /* [L][N,H*hd], [L][N,Hkv*hd] x2 (after RoPE for q,k) */
+    float *att;          /* [L][B,H,T,T] */
+    float *atty;         /* [L][N,H*hd] attention output before o */
+    float *xmid;         /* [L][N,dim] */
+    float *xn2, *rstd2;  /* [L][N,dim], [L][N] */
+    float *g, *u, *h;    /* [L][N,ffn] gate, up, silu(gate)*up */
+    float *lu;           /* [L][7][N,r] LoRA inner activations x A^T */
+    float *xf, *rstdf;   /* [N,dim], [N] final norm */
+    int32_t *sel_row;    /* [N] row of each selected target */
+    int32_t *sel_tgt;    /* [N] target id of each selected row */
+    float *sel_x;        /* [N,dim] */
+    float *logits;       /* [N,vocab] (selected rows only) */
+    float *losses;       /* [N] */
+    /* backward scratch */
+    float *dx, *dxn, *dsel, *dxf;    /* [N,dim], [N,dim], [N,dim], [N,dim] */
+    float *dq, *dk, *dv, *datty;     /* [N,H*hd], [N,Hkv*hd] x2, [N,H*hd] */
+    float *dg, *du, *dh;             /* [N,ffn] */
+    float *dlu;                      /* [N,r] */
+    float *att_scratch;              /* ops_attention_scratch_size(T) */
+    int lora_r;
+    int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
+                            default F16 KV cache does (to compare with figures taken with it) */
+} llama_acts;
+
+void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r);
+void acts_free(llama_acts *s);
+
+/* Forward pass over tokens [B,T] (row b's positions are 0..T-1). targets [B,T]: the id each
+ * position must predict, -1 for none (prompt, padding); the head runs only on rows with a target.
+ * Returns the summed cross-entropy over targets (nats) and stores their count in s->n_sel.
+ * target_logprob [B,T], when not NULL, receives log p(target) per position (0 where none).
+ * lora may be NULL (base model). all_logits [B*T, vocab], when not NULL, receives the logits of
+ * every position (for checks against llama.cpp; costs a full head). */
+double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+                     const int32_t *tokens, const int32_t *targets, int B, int T,
+                     float *target_logprob, float *all_logits);
+
+/* Backward pass of the last forward: dlora (same layout as lora->params) += d(loss_scale * summed
+ * loss)/d(lora params). Frozen weights get no gradient. */
+void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *s, float *dlora,
+                    float loss_scale);
+
+#endif

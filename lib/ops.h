@@ -1,0 +1,81 @@
+/* ops.h — the forward and backward kernels of a llama-architecture transformer with LoRA, on CPU.
+ *
+ * Each op has a _forward and a _backward with the same argument order (llm.c style). Backward
+ * functions ACCUMULATE (+=) into every gradient buffer they are given (names start with d), so the
+ * caller zeroes them once per step; a NULL gradient pointer means "not needed" (frozen weights).
+ * Shapes are row-major; N = B*T rows (tokens). Matrix products go through OpenBLAS cblas_sgemm;
+ * element-wise loops use OpenMP.
+ * Weight convention (GGUF/ggml): a linear layer's weight W has ne = [in, out], i.e. it is a
+ * row-major [out, in] matrix and y = x W^T. */
+#ifndef SLIM_OPS_H
+#define SLIM_OPS_H
+
+#include <stdint.h>
+
+/* Token embedding lookup. out [N,C] = wte[tokens[n]], wte [V,C]. */
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, int N, int C);
+/* dwte [V,C] += dout rows scattered by token id. */
+void embedding_backward(float *dwte, const float *dout, const int32_t *tokens, int N, int C);
+
+/* RMSNorm (Zhang & Sennrich 2019): out = x / sqrt(mean(x^2) + eps) * w.
+ * out, inp [N,C]; w [C]; rstd [N] saved for backward (1/sqrt(mean(x^2)+eps)). */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
+/* dinp [N,C] += ..., dw [C] += ... (may be NULL); dout [N,C]. */
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C);
+
+/* Linear layer without bias: out [N,OC] = inp [N,C] W^T, W [OC,C]. beta = 0 overwrites out,
+ * beta = 1 accumulates. */
+void matmul_forward(float *out, const float *inp, const float *W, int N, int C, int OC, float beta);
+/* dinp [N,C] += dout W (may be NULL); dW [OC,C] += dout^T inp (may be NULL). */
+void matmul_backward(float *dinp, float *dW, const float *dout, const float *inp, const float *W,
+                     int N, int C, int OC);
+
+/* LoRA (Hu et al. 2021) delta on a linear layer: out [N,OC] += scale * (inp A^T) B^T, where
+ * A [r,C], B [OC,r]; u [N,r] = inp A^T is saved for backward. */
+void lora_forward(float *out, float *u, const float *inp, const float *A, const float *B,
+                  int N, int C, int OC, int r, float scale);
+/* dA [r,C] += scale * (dout B)^T inp; dB [OC,r] += scale * dout^T u; dinp [N,C] += scale * (dout B) A
+ * (may be NULL). du [N,r] is scratch. */
+void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout, const float *inp,
+                   const float *u, const float *A, const float *B, int N, int C, int OC, int r,
+                   float scale);
+
+/* Rotary position embedding (Su et al. 2021) in llama.cpp's "normal" layout: within each head of
+ * size hd, the pairs (2i, 2i+1) are rotated by angle pos * theta^(-2i/hd). In place on
+ * x [N, n_heads*hd]; pos [N] is each row's position. */
+void rope_forward(float *x, const int32_t *pos, int N, int n_heads, int hd, float theta);
+/* The inverse rotation applied to the gradient, in place on dx [N, n_heads*hd]. */
+void rope_backward(float *dx, const int32_t *pos, int N, int n_heads, int hd, float theta);
+
+/* Causal grouped-query attention for B sequences of T tokens.
+ * q [B,T,H*hd], k and v [B,T,Hkv*hd] (query head h reads kv head h / (H/Hkv)),
+ * out [B,T,H*hd]; att [B,H,T,T] saves the softmax probabilities (row i has zeros for j > i).
+ * Scores are scaled by 1/sqrt(hd). Positions beyond a sequence's real length (right padding) only
+ * attend to earlier positions, so they never affect real positions. */
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int Hkv, int hd);
+/* dq [B,T,H*hd], dk and dv [B,T,Hkv*hd] += ...; dout [B,T,H*hd]; scratch [n_threads][T*T] floats
+ * (ops_attention_scratch_size gives the total). */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *q, const float *k, const float *v, const float *att,
+                        int B, int T, int H, int Hkv, int hd);
+/* Floats of scratch attention_backward needs for sequences of length T. */
+long ops_attention_scratch_size(int T);
+
+/* SwiGLU (Shazeer 2020): out = silu(gate) * up, all [N,F]. */
+void swiglu_forward(float *out, const float *gate, const float *up, int N, int F);
+/* dgate, dup [N,F] += ...; dout [N,F]. */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                     int N, int F);
+
+/* Residual add: out [n] = a + b. */
+void residual_forward(float *out, const float *a, const float *b, long n);
+
+/* Softmax cross-entropy over M selected rows. logits [M,V] are overwritten by their softmax
+ * probabilities; losses [M] = -log p[target]; returns the sum of losses. */
+double crossentropy_forward(float *logits, float *losses, const int32_t *targets, int M, int V);
+/* dlogits [M,V] = (probs - onehot(target)) * scale, written in place over probs. */
+void crossentropy_backward(float *probs, const int32_t *targets, int M, int V, float scale);
+
+#endif
