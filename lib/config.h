@@ -56,7 +56,8 @@ typedef struct slim_config {
 
 /* Sets every field to its default (strings duplicated, targets = all seven). */
 void config_defaults(slim_config *c);
-/* Reads a JSON config over the defaults. Returns 0, or -1 with an error naming file and key. */
+/* Sets the defaults (config_defaults), then reads a JSON config over them. Returns 0, or -1 with an
+ * error naming file and key; *c is safe to config_free() either way. */
 int config_load(slim_config *c, const char *path);
 void config_free(slim_config *c);
 /* Writes the config as JSON (all keys, resolved defaults) to path, atomically. Returns 0 or -1. */

@@ -22,7 +22,7 @@ enum gguf_type {
     GGUF_TYPE_FLOAT64 = 12, GGUF_TYPE_COUNT = 13
 };
 
-/* Tensor element types (ggml.h numbering). Only F32 and F16 are read for now. */
+/* Tensor element types (ggml.h numbering). ggml_row_size knows every type listed; the model loader converts F32, F16 and BF16. */
 enum ggml_type {
     GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, GGML_TYPE_Q4_0 = 2, GGML_TYPE_Q4_1 = 3,
     GGML_TYPE_Q5_0 = 6, GGML_TYPE_Q5_1 = 7, GGML_TYPE_Q8_0 = 8, GGML_TYPE_Q4_K = 12,

@@ -106,7 +106,6 @@ int train_main(int argc, char **argv) {
     if (!config_path) { fprintf(stderr, "slimtune train: --config is required\n"); train_usage(stderr); return 2; }
 
     slim_config cfg;
-    config_defaults(&cfg);
     if (config_load(&cfg, config_path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); return 2; }
     if (out_override) { free(cfg.out_dir); cfg.out_dir = slim_strdup(out_override); }
     if (max_steps_override >= 0) cfg.max_steps = (int)max_steps_override;

@@ -1,0 +1,594 @@
+/* eval.c — `slimtune eval`: label scoring of a held-out split, metrics, baselines, report; see eval.h.
+ *
+ * Three systems are scored on the same examples: the fine-tuned model (base + adapter), the base model
+ * alone, and the majority class of the train split. Reports go to <out_dir>/eval/report.json and
+ * report.md (atomically); the exit status is 0 when the quality gates pass, 1 when one fails, 2 on errors. */
+#include "eval.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "config.h"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* metrics */
+
+int eval_metrics_compute(eval_metrics *m, const int32_t *truth, const int32_t *pred, int64_t n, int n_labels) {
+    memset(m, 0, sizeof *m);
+    if (n < 1) return slim_set_error("eval metrics: no examples to score");
+    if (n_labels < 1) return slim_set_error("eval metrics: no labels");
+    for (int64_t i = 0; i < n; i++) {
+        if (truth[i] < 0 || truth[i] >= n_labels)
+            return slim_set_error("eval metrics: example %lld: true label %d not in 0..%d", (long long)i, truth[i],
+                                  n_labels - 1);
+        if (pred[i] < 0 || pred[i] >= n_labels)
+            return slim_set_error("eval metrics: example %lld: predicted label %d not in 0..%d", (long long)i,
+                                  pred[i], n_labels - 1);
+    }
+    int K = n_labels;
+    m->n_labels = K;
+    m->n = n;
+    m->precision = slim_calloc(K, sizeof(double));
+    m->recall = slim_calloc(K, sizeof(double));
+    m->f1 = slim_calloc(K, sizeof(double));
+    m->support = slim_calloc(K, sizeof(int64_t));
+    m->confusion = slim_calloc((size_t)K * K, sizeof(int64_t));
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        m->confusion[(size_t)truth[i] * K + pred[i]]++;
+        m->support[truth[i]]++;
+        correct += truth[i] == pred[i];
+    }
+    m->accuracy = (double)correct / (double)n;
+    double sum_f1 = 0.0;
+    for (int k = 0; k < K; k++) {
+        int64_t tp = m->confusion[(size_t)k * K + k], predicted = 0;
+        for (int j = 0; j < K; j++) predicted += m->confusion[(size_t)j * K + k];
+        m->precision[k] = predicted ? (double)tp / (double)predicted : 0.0;
+        m->recall[k] = m->support[k] ? (double)tp / (double)m->support[k] : 0.0;
+        double pr = m->precision[k] + m->recall[k];
+        m->f1[k] = pr > 0.0 ? 2.0 * m->precision[k] * m->recall[k] / pr : 0.0;
+        sum_f1 += m->f1[k];
+    }
+    m->macro_f1 = sum_f1 / K;
+    return 0;
+}
+
+void eval_metrics_free(eval_metrics *m) {
+    free(m->precision);
+    free(m->recall);
+    free(m->f1);
+    free(m->support);
+    free(m->confusion);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* scoring */
+
+int32_t *eval_completion_ids(const tokenizer *tok, const char *completion_template, const char *label_name, int *n) {
+    if (!completion_template || !*completion_template)
+        { slim_set_error("eval: the dataset has no completion_template"); return NULL; }
+    if (tok->eos_id < 0) { slim_set_error("eval: the tokenizer has no EOS token"); return NULL; }
+    /* template with every {label} replaced */
+    size_t tl = strlen(completion_template), ll = strlen(label_name), cap = tl + 1;
+    for (const char *p = completion_template; (p = strstr(p, "{label}")); p += 7) cap += ll;
+    char *text = slim_malloc(cap);
+    size_t len = 0;
+    for (const char *p = completion_template; *p;) {
+        if (strncmp(p, "{label}", 7) == 0) {
+            memcpy(text + len, label_name, ll);
+            len += ll;
+            p += 7;
+        } else {
+            text[len++] = *p++;
+        }
+    }
+    text[len] = 0;
+    int need = tokenizer_encode(tok, text, len, 0, 0, NULL, 0);
+    if (need < 0) { free(text); return NULL; }
+    int32_t *ids = slim_malloc(((size_t)need + 1) * sizeof(int32_t));
+    if (tokenizer_encode(tok, text, len, 0, 0, ids, need) != need) {
+        free(text);
+        free(ids);
+        slim_set_error("eval: tokenizer gave two different lengths for the completion of label '%s'", label_name);
+        return NULL;
+    }
+    free(text);
+    ids[need] = tok->eos_id;
+    *n = need + 1;
+    return ids;
+}
+
+void eval_argmax(const double *scores, int64_t n, int n_labels, int32_t *pred) {
+    for (int64_t i = 0; i < n; i++) {
+        int best = 0;
+        for (int k = 1; k < n_labels; k++)
+            if (scores[i * n_labels + k] > scores[i * n_labels + best]) best = k;
+        pred[i] = best;
+    }
+}
+
+typedef struct { int64_t ex; int32_t len; } eval_order;
+
+/* Longest prompts first, then example order: batches of similar length waste little padding. */
+static int eval_order_cmp(const void *a, const void *b) {
+    const eval_order *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (x->ex > y->ex) - (x->ex < y->ex);
+}
+
+int eval_score(const llama_model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+               int64_t n, int batch_rows, const char *progress, double *scores) {
+    const int K = d->n_labels, V = m->cfg.vocab_size;
+    if (K < 1) return slim_set_error("eval: the dataset has no label names");
+    if (n < 1) return slim_set_error("eval: no examples to score");
+    if (batch_rows < 1) return slim_set_error("eval: batch size %d must be at least 1", batch_rows);
+    int rc = -1;
+    int32_t **comp = slim_calloc(K, sizeof(int32_t *));
+    int *comp_len = slim_calloc(K, sizeof(int));
+    eval_order *order = slim_malloc((size_t)n * sizeof(eval_order));
+    int32_t *tokens = NULL, *targets = NULL;
+    float *logprob = NULL;
+    llama_acts s = {0};
+    int max_comp = 0;
+    for (int k = 0; k < K; k++) {
+        if (!(comp[k] = eval_completion_ids(&m->tok, d->completion_template, d->label_names[k], &comp_len[k])))
+            goto done;
+        for (int j = 0; j < comp_len[k]; j++)
+            if (comp[k][j] < 0 || comp[k][j] >= V) {
+                slim_set_error("eval: completion of label '%s' has token %d outside the vocabulary (%d)",
+                               d->label_names[k], comp[k][j], V);
+                goto done;
+            }
+        if (comp_len[k] > max_comp) max_comp = comp_len[k];
+    }
+    int max_prompt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t e = idx ? idx[i] : i;
+        if (e < 0 || e >= d->n_examples) {
+            slim_set_error("eval: example index %lld out of range (%lld examples)", (long long)e,
+                           (long long)d->n_examples);
+            goto done;
+        }
+        int32_t pl = d->prompt_len[e];
+        if (pl < 1 || d->offsets[e] + pl > d->n_tokens) {
+            slim_set_error("eval: example %lld (source line %lld): prompt length %d is out of range", (long long)e,
+                           (long long)d->source_line[e], pl);
+            goto done;
+        }
+        for (int32_t t = 0; t < pl; t++)
+            if (d->tokens[d->offsets[e] + t] >= V) {
+                slim_set_error("eval: example %lld (source line %lld): token %d is outside the vocabulary (%d)",
+                               (long long)e, (long long)d->source_line[e], d->tokens[d->offsets[e] + t], V);
+                goto done;
+            }
+        order[i].ex = i;
+        order[i].len = pl;
+        if (pl > max_prompt) max_prompt = pl;
+    }
+    qsort(order, (size_t)n, sizeof *order, eval_order_cmp);
+
+    /* A row is prompt + completion without its last token (nothing is predicted from it). */
+    const int Tmax = max_prompt + max_comp - 1, Bmax = batch_rows;
+    acts_init(&s, &m->cfg, Bmax, Tmax, lora ? lora->r : 0);
+    tokens = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
+    targets = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
+    logprob = slim_malloc((size_t)Bmax * Tmax * sizeof(float));
+    const int64_t n_rows = n * K;
+    const int pad = m->tok.eos_id >= 0 ? m->tok.eos_id : 0;
+    double t0 = slim_time_sec(), t_last = t0;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += Bmax) {
+        int B = (int)(n_rows - r0 < Bmax ? n_rows - r0 : Bmax), T = 1;
+        for (int b = 0; b < B; b++) {
+            int64_t row = r0 + b;
+            int len = order[row / K].len + comp_len[row % K] - 1;
+            if (len > T) T = len;
+        }
+        for (int b = 0; b < B; b++) {
+            int64_t row = r0 + b, i = order[row / K].ex, e = idx ? idx[i] : i;
+            int k = (int)(row % K), pl = order[row / K].len, cl = comp_len[k];
+            int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
+            memcpy(tk, d->tokens + d->offsets[e], (size_t)pl * sizeof(int32_t));
+            memcpy(tk + pl, comp[k], (size_t)(cl - 1) * sizeof(int32_t));
+            for (int t = pl + cl - 1; t < T; t++) tk[t] = pad;
+            for (int t = 0; t < T; t++) tg[t] = -1;
+            for (int j = 0; j < cl; j++) tg[pl - 1 + j] = comp[k][j];
+        }
+        model_forward(m, lora, &s, tokens, targets, B, T, logprob, NULL);
+        for (int b = 0; b < B; b++) {
+            int64_t row = r0 + b, i = order[row / K].ex;
+            int k = (int)(row % K), pl = order[row / K].len, cl = comp_len[k];
+            double sum = 0.0;
+            for (int j = 0; j < cl; j++) sum += logprob[(size_t)b * T + pl - 1 + j];
+            scores[i * K + k] = sum;
+        }
+        double now = slim_time_sec();
+        if (progress && (now - t_last > 2.0 || r0 + B == n_rows)) {
+            double done_ex = (double)(r0 + B) / K;
+            fprintf(stderr, "eval %s: %.0f/%lld examples, %.1f examples/s\n", progress, done_ex, (long long)n,
+                    done_ex / (now - t0 > 1e-9 ? now - t0 : 1e-9));
+            t_last = now;
+        }
+    }
+    rc = 0;
+done:
+    for (int k = 0; k < K; k++) free(comp[k]);
+    free(comp);
+    free(comp_len);
+    free(order);
+    free(tokens);
+    free(targets);
+    free(logprob);
+    if (s.mem) acts_free(&s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* reports */
+
+enum { SYS_FINETUNED, SYS_BASE, SYS_MAJORITY, N_SYSTEMS };
+static const char *const eval_system_names[N_SYSTEMS] = {"fine-tuned", "base", "majority"};
+
+static cJSON *eval_metrics_json(const eval_metrics *m, char *const *labels) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "accuracy", m->accuracy);
+    cJSON_AddNumberToObject(o, "macro_f1", m->macro_f1);
+    cJSON *pc = cJSON_AddObjectToObject(o, "per_class");
+    for (int k = 0; k < m->n_labels; k++) {
+        cJSON *c = cJSON_AddObjectToObject(pc, labels[k]);
+        cJSON_AddNumberToObject(c, "precision", m->precision[k]);
+        cJSON_AddNumberToObject(c, "recall", m->recall[k]);
+        cJSON_AddNumberToObject(c, "f1", m->f1[k]);
+        cJSON_AddNumberToObject(c, "support", (double)m->support[k]);
+    }
+    cJSON *cm = cJSON_AddArrayToObject(o, "confusion");
+    for (int t = 0; t < m->n_labels; t++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int p = 0; p < m->n_labels; p++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m->confusion[(size_t)t * m->n_labels + p]));
+        cJSON_AddItemToArray(cm, row);
+    }
+    return o;
+}
+
+/* Writes text to path atomically. */
+static int eval_write_text(const char *path, const char *text) {
+    char tmp[4096];
+    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return -1;
+    if (fputs(text, f) == EOF) {
+        slim_atomic_abort(f, tmp);
+        return slim_set_error("%s: write failed", path);
+    }
+    return slim_atomic_commit(f, tmp, path);
+}
+
+/* A growing string buffer for report.md. */
+typedef struct { char *s; size_t len, cap; } eval_buf;
+
+__attribute__((format(printf, 2, 3))) static void eval_printf(eval_buf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (b->s && b->len + (size_t)k < b->cap) { b->len += (size_t)k; return; }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->s = slim_realloc(b->s, b->cap);
+    }
+}
+
+/* The summary table: system | accuracy | macro-F1 | per-class P/R. */
+static void eval_md_table(eval_buf *b, const eval_metrics *ms, char *const *labels) {
+    int K = ms[0].n_labels;
+    eval_printf(b, "| system | accuracy | macro-F1 |");
+    for (int k = 0; k < K; k++) eval_printf(b, " %s P/R |", labels[k]);
+    eval_printf(b, "\n|---|---:|---:|");
+    for (int k = 0; k < K; k++) eval_printf(b, "---:|");
+    eval_printf(b, "\n");
+    for (int s = 0; s < N_SYSTEMS; s++) {
+        eval_printf(b, "| %s | %.4f | %.4f |", eval_system_names[s], ms[s].accuracy, ms[s].macro_f1);
+        for (int k = 0; k < K; k++) eval_printf(b, " %.3f / %.3f |", ms[s].precision[k], ms[s].recall[k]);
+        eval_printf(b, "\n");
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* command line */
+
+static void eval_usage(FILE *f) {
+    fprintf(f,
+            "usage: slimtune eval --config FILE [--adapter PATH] [--split NAME] [--min-accuracy X]\n"
+            "                     [--min-gain X] [--max-examples N] [--batch N]\n"
+            "  Scores every label of each example of <out_dir>/data/<split>.h5 by the log-probability of its\n"
+            "  completion given the prompt, for the fine-tuned model, the base model and the majority class of\n"
+            "  the train split. Writes <out_dir>/eval/report.json and report.md.\n"
+            "  --adapter PATH      LoRA adapter (default <out_dir>/train/adapter.gguf)\n"
+            "  --split NAME        dataset split to score (default test)\n"
+            "  --min-accuracy X    fail (exit 1) when fine-tuned accuracy < X (default eval.min_accuracy)\n"
+            "  --min-gain X        fail (exit 1) when accuracy - best baseline accuracy < X (default eval.min_gain)\n"
+            "  --max-examples N    score at most N examples (default eval.max_examples; 0 = all)\n"
+            "  --batch N           (example, label) rows per forward pass (default 32)\n"
+            "  Exit status: 0 gates pass, 1 a gate failed, 2 error.\n");
+}
+
+static int eval_parse_double(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return slim_set_error("eval: %s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int eval_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return slim_set_error("eval: %s '%s': expected an integer in [%ld, %ld]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* Formats a path into buf (capacity cap); -1 with an error when it does not fit. */
+__attribute__((format(printf, 3, 4))) static int eval_path(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap) return slim_set_error("eval: path too long (%.60s...)", buf);
+    return 0;
+}
+
+/* Checks that a dataset was tokenized by this model's tokenizer. */
+static int eval_check_fingerprint(const slim_dataset *d, const char *path, const llama_model *m, const char *model_path) {
+    if (d->tokenizer_fingerprint != m->tok.fingerprint)
+        return slim_set_error("%s: tokenizer_fingerprint %016llx does not match the tokenizer of %s (%016llx): the "
+                              "dataset was prepared for another model; run `slimtune data prepare` again",
+                              path, (unsigned long long)d->tokenizer_fingerprint, model_path,
+                              (unsigned long long)m->tok.fingerprint);
+    return 0;
+}
+
+int eval_main(int argc, char **argv) {
+    const char *config_path = NULL, *adapter_arg = NULL, *split = "test";
+    double min_acc = NAN, min_gain = NAN;
+    long max_examples = -1, batch = 32;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(stdout); return 0; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "slimtune eval: unknown option or missing value: %s\n", a);
+            eval_usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "--config")) config_path = v;
+        else if (!strcmp(a, "--adapter")) adapter_arg = v;
+        else if (!strcmp(a, "--split")) split = v;
+        else if (!strcmp(a, "--min-accuracy")) bad = eval_parse_double(a, v, 0.0, 1.0, &min_acc);
+        else if (!strcmp(a, "--min-gain")) bad = eval_parse_double(a, v, -1.0, 1.0, &min_gain);
+        else if (!strcmp(a, "--max-examples")) bad = eval_parse_int(a, v, 0, 1L << 40, &max_examples);
+        else if (!strcmp(a, "--batch")) bad = eval_parse_int(a, v, 1, 4096, &batch);
+        else {
+            fprintf(stderr, "slimtune eval: unknown option %s\n", a);
+            eval_usage(stderr);
+            return 2;
+        }
+        if (bad) { fprintf(stderr, "slimtune %s\n", slim_last_error()); return 2; }
+    }
+    if (!config_path) {
+        fprintf(stderr, "slimtune eval: --config FILE is required\n");
+        eval_usage(stderr);
+        return 2;
+    }
+    if (!*split || strchr(split, '/')) {
+        fprintf(stderr, "slimtune eval: --split '%s' must be a plain name such as test\n", split);
+        return 2;
+    }
+
+    double t_start = slim_time_sec();
+    int status = 2;
+    slim_config cfg;
+    llama_model model = {0};
+    lora_adapter lora = {0};
+    slim_dataset test = {0}, train = {0};
+    eval_metrics ms[N_SYSTEMS] = {{0}};
+    int64_t *idx = NULL;
+    int32_t *truth = NULL, *preds[N_SYSTEMS] = {NULL};
+    double *scores = NULL;
+    char *json_text = NULL;
+    cJSON *root = NULL;
+    eval_buf md = {0};
+    char test_path[4096], train_path[4096], adapter_path[4096], eval_dir[4096], json_path[4096], md_path[4096];
+    if (config_load(&cfg, config_path) != 0) {
+        fprintf(stderr, "slimtune eval: %s\n", slim_last_error());
+        return 2;
+    }
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+    if (isnan(min_acc)) min_acc = cfg.min_accuracy;
+    if (isnan(min_gain)) min_gain = cfg.min_gain;
+    if (max_examples < 0) max_examples = cfg.eval_max_examples;
+    if (eval_path(test_path, sizeof test_path, "%s/data/%s.h5", cfg.out_dir, split) ||
+        eval_path(train_path, sizeof train_path, "%s/data/train.h5", cfg.out_dir) ||
+        eval_path(adapter_path, sizeof adapter_path, adapter_arg ? "%s" : "%s/train/adapter.gguf",
+                  adapter_arg ? adapter_arg : cfg.out_dir) ||
+        eval_path(eval_dir, sizeof eval_dir, "%s/eval", cfg.out_dir) ||
+        eval_path(json_path, sizeof json_path, "%s/eval/report.json", cfg.out_dir) ||
+        eval_path(md_path, sizeof md_path, "%s/eval/report.md", cfg.out_dir))
+        goto fail;
+
+    if (model_load(&model, cfg.model) != 0) goto fail;
+    if (dataset_read(&test, test_path) != 0) goto fail;
+    if (dataset_read(&train, train_path) != 0) goto fail;
+    if (eval_check_fingerprint(&test, test_path, &model, cfg.model) ||
+        eval_check_fingerprint(&train, train_path, &model, cfg.model))
+        goto fail;
+    if (test.n_labels < 1) { slim_set_error("%s: no label_names", test_path); goto fail; }
+    if (train.n_labels != test.n_labels) {
+        slim_set_error("%s has %d label names but %s has %d: prepare both splits with the same labels", test_path,
+                       test.n_labels, train_path, train.n_labels);
+        goto fail;
+    }
+    for (int k = 0; k < test.n_labels; k++)
+        if (strcmp(test.label_names[k], train.label_names[k]) != 0) {
+            slim_set_error("label_names[%d] is '%s' in %s but '%s' in %s", k, test.label_names[k], test_path,
+                           train.label_names[k], train_path);
+            goto fail;
+        }
+    if (access(adapter_path, R_OK) != 0) {
+        slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter_path);
+        goto fail;
+    }
+    if (lora_load(&lora, &model, adapter_path) != 0) goto fail;
+
+    /* the labeled examples, up to max_examples */
+    const int K = test.n_labels;
+    int64_t n = 0, n_unlabeled = 0;
+    idx = slim_malloc((size_t)(test.n_examples > 0 ? test.n_examples : 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < test.n_examples && (max_examples == 0 || n < max_examples); e++) {
+        if (test.labels[e] < 0) { n_unlabeled++; continue; }
+        idx[n++] = e;
+    }
+    if (n == 0) { slim_set_error("%s: no labeled examples to evaluate", test_path); goto fail; }
+    if (n_unlabeled) fprintf(stderr, "eval: skipping %lld examples without a label\n", (long long)n_unlabeled);
+
+    /* majority class of the train split (lowest index on ties) */
+    int64_t *counts = slim_calloc(K, sizeof(int64_t));
+    int64_t n_train_labeled = 0;
+    for (int64_t e = 0; e < train.n_examples; e++)
+        if (train.labels[e] >= 0) { counts[train.labels[e]]++; n_train_labeled++; }
+    int majority = 0;
+    for (int k = 1; k < K; k++)
+        if (counts[k] > counts[majority]) majority = k;
+    free(counts);
+    if (n_train_labeled == 0) { slim_set_error("%s: no labeled examples for the majority baseline", train_path); goto fail; }
+
+    truth = slim_malloc((size_t)n * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++) truth[i] = test.labels[idx[i]];
+    scores = slim_malloc((size_t)n * K * sizeof(double));
+    for (int s = 0; s < N_SYSTEMS; s++) preds[s] = slim_malloc((size_t)n * sizeof(int32_t));
+    fprintf(stderr, "eval: %lld examples of %s, %d labels, batch %ld rows, %d threads\n", (long long)n, test_path, K,
+            batch, omp_get_max_threads());
+    double t_ft = slim_time_sec();
+    if (eval_score(&model, &lora, &test, idx, n, (int)batch, "fine-tuned", scores) != 0) goto fail;
+    eval_argmax(scores, n, K, preds[SYS_FINETUNED]);
+    double t_base = slim_time_sec();
+    if (eval_score(&model, NULL, &test, idx, n, (int)batch, "base", scores) != 0) goto fail;
+    eval_argmax(scores, n, K, preds[SYS_BASE]);
+    double t_end_score = slim_time_sec();
+    for (int64_t i = 0; i < n; i++) preds[SYS_MAJORITY][i] = majority;
+    for (int s = 0; s < N_SYSTEMS; s++)
+        if (eval_metrics_compute(&ms[s], truth, preds[s], n, K) != 0) goto fail;
+
+    double best_baseline = ms[SYS_BASE].accuracy > ms[SYS_MAJORITY].accuracy ? ms[SYS_BASE].accuracy
+                                                                              : ms[SYS_MAJORITY].accuracy;
+    double gain = ms[SYS_FINETUNED].accuracy - best_baseline;
+    int acc_ok = ms[SYS_FINETUNED].accuracy >= min_acc, gain_ok = gain >= min_gain;
+    double wall = slim_time_sec() - t_start;
+
+    /* report.json */
+    root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "config", config_path);
+    cJSON_AddStringToObject(root, "model", cfg.model);
+    cJSON_AddStringToObject(root, "adapter", adapter_path);
+    cJSON_AddStringToObject(root, "dataset", test_path);
+    cJSON_AddStringToObject(root, "split", split);
+    cJSON_AddNumberToObject(root, "n_examples", (double)n);
+    cJSON_AddNumberToObject(root, "n_unlabeled_skipped", (double)n_unlabeled);
+    cJSON *jl = cJSON_AddArrayToObject(root, "labels");
+    for (int k = 0; k < K; k++) cJSON_AddItemToArray(jl, cJSON_CreateString(test.label_names[k]));
+    cJSON_AddStringToObject(root, "majority_label", test.label_names[majority]);
+    cJSON *sys = cJSON_AddObjectToObject(root, "systems");
+    for (int s = 0; s < N_SYSTEMS; s++) cJSON_AddItemToObject(sys, eval_system_names[s], eval_metrics_json(&ms[s], test.label_names));
+    cJSON_AddNumberToObject(root, "best_baseline_accuracy", best_baseline);
+    cJSON_AddNumberToObject(root, "gain", gain);
+    cJSON *gates = cJSON_AddObjectToObject(root, "gates");
+    cJSON *g1 = cJSON_AddObjectToObject(gates, "min_accuracy");
+    cJSON_AddNumberToObject(g1, "threshold", min_acc);
+    cJSON_AddNumberToObject(g1, "value", ms[SYS_FINETUNED].accuracy);
+    cJSON_AddBoolToObject(g1, "passed", acc_ok);
+    cJSON *g2 = cJSON_AddObjectToObject(gates, "min_gain");
+    cJSON_AddNumberToObject(g2, "threshold", min_gain);
+    cJSON_AddNumberToObject(g2, "value", gain);
+    cJSON_AddBoolToObject(g2, "passed", gain_ok);
+    cJSON_AddBoolToObject(root, "passed", acc_ok && gain_ok);
+    cJSON *tm = cJSON_AddObjectToObject(root, "time_s");
+    cJSON_AddNumberToObject(tm, "fine_tuned", t_base - t_ft);
+    cJSON_AddNumberToObject(tm, "base", t_end_score - t_base);
+    cJSON_AddNumberToObject(tm, "wall", wall);
+    cJSON_AddNumberToObject(root, "examples_per_s", (double)n * 2 / (t_end_score - t_ft > 1e-9 ? t_end_score - t_ft : 1e-9));
+    json_text = cJSON_Print(root);
+
+    /* report.md */
+    eval_printf(&md, "# slimtune eval report\n\n");
+    eval_printf(&md, "- config: `%s`\n- model: `%s`\n- adapter: `%s`\n- dataset: `%s` (%lld examples)\n\n", config_path,
+                cfg.model, adapter_path, test_path, (long long)n);
+    size_t table_start = md.len;
+    eval_md_table(&md, ms, test.label_names);
+    size_t table_end = md.len;
+    eval_printf(&md, "\nGain over the best baseline: %+.4f (majority label: %s)\n\n", gain, test.label_names[majority]);
+    eval_printf(&md, "Gates: accuracy %.4f >= %.4f: %s; gain %+.4f >= %+.4f: %s\n", ms[SYS_FINETUNED].accuracy, min_acc,
+                acc_ok ? "passed" : "FAILED", gain, min_gain, gain_ok ? "passed" : "FAILED");
+    for (int s = 0; s < N_SYSTEMS; s++) {
+        eval_printf(&md, "\n## Confusion matrix: %s (rows: true, columns: predicted)\n\n| true \\ predicted |",
+                    eval_system_names[s]);
+        for (int k = 0; k < K; k++) eval_printf(&md, " %s |", test.label_names[k]);
+        eval_printf(&md, "\n|---|");
+        for (int k = 0; k < K; k++) eval_printf(&md, "---:|");
+        eval_printf(&md, "\n");
+        for (int t = 0; t < K; t++) {
+            eval_printf(&md, "| %s |", test.label_names[t]);
+            for (int p = 0; p < K; p++) eval_printf(&md, " %lld |", (long long)ms[s].confusion[(size_t)t * K + p]);
+            eval_printf(&md, "\n");
+        }
+    }
+    eval_printf(&md, "\nEval wall time: %.2f s\n", wall);
+
+    if (slim_mkdir_p(eval_dir) != 0) goto fail;
+    if (eval_write_text(json_path, json_text) != 0) goto fail;
+    if (eval_write_text(md_path, md.s) != 0) goto fail;
+
+    fwrite(md.s + table_start, 1, table_end - table_start, stdout);
+    printf("gain over the best baseline: %+.4f\n", gain);
+    fflush(stdout);
+    fprintf(stderr, "eval: wrote %s and %s (%.1f s)\n", json_path, md_path, wall);
+    status = 0;
+    if (!acc_ok)
+        fprintf(stderr, "slimtune eval: gate failed: fine-tuned accuracy %.4f < min_accuracy %.4f\n",
+                ms[SYS_FINETUNED].accuracy, min_acc);
+    if (!gain_ok)
+        fprintf(stderr, "slimtune eval: gate failed: gain %+.4f (accuracy %.4f - best baseline %.4f) < min_gain %+.4f\n",
+                gain, ms[SYS_FINETUNED].accuracy, best_baseline, min_gain);
+    if (!acc_ok || !gain_ok) status = 1;
+    goto done;
+fail:
+    fprintf(stderr, "slimtune eval: %s\n", slim_last_error());
+    status = 2;
+done:
+    free(md.s);
+    free(json_text);
+    cJSON_Delete(root);
+    for (int s = 0; s < N_SYSTEMS; s++) { eval_metrics_free(&ms[s]); free(preds[s]); }
+    free(scores);
+    free(truth);
+    free(idx);
+    if (lora.params) lora_free(&lora);
+    if (model.params) model_free(&model);
+    dataset_free(&test);
+    dataset_free(&train);
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,185 @@
+/* export.c — `slimtune export`: a merged F32 GGUF (base + LoRA delta) and the adapter alone as a
+ * llama.cpp LoRA GGUF; see export.h. Both are written atomically by the GGUF writer. */
+#include "export.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "config.h"
+#include "gguf.h"
+#include "model.h"
+
+/* The (layer, target) of a projection tensor name "blk.N.<gguf name>.weight"; 0 when it is one. */
+static int export_parse_proj(const char *name, int *layer, int *target) {
+    int l, end = -1;
+    char part[64];
+    if (sscanf(name, "blk.%d.%63[a-z_].weight%n", &l, part, &end) != 2 || end < 0 || name[end] != 0) return -1;
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (strcmp(part, lora_target_gguf_names[t]) == 0) { *layer = l; *target = t; return 0; }
+    return -1;
+}
+
+int export_merge(const char *model_path, const char *adapter_path, const char *out_path) {
+    llama_model m;
+    lora_adapter a;
+    if (model_load(&m, model_path) != 0) return -1;
+    if (lora_load(&a, &m, adapter_path) != 0) { model_free(&m); return -1; }
+    const gguf_file *g = &m.gguf;
+    gguf_writer *w = gguf_writer_init();
+    int rc = -1, n_merged = 0, n_expected = 0;
+    float *buf = NULL;
+    size_t buf_cap = 0;
+
+    /* metadata: every key of the base, in order, then the merge notes */
+    for (uint64_t i = 0; i < g->n_kv; i++) gguf_writer_copy_kv(w, &g->kv[i]);
+    const gguf_kv *name_kv = gguf_find_kv(g, "general.name");
+    char name[512];
+    if (name_kv && name_kv->type == GGUF_TYPE_STRING)
+        snprintf(name, sizeof name, "%s (slimtune LoRA merged)", name_kv->str);
+    else
+        snprintf(name, sizeof name, "slimtune LoRA merged");
+    gguf_writer_set_str(w, "general.name", name);
+    gguf_writer_set_u32(w, "slimtune.lora.r", (uint32_t)a.r);
+    gguf_writer_set_f32(w, "slimtune.lora.alpha", a.alpha);
+    char targets[128] = "";
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!a.enabled[t]) continue;
+        if (targets[0]) strcat(targets, ",");
+        strcat(targets, lora_target_names[t]);
+        n_expected += a.n_layers;
+    }
+    gguf_writer_set_str(w, "slimtune.lora.targets", targets);
+
+    /* tensors, in the base order */
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        int l, tg;
+        if (export_parse_proj(t->name, &l, &tg) == 0 && l >= 0 && l < a.n_layers && a.enabled[tg]) {
+            int in, out;
+            model_target_shape(&m.cfg, tg, &in, &out);
+            size_t n = (size_t)in * out;
+            if (n > buf_cap) { buf = slim_realloc(buf, n * sizeof(float)); buf_cap = n; }
+            memcpy(buf, m.layers[l].w[tg], n * sizeof(float));
+            /* W [out,in] += scale * B [out,r] A [r,in] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, a.r, a.scale, a.B[l * LORA_N_TARGETS + tg],
+                        a.r, a.A[l * LORA_N_TARGETS + tg], in, 1.0f, buf, in);
+            for (size_t j = 0; j < n; j++)
+                if (!isfinite(buf[j])) {
+                    slim_set_error("%s: merged tensor %s has a non-finite value at element %zu (bad adapter?)",
+                                   adapter_path, t->name, j);
+                    goto done;
+                }
+            int64_t ne[2] = {in, out};
+            if (gguf_writer_add_tensor(w, t->name, GGML_TYPE_F32, 2, ne, buf) != 0) goto done;
+            n_merged++;
+        } else {
+            if (gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) != 0) goto done;
+        }
+    }
+    if (n_merged != n_expected) {
+        slim_set_error("%s: merged %d projection tensors but the adapter has %d", model_path, n_merged, n_expected);
+        goto done;
+    }
+    rc = gguf_writer_write(w, out_path);
+done:
+    free(buf);
+    gguf_writer_free(w);
+    lora_free(&a);
+    model_free(&m);
+    return rc;
+}
+
+int export_adapter(const char *model_path, const char *adapter_path, const char *out_path) {
+    llama_model m;
+    lora_adapter a;
+    if (model_load(&m, model_path) != 0) return -1;
+    if (lora_load(&a, &m, adapter_path) != 0) { model_free(&m); return -1; }
+    int rc = lora_save(&a, &m, out_path);
+    lora_free(&a);
+    model_free(&m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* command line */
+
+static void export_usage(FILE *f) {
+    fprintf(f,
+            "usage: slimtune export --config FILE [--adapter PATH] [--out DIR]\n"
+            "  Writes DIR/merged-f32.gguf (the base with the LoRA delta merged into every adapted projection,\n"
+            "  F32; runs in llama.cpp as a plain model) and DIR/adapter-lora.gguf (the adapter alone, llama.cpp\n"
+            "  LoRA GGUF, for llama.cpp --lora over the base).\n"
+            "  --adapter PATH   LoRA adapter (default <out_dir>/train/adapter.gguf)\n"
+            "  --out DIR        output directory (default <out_dir>/export)\n");
+}
+
+/* Formats a path into buf (capacity cap); -1 with an error when it does not fit. */
+__attribute__((format(printf, 3, 4))) static int export_path(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap) return slim_set_error("export: path too long (%.60s...)", buf);
+    return 0;
+}
+
+int export_main(int argc, char **argv) {
+    const char *config_path = NULL, *adapter_arg = NULL, *out_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { export_usage(stdout); return 0; }
+        if (i + 1 >= argc || (strcmp(a, "--config") && strcmp(a, "--adapter") && strcmp(a, "--out"))) {
+            fprintf(stderr, "slimtune export: unknown option or missing value: %s\n", a);
+            export_usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) config_path = v;
+        else if (!strcmp(a, "--adapter")) adapter_arg = v;
+        else out_arg = v;
+    }
+    if (!config_path) {
+        fprintf(stderr, "slimtune export: --config FILE is required\n");
+        export_usage(stderr);
+        return 2;
+    }
+    slim_config cfg;
+    if (config_load(&cfg, config_path) != 0) {
+        fprintf(stderr, "slimtune export: %s\n", slim_last_error());
+        return 2;
+    }
+    double t0 = slim_time_sec();
+    char adapter[4096], dir[4096], merged[4096], lora_out[4096];
+    int status = 2;
+    if (export_path(adapter, sizeof adapter, "%s", adapter_arg ? adapter_arg : "") ||
+        (!adapter_arg && export_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg.out_dir)) ||
+        export_path(dir, sizeof dir, "%s", out_arg ? out_arg : "") ||
+        (!out_arg && export_path(dir, sizeof dir, "%s/export", cfg.out_dir)) ||
+        export_path(merged, sizeof merged, "%s/merged-f32.gguf", dir) ||
+        export_path(lora_out, sizeof lora_out, "%s/adapter-lora.gguf", dir))
+        goto fail;
+    if (access(adapter, R_OK) != 0) {
+        slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);
+        goto fail;
+    }
+    if (slim_mkdir_p(dir) != 0) goto fail;
+    if (export_merge(cfg.model, adapter, merged) != 0) goto fail;
+    if (export_adapter(cfg.model, adapter, lora_out) != 0) goto fail;
+    printf("merged model:   %s\nLoRA adapter:   %s\n", merged, lora_out);
+    printf("run it:  llama-cli -m %s\n   or:   llama-cli -m %s --lora %s\n", merged, cfg.model, lora_out);
+    fprintf(stderr, "export: done in %.2f s\n", slim_time_sec() - t0);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "slimtune export: %s\n", slim_last_error());
+done:
+    config_free(&cfg);
+    return status;
+}

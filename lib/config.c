@@ -1,0 +1,479 @@
+/* config.c — the run configuration: JSON (cJSON) <-> slim_config. See config.h.
+ *
+ * Parsing walks each JSON object against a table of known keys, so that unknown keys, wrong types and
+ * out-of-range values are all reported as "<file>: <key.path>: <what is wrong>". */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+static const char *config_all_targets[] = {"q", "k", "v", "o", "gate", "up", "down"};
+#define CONFIG_N_ALL_TARGETS 7
+
+static void config_set_str(char **dst, const char *s) {
+    free(*dst);
+    *dst = s ? slim_strdup(s) : NULL;
+}
+
+void config_defaults(slim_config *c) {
+    memset(c, 0, sizeof *c);
+    c->out_dir = slim_strdup("work/run");
+    c->format = slim_strdup("auto");
+    c->text_column = slim_strdup("text");
+    c->label_column = slim_strdup("label");
+    c->prompt_template = slim_strdup("Text: {text}\nLabel:");
+    c->completion_template = slim_strdup(" {label}");
+    c->max_seq_len = 256;
+    c->max_bad_rows = 0.01;
+    c->lora_r = 8;
+    c->lora_alpha = 16.0f;
+    c->n_targets = CONFIG_N_ALL_TARGETS;
+    for (int i = 0; i < CONFIG_N_ALL_TARGETS; i++) c->targets[i] = slim_strdup(config_all_targets[i]);
+    c->epochs = 1;
+    c->max_steps = 0;
+    c->batch_size = 8;
+    c->grad_accum = 1;
+    c->lr = 1e-3f;
+    c->min_lr_ratio = 0.1f;
+    c->warmup_steps = 10;
+    c->weight_decay = 0.0f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    c->grad_clip = 1.0f;
+    c->seed = 1;
+    c->log_every = 10;
+    c->threads = 0;
+    c->min_accuracy = 0.0;
+    c->min_gain = -1.0;
+    c->eval_max_examples = 0;
+}
+
+void config_free(slim_config *c) {
+    free(c->path);
+    free(c->model);
+    free(c->out_dir);
+    free(c->train_file);
+    free(c->test_file);
+    free(c->format);
+    free(c->text_column);
+    free(c->label_column);
+    free(c->prompt_template);
+    free(c->completion_template);
+    for (int i = 0; i < c->n_labels && i < SLIM_MAX_LABELS; i++) free(c->labels[i]);
+    for (int i = 0; i < c->n_targets && i < SLIM_MAX_TARGETS; i++) free(c->targets[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- typed readers: each names file and key path on error ---- */
+
+static const char *config_type_name(const cJSON *v) {
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "an invalid value";
+}
+
+static int config_get_str(const char *file, const char *key, const cJSON *v, char **dst, int allow_null) {
+    if (allow_null && cJSON_IsNull(v)) { config_set_str(dst, NULL); return 0; }
+    if (!cJSON_IsString(v))
+        return slim_set_error("%s: %s: expected a string, got %s", file, key, config_type_name(v));
+    if (v->valuestring[0] == 0) return slim_set_error("%s: %s: must not be empty", file, key);
+    config_set_str(dst, v->valuestring);
+    return 0;
+}
+
+static int config_get_num(const char *file, const char *key, const cJSON *v, double *out) {
+    if (!cJSON_IsNumber(v))
+        return slim_set_error("%s: %s: expected a number, got %s", file, key, config_type_name(v));
+    if (!isfinite(v->valuedouble)) return slim_set_error("%s: %s: must be finite", file, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* Integer in [lo, hi]. */
+static int config_get_int(const char *file, const char *key, const cJSON *v, int *out, double lo, double hi) {
+    double d;
+    if (config_get_num(file, key, v, &d)) return -1;
+    if (d != floor(d)) return slim_set_error("%s: %s: expected an integer, got %g", file, key, d);
+    if (d < lo || d > hi) return slim_set_error("%s: %s: %g is out of range [%.0f, %.0f]", file, key, d, lo, hi);
+    *out = (int)d;
+    return 0;
+}
+
+/* Real number in the range lo..hi; lo_open/hi_open exclude the end points. */
+static int config_get_real(const char *file, const char *key, const cJSON *v, double *out, double lo, int lo_open,
+                           double hi, int hi_open) {
+    double d;
+    if (config_get_num(file, key, v, &d)) return -1;
+    if ((lo_open ? d <= lo : d < lo) || (hi_open ? d >= hi : d > hi))
+        return slim_set_error("%s: %s: %g is out of range %s%g, %g%s", file, key, d, lo_open ? "(" : "[", lo, hi,
+                              hi_open ? ")" : "]");
+    *out = d;
+    return 0;
+}
+
+static int config_get_realf(const char *file, const char *key, const cJSON *v, float *out, double lo, int lo_open,
+                            double hi, int hi_open) {
+    double d;
+    if (config_get_real(file, key, v, &d, lo, lo_open, hi, hi_open)) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+/* Array of distinct non-empty strings into dst[0..*n), at most cap. allowed (n_allowed) restricts values. */
+static int config_get_str_list(const char *file, const char *key, const cJSON *v, char **dst, int *n, int cap,
+                               const char **allowed, int n_allowed) {
+    if (!cJSON_IsArray(v))
+        return slim_set_error("%s: %s: expected an array of strings, got %s", file, key, config_type_name(v));
+    int count = cJSON_GetArraySize(v);
+    if (count < 1) return slim_set_error("%s: %s: must not be empty", file, key);
+    if (count > cap) return slim_set_error("%s: %s: %d entries, at most %d allowed", file, key, count, cap);
+    char *tmp[SLIM_MAX_LABELS > SLIM_MAX_TARGETS ? SLIM_MAX_LABELS : SLIM_MAX_TARGETS];
+    int k = 0, bad = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsString(e)) {
+            bad = slim_set_error("%s: %s[%d]: expected a string, got %s", file, key, k, config_type_name(e));
+            break;
+        }
+        if (e->valuestring[0] == 0) { bad = slim_set_error("%s: %s[%d]: must not be empty", file, key, k); break; }
+        if (allowed) {
+            int ok = 0;
+            for (int j = 0; j < n_allowed; j++) ok |= strcmp(allowed[j], e->valuestring) == 0;
+            if (!ok) {
+                bad = slim_set_error("%s: %s[%d]: unknown value \"%s\" (expected one of q k v o gate up down)", file,
+                                     key, k, e->valuestring);
+                break;
+            }
+        }
+        for (int j = 0; j < k; j++)
+            if (strcmp(tmp[j], e->valuestring) == 0) {
+                bad = slim_set_error("%s: %s[%d]: duplicate value \"%s\"", file, key, k, e->valuestring);
+                break;
+            }
+        if (bad) break;
+        tmp[k++] = slim_strdup(e->valuestring);
+    }
+    if (bad) {
+        for (int j = 0; j < k; j++) free(tmp[j]);
+        return -1;
+    }
+    for (int j = 0; j < *n; j++) free(dst[j]);
+    for (int j = 0; j < k; j++) dst[j] = tmp[j];
+    *n = k;
+    return 0;
+}
+
+/* Every object member must be one of the names in keys[]; otherwise "unknown key". Checks duplicates too. */
+static int config_check_keys(const char *file, const char *prefix, const cJSON *obj, const char **keys, int n_keys) {
+    if (!cJSON_IsObject(obj))
+        return slim_set_error("%s: %s: expected an object, got %s", file, prefix[0] ? prefix : "(top level)",
+                              config_type_name(obj));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj) {
+        int ok = 0;
+        for (int i = 0; i < n_keys; i++) ok |= strcmp(keys[i], m->string) == 0;
+        if (!ok) return slim_set_error("%s: %s%s%s: unknown key", file, prefix, prefix[0] ? "." : "", m->string);
+        for (const cJSON *p = obj->child; p != m; p = p->next)
+            if (strcmp(p->string, m->string) == 0)
+                return slim_set_error("%s: %s%s%s: duplicate key", file, prefix, prefix[0] ? "." : "", m->string);
+    }
+    return 0;
+}
+
+static const cJSON *config_member(const cJSON *obj, const char *name) {
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* Counts non-overlapping occurrences of needle in s. */
+static int config_count(const char *s, const char *needle) {
+    int n = 0;
+    size_t k = strlen(needle);
+    for (const char *p = strstr(s, needle); p; p = strstr(p + k, needle)) n++;
+    return n;
+}
+
+static int config_parse_data(slim_config *c, const char *file, const cJSON *d) {
+    static const char *keys[] = {"train", "test", "format", "columns", "template", "labels", "max_seq_len",
+                                 "max_bad_rows"};
+    if (config_check_keys(file, "data", d, keys, 8)) return -1;
+    const cJSON *v;
+    if ((v = config_member(d, "train")) && config_get_str(file, "data.train", v, &c->train_file, 1)) return -1;
+    if ((v = config_member(d, "test")) && config_get_str(file, "data.test", v, &c->test_file, 1)) return -1;
+    if ((v = config_member(d, "format"))) {
+        if (config_get_str(file, "data.format", v, &c->format, 0)) return -1;
+        if (strcmp(c->format, "csv") && strcmp(c->format, "jsonl") && strcmp(c->format, "auto"))
+            return slim_set_error("%s: data.format: \"%s\" is not one of csv, jsonl, auto", file, c->format);
+    }
+    if ((v = config_member(d, "columns"))) {
+        static const char *ck[] = {"text", "label"};
+        if (config_check_keys(file, "data.columns", v, ck, 2)) return -1;
+        const cJSON *w;
+        if ((w = config_member(v, "text")) && config_get_str(file, "data.columns.text", w, &c->text_column, 0))
+            return -1;
+        if ((w = config_member(v, "label")) && config_get_str(file, "data.columns.label", w, &c->label_column, 0))
+            return -1;
+        if (strcmp(c->text_column, c->label_column) == 0)
+            return slim_set_error("%s: data.columns: text and label name the same column \"%s\"", file,
+                                  c->text_column);
+    }
+    if ((v = config_member(d, "template"))) {
+        static const char *tk[] = {"prompt", "completion"};
+        if (config_check_keys(file, "data.template", v, tk, 2)) return -1;
+        const cJSON *w;
+        if ((w = config_member(v, "prompt")) &&
+            config_get_str(file, "data.template.prompt", w, &c->prompt_template, 0))
+            return -1;
+        if ((w = config_member(v, "completion")) &&
+            config_get_str(file, "data.template.completion", w, &c->completion_template, 0))
+            return -1;
+    }
+    if ((v = config_member(d, "labels"))) {
+        if (cJSON_IsNull(v)) {
+            for (int i = 0; i < c->n_labels; i++) free(c->labels[i]);
+            c->n_labels = 0;
+        } else if (config_get_str_list(file, "data.labels", v, c->labels, &c->n_labels, SLIM_MAX_LABELS, NULL, 0)) {
+            return -1;
+        }
+    }
+    if ((v = config_member(d, "max_seq_len")) &&
+        config_get_int(file, "data.max_seq_len", v, &c->max_seq_len, 4, 1 << 20))
+        return -1;
+    if ((v = config_member(d, "max_bad_rows")) &&
+        config_get_real(file, "data.max_bad_rows", v, &c->max_bad_rows, 0, 0, 1, 0))
+        return -1;
+    return 0;
+}
+
+static int config_parse_lora(slim_config *c, const char *file, const cJSON *l) {
+    static const char *keys[] = {"r", "alpha", "targets"};
+    if (config_check_keys(file, "lora", l, keys, 3)) return -1;
+    const cJSON *v;
+    if ((v = config_member(l, "r")) && config_get_int(file, "lora.r", v, &c->lora_r, 1, 4096)) return -1;
+    if ((v = config_member(l, "alpha")) && config_get_realf(file, "lora.alpha", v, &c->lora_alpha, 0, 1, 1e6, 0))
+        return -1;
+    if ((v = config_member(l, "targets")) &&
+        config_get_str_list(file, "lora.targets", v, c->targets, &c->n_targets, SLIM_MAX_TARGETS,
+                            config_all_targets, CONFIG_N_ALL_TARGETS))
+        return -1;
+    return 0;
+}
+
+static int config_parse_train(slim_config *c, const char *file, const cJSON *t) {
+    static const char *keys[] = {"epochs",       "max_steps", "batch_size", "grad_accum", "lr",
+                                 "min_lr_ratio", "warmup_steps", "weight_decay", "beta1", "beta2",
+                                 "eps",          "grad_clip", "seed",       "log_every",  "threads"};
+    if (config_check_keys(file, "train", t, keys, 15)) return -1;
+    const cJSON *v;
+    const double big = 2147483647.0;
+    if ((v = config_member(t, "epochs")) && config_get_int(file, "train.epochs", v, &c->epochs, 1, 1e6)) return -1;
+    if ((v = config_member(t, "max_steps")) && config_get_int(file, "train.max_steps", v, &c->max_steps, 0, big))
+        return -1;
+    if ((v = config_member(t, "batch_size")) &&
+        config_get_int(file, "train.batch_size", v, &c->batch_size, 1, 1 << 20))
+        return -1;
+    if ((v = config_member(t, "grad_accum")) &&
+        config_get_int(file, "train.grad_accum", v, &c->grad_accum, 1, 1 << 20))
+        return -1;
+    if ((v = config_member(t, "lr")) && config_get_realf(file, "train.lr", v, &c->lr, 0, 1, 10, 0)) return -1;
+    if ((v = config_member(t, "min_lr_ratio")) &&
+        config_get_realf(file, "train.min_lr_ratio", v, &c->min_lr_ratio, 0, 0, 1, 0))
+        return -1;
+    if ((v = config_member(t, "warmup_steps")) &&
+        config_get_int(file, "train.warmup_steps", v, &c->warmup_steps, 0, big))
+        return -1;
+    if ((v = config_member(t, "weight_decay")) &&
+        config_get_realf(file, "train.weight_decay", v, &c->weight_decay, 0, 0, 1e3, 0))
+        return -1;
+    if ((v = config_member(t, "beta1")) && config_get_realf(file, "train.beta1", v, &c->beta1, 0, 0, 1, 1))
+        return -1;
+    if ((v = config_member(t, "beta2")) && config_get_realf(file, "train.beta2", v, &c->beta2, 0, 0, 1, 1))
+        return -1;
+    if ((v = config_member(t, "eps")) && config_get_realf(file, "train.eps", v, &c->eps, 0, 1, 1, 0)) return -1;
+    if ((v = config_member(t, "grad_clip")) &&
+        config_get_realf(file, "train.grad_clip", v, &c->grad_clip, 0, 0, 1e9, 0))
+        return -1;
+    if ((v = config_member(t, "seed")) && config_get_int(file, "train.seed", v, &c->seed, 0, big)) return -1;
+    if ((v = config_member(t, "log_every")) && config_get_int(file, "train.log_every", v, &c->log_every, 1, big))
+        return -1;
+    if ((v = config_member(t, "threads")) && config_get_int(file, "train.threads", v, &c->threads, 0, 4096))
+        return -1;
+    return 0;
+}
+
+static int config_parse_eval(slim_config *c, const char *file, const cJSON *e) {
+    static const char *keys[] = {"min_accuracy", "min_gain", "max_examples"};
+    if (config_check_keys(file, "eval", e, keys, 3)) return -1;
+    const cJSON *v;
+    if ((v = config_member(e, "min_accuracy")) &&
+        config_get_real(file, "eval.min_accuracy", v, &c->min_accuracy, 0, 0, 1, 0))
+        return -1;
+    if ((v = config_member(e, "min_gain")) && config_get_real(file, "eval.min_gain", v, &c->min_gain, -1, 0, 1, 0))
+        return -1;
+    if ((v = config_member(e, "max_examples")) &&
+        config_get_int(file, "eval.max_examples", v, &c->eval_max_examples, 0, 2147483647.0))
+        return -1;
+    return 0;
+}
+
+/* Checks the templates: the prompt holds {text} exactly once and no {label}; the completion holds
+ * {label} exactly once and no {text}. */
+static int config_check_templates(const slim_config *c, const char *file) {
+    int pt = config_count(c->prompt_template, "{text}"), pl = config_count(c->prompt_template, "{label}");
+    int ct = config_count(c->completion_template, "{text}"), cl = config_count(c->completion_template, "{label}");
+    if (pt != 1)
+        return slim_set_error("%s: data.template.prompt: must contain {text} exactly once (found %d)", file, pt);
+    if (pl)
+        return slim_set_error("%s: data.template.prompt: must not contain {label} (the label is the completion)",
+                              file);
+    if (cl != 1)
+        return slim_set_error("%s: data.template.completion: must contain {label} exactly once (found %d)", file,
+                              cl);
+    if (ct) return slim_set_error("%s: data.template.completion: must not contain {text}", file);
+    return 0;
+}
+
+static int config_parse(slim_config *c, const char *file, const cJSON *root) {
+    static const char *keys[] = {"model", "out_dir", "data", "lora", "train", "eval"};
+    if (config_check_keys(file, "", root, keys, 6)) return -1;
+    const cJSON *v;
+    if (!(v = config_member(root, "model"))) return slim_set_error("%s: model: required key is missing", file);
+    if (config_get_str(file, "model", v, &c->model, 0)) return -1;
+    if ((v = config_member(root, "out_dir")) && config_get_str(file, "out_dir", v, &c->out_dir, 0)) return -1;
+    if ((v = config_member(root, "data")) && config_parse_data(c, file, v)) return -1;
+    if ((v = config_member(root, "lora")) && config_parse_lora(c, file, v)) return -1;
+    if ((v = config_member(root, "train")) && config_parse_train(c, file, v)) return -1;
+    if ((v = config_member(root, "eval")) && config_parse_eval(c, file, v)) return -1;
+    return config_check_templates(c, file);
+}
+
+int config_load(slim_config *c, const char *path) {
+    config_defaults(c);
+    char *text;
+    size_t size;
+    if (slim_read_file(path, &text, &size)) { config_free(c); return -1; }
+    if (strlen(text) != size) {
+        size_t off = strlen(text);
+        int line = 1;
+        for (size_t i = 0; i < off; i++) line += text[i] == '\n';
+        free(text);
+        config_free(c);
+        return slim_set_error("%s:%d: NUL byte in JSON text", path, line);
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!root) {
+        int line = 1, col = 1;
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        if (at && at >= text && at <= text + size) {
+            for (const char *p = text; p < at; p++) {
+                if (*p == '\n') { line++; col = 1; } else col++;
+            }
+            char near[24];
+            size_t k = 0;
+            for (; k < 20 && at[k] && at[k] != '\n' && at[k] != '\r'; k++) near[k] = at[k];
+            near[k] = 0;
+            if (k) slim_set_error("%s:%d:%d: malformed JSON near \"%s\"", path, line, col, near);
+            else slim_set_error("%s:%d:%d: malformed JSON (at the end of %s)", path, line, col,
+                                at[0] ? "the line" : "the file");
+        } else {
+            slim_set_error("%s: malformed JSON", path);
+        }
+        free(text);
+        config_free(c);
+        return -1;
+    }
+    free(text);
+    int rc = config_parse(c, path, root);
+    cJSON_Delete(root);
+    if (rc) { config_free(c); return -1; }
+    c->path = slim_strdup(path);
+    return 0;
+}
+
+/* A float as the shortest decimal that reads back to the same float, so 0.003f saves as 0.003. */
+static double config_float_json(float f) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    for (int prec = 6; prec < 9; prec++) {
+        char b2[64];
+        snprintf(b2, sizeof b2, "%.*g", prec, (double)f);
+        if ((float)strtod(b2, NULL) == f) return strtod(b2, NULL);
+    }
+    return strtod(buf, NULL);
+}
+
+static void config_add_str(cJSON *o, const char *k, const char *v) {
+    if (v) cJSON_AddStringToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+int config_save(const slim_config *c, const char *path) {
+    cJSON *root = cJSON_CreateObject();
+    config_add_str(root, "model", c->model);
+    config_add_str(root, "out_dir", c->out_dir);
+
+    cJSON *d = cJSON_AddObjectToObject(root, "data");
+    config_add_str(d, "train", c->train_file);
+    config_add_str(d, "test", c->test_file);
+    config_add_str(d, "format", c->format);
+    cJSON *cols = cJSON_AddObjectToObject(d, "columns");
+    config_add_str(cols, "text", c->text_column);
+    config_add_str(cols, "label", c->label_column);
+    cJSON *tmpl = cJSON_AddObjectToObject(d, "template");
+    config_add_str(tmpl, "prompt", c->prompt_template);
+    config_add_str(tmpl, "completion", c->completion_template);
+    if (c->n_labels > 0)
+        cJSON_AddItemToObject(d, "labels", cJSON_CreateStringArray((const char *const *)c->labels, c->n_labels));
+    else
+        cJSON_AddNullToObject(d, "labels");
+    cJSON_AddNumberToObject(d, "max_seq_len", c->max_seq_len);
+    cJSON_AddNumberToObject(d, "max_bad_rows", c->max_bad_rows);
+
+    cJSON *l = cJSON_AddObjectToObject(root, "lora");
+    cJSON_AddNumberToObject(l, "r", c->lora_r);
+    cJSON_AddNumberToObject(l, "alpha", config_float_json(c->lora_alpha));
+    cJSON_AddItemToObject(l, "targets", cJSON_CreateStringArray((const char *const *)c->targets, c->n_targets));
+
+    cJSON *t = cJSON_AddObjectToObject(root, "train");
+    cJSON_AddNumberToObject(t, "epochs", c->epochs);
+    cJSON_AddNumberToObject(t, "max_steps", c->max_steps);
+    cJSON_AddNumberToObject(t, "batch_size", c->batch_size);
+    cJSON_AddNumberToObject(t, "grad_accum", c->grad_accum);
+    cJSON_AddNumberToObject(t, "lr", config_float_json(c->lr));
+    cJSON_AddNumberToObject(t, "min_lr_ratio", config_float_json(c->min_lr_ratio));
+    cJSON_AddNumberToObject(t, "warmup_steps", c->warmup_steps);
+    cJSON_AddNumberToObject(t, "weight_decay", config_float_json(c->weight_decay));
+    cJSON_AddNumberToObject(t, "beta1", config_float_json(c->beta1));
+    cJSON_AddNumberToObject(t, "beta2", config_float_json(c->beta2));
+    cJSON_AddNumberToObject(t, "eps", config_float_json(c->eps));
+    cJSON_AddNumberToObject(t, "grad_clip", config_float_json(c->grad_clip));
+    cJSON_AddNumberToObject(t, "seed", c->seed);
+    cJSON_AddNumberToObject(t, "log_every", c->log_every);
+    cJSON_AddNumberToObject(t, "threads", c->threads);
+
+    cJSON *e = cJSON_AddObjectToObject(root, "eval");
+    cJSON_AddNumberToObject(e, "min_accuracy", c->min_accuracy);
+    cJSON_AddNumberToObject(e, "min_gain", c->min_gain);
+    cJSON_AddNumberToObject(e, "max_examples", c->eval_max_examples);
+
+    char *json = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!json) return slim_set_error("%s: cannot format the config as JSON", path);
+    char tmp[4200];
+    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
+    if (!f) { cJSON_free(json); return -1; }
+    fputs(json, f);
+    fputc('\n', f);
+    cJSON_free(json);
+    return slim_atomic_commit(f, tmp, path);
+}

@@ -1,0 +1,353 @@
+/* tokenizer.c — SentencePiece-BPE tokenizer (tokenizer.ggml.model = "llama"). See tokenizer.h.
+ *
+ * Behaviour follows llama.cpp's llm_tokenizer_spm (llama-vocab.cpp), which the test vectors in
+ * ../shared were checked against:
+ *   1. an optional " " dummy prefix, then every ' ' becomes U+2581 "▁";
+ *   2. the text is split into UTF-8 characters (length from the lead byte only, so invalid bytes
+ *      become one-byte symbols);
+ *   3. every adjacent pair whose concatenation is a vocabulary piece is queued with that piece's
+ *      score; the best pair (highest score, then leftmost) is merged, and the new neighbours are
+ *      queued; stale queue entries are skipped;
+ *   4. each final symbol is emitted as its piece id, or, when it is not a piece, as one <0xXX>
+ *      byte token per byte. */
+#include "tokenizer.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * piece -> id hash */
+
+static size_t tok_hash(const char *s, size_t n) { return (size_t)slim_fnv1a(SLIM_FNV_INIT, s, n); }
+
+int tokenizer_find_piece(const tokenizer *t, const char *piece, size_t len) {
+    if (!t->hash_ids) return -1;
+    size_t mask = t->hash_cap - 1, h = tok_hash(piece, len) & mask;
+    for (;;) {
+        int id = t->hash_ids[h];
+        if (id < 0) return -1;
+        if ((size_t)t->piece_lens[id] == len && memcmp(t->pieces[id], piece, len) == 0) return id;
+        h = (h + 1) & mask;
+    }
+}
+
+/* Inserts id; a later id with the same text replaces the earlier one (as llama.cpp's token_to_id). */
+static void tok_hash_insert(tokenizer *t, int id) {
+    size_t mask = t->hash_cap - 1, h = tok_hash(t->pieces[id], (size_t)t->piece_lens[id]) & mask;
+    for (;;) {
+        int cur = t->hash_ids[h];
+        if (cur < 0 || (t->piece_lens[cur] == t->piece_lens[id] &&
+                        memcmp(t->pieces[cur], t->pieces[id], (size_t)t->piece_lens[id]) == 0)) {
+            t->hash_ids[h] = id;
+            return;
+        }
+        h = (h + 1) & mask;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * init / free */
+
+/* Reads an optional special id; absent -> def, 0xFFFFFFFF -> -1. Returns 0 or -1 (bad type or out of range). */
+static int tok_get_id(const gguf_file *g, const char *key, int n_vocab, int def, int *out) {
+    *out = def;
+    if (!gguf_find_kv(g, key)) return 0;
+    uint32_t v;
+    if (gguf_get_u32(g, key, &v)) return -1;
+    if (v == UINT32_MAX) { *out = -1; return 0; } /* (uint32)-1: explicitly none */
+    if (v >= (uint32_t)n_vocab)
+        return slim_set_error("%s: key '%s': token id %u is outside the vocabulary of %d", g->path, key, v,
+                              n_vocab);
+    *out = (int)v;
+    return 0;
+}
+
+/* Reads an optional bool; absent -> def. */
+static int tok_get_bool(const gguf_file *g, const char *key, int def, int *out) {
+    const gguf_kv *kv = gguf_find_kv(g, key);
+    *out = def;
+    if (!kv) return 0;
+    if (kv->type != GGUF_TYPE_BOOL) return slim_set_error("%s: key '%s': type %u, expected bool", g->path, key, kv->type);
+    *out = kv->u64 != 0;
+    return 0;
+}
+
+int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
+    memset(t, 0, sizeof *t);
+    const char *model = gguf_get_str(g, "tokenizer.ggml.model");
+    if (!model) return -1;
+    if (strcmp(model, "llama") != 0)
+        return slim_set_error("%s: key 'tokenizer.ggml.model': unsupported tokenizer \"%s\" (supported: llama)",
+                              g->path, model);
+    const gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!tok) return slim_set_error("%s: key 'tokenizer.ggml.tokens' is missing", g->path);
+    if (tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING)
+        return slim_set_error("%s: key 'tokenizer.ggml.tokens': expected an array of strings", g->path);
+    if (tok->n == 0 || tok->n > INT_MAX / 4)
+        return slim_set_error("%s: key 'tokenizer.ggml.tokens': bad vocabulary size %llu", g->path,
+                              (unsigned long long)tok->n);
+    int n = (int)tok->n;
+    const gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
+    if (sc && (sc->type != GGUF_TYPE_ARRAY || sc->arr_type != GGUF_TYPE_FLOAT32 || sc->n != tok->n))
+        return slim_set_error("%s: key 'tokenizer.ggml.scores': expected %d float32 values", g->path, n);
+    const gguf_kv *ty = gguf_find_kv(g, "tokenizer.ggml.token_type");
+    if (ty && (ty->type != GGUF_TYPE_ARRAY || ty->arr_type != GGUF_TYPE_INT32 || ty->n != tok->n))
+        return slim_set_error("%s: key 'tokenizer.ggml.token_type': expected %d int32 values", g->path, n);
+    for (int i = 0; i < n; i++)
+        if (tok->str_lens[i] > INT_MAX)
+            return slim_set_error("%s: key 'tokenizer.ggml.tokens': token %d is too long", g->path, i);
+
+    int bos, eos, unk, pad, add_bos, add_eos, add_sp;
+    if (tok_get_id(g, "tokenizer.ggml.bos_token_id", n, n > 1 ? 1 : -1, &bos) ||
+        tok_get_id(g, "tokenizer.ggml.eos_token_id", n, n > 2 ? 2 : -1, &eos) ||
+        tok_get_id(g, "tokenizer.ggml.unknown_token_id", n, 0, &unk) ||
+        tok_get_id(g, "tokenizer.ggml.padding_token_id", n, -1, &pad) ||
+        tok_get_bool(g, "tokenizer.ggml.add_bos_token", 1, &add_bos) ||
+        tok_get_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
+        tok_get_bool(g, "tokenizer.ggml.add_space_prefix", 1, &add_sp))
+        return -1;
+
+    t->n_vocab = n;
+    t->pieces = slim_malloc((size_t)n * sizeof(char *));
+    t->piece_lens = slim_malloc((size_t)n * sizeof(int));
+    t->scores = slim_malloc((size_t)n * sizeof(float));
+    t->types = slim_malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)tok->str_lens[i];
+        t->pieces[i] = slim_malloc(len + 1);
+        memcpy(t->pieces[i], tok->strs[i], len + 1);
+        t->piece_lens[i] = (int)len;
+        if (sc) memcpy(&t->scores[i], (const float *)sc->arr + i, sizeof(float));
+        else t->scores[i] = 0.0f;
+        if (ty) { int32_t v; memcpy(&v, (const int32_t *)ty->arr + i, 4); t->types[i] = v; }
+        else t->types[i] = TOK_TYPE_NORMAL;
+    }
+    t->bos_id = bos; t->eos_id = eos; t->unk_id = unk; t->pad_id = pad;
+    t->add_bos = add_bos; t->add_eos = add_eos; t->add_space_prefix = add_sp;
+
+    t->hash_cap = 16;
+    while (t->hash_cap < 2 * (size_t)n) t->hash_cap *= 2;
+    t->hash_ids = slim_malloc(t->hash_cap * sizeof(int));
+    for (size_t i = 0; i < t->hash_cap; i++) t->hash_ids[i] = -1;
+    for (int i = 0; i < n; i++) tok_hash_insert(t, i);
+
+    /* byte fallback: "<0xXX>" (upper-case hex), else the raw one-byte piece (llama.cpp byte_to_token) */
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        t->byte_ids[b] = tokenizer_find_piece(t, buf, 6);
+        if (t->byte_ids[b] < 0) {
+            char c = (char)b;
+            t->byte_ids[b] = tokenizer_find_piece(t, &c, 1);
+        }
+    }
+
+    uint64_t h = slim_fnv1a(SLIM_FNV_INIT, "llama", 5);
+    for (int i = 0; i < n; i++) {
+        uint32_t len = (uint32_t)t->piece_lens[i];
+        int32_t type = t->types[i];
+        h = slim_fnv1a(h, &len, 4);
+        h = slim_fnv1a(h, t->pieces[i], len);
+        h = slim_fnv1a(h, &t->scores[i], 4);
+        h = slim_fnv1a(h, &type, 4);
+    }
+    int32_t ids[4] = { bos, eos, unk, pad };
+    t->fingerprint = slim_fnv1a(h, ids, sizeof ids);
+    return 0;
+}
+
+void tokenizer_free(tokenizer *t) {
+    if (!t) return;
+    if (t->pieces)
+        for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
+    free(t->pieces);
+    free(t->piece_lens);
+    free(t->scores);
+    free(t->types);
+    free(t->hash_ids);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * encoding */
+
+typedef struct { int prev, next, off, n; } tok_sym; /* n = 0: merged away */
+typedef struct { int left, right, size; float score; } tok_bigram;
+
+/* a before b in the queue: higher score first, then the leftmost pair */
+static int tok_bigram_before(const tok_bigram *a, const tok_bigram *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct { tok_bigram *v; int n, cap; } tok_heap;
+
+static void tok_heap_push(tok_heap *q, tok_bigram b) {
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 64;
+        q->v = slim_realloc(q->v, (size_t)q->cap * sizeof(tok_bigram));
+    }
+    int i = q->n++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!tok_bigram_before(&b, &q->v[p])) break;
+        q->v[i] = q->v[p];
+        i = p;
+    }
+    q->v[i] = b;
+}
+
+static tok_bigram tok_heap_pop(tok_heap *q) {
+    tok_bigram top = q->v[0], last = q->v[--q->n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= q->n) break;
+        if (c + 1 < q->n && tok_bigram_before(&q->v[c + 1], &q->v[c])) c++;
+        if (!tok_bigram_before(&q->v[c], &last)) break;
+        q->v[i] = q->v[c];
+        i = c;
+    }
+    if (q->n) q->v[i] = last;
+    return top;
+}
+
+static void tok_try_bigram(const tokenizer *t, const char *s, const tok_sym *sym, int left, int right,
+                           tok_heap *q) {
+    if (left < 0 || right < 0) return;
+    int size = sym[left].n + sym[right].n;
+    int id = tokenizer_find_piece(t, s + sym[left].off, (size_t)size);
+    if (id < 0) return;
+    tok_bigram b = { left, right, size, t->scores[id] };
+    tok_heap_push(q, b);
+}
+
+/* length of the UTF-8 sequence announced by a lead byte (continuation/invalid bytes count as 1) */
+static int tok_utf8_len(uint8_t c) {
+    static const int lookup[16] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4 };
+    return lookup[c >> 4];
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int space_prefix,
+                     int32_t *out, int cap) {
+    size_t n_out = 0;
+#define TOK_EMIT(id)                                         \
+    do {                                                     \
+        if (n_out < (size_t)(cap > 0 ? cap : 0)) out[n_out] = (id); \
+        n_out++;                                             \
+    } while (0)
+    if (add_bos) {
+        if (t->bos_id < 0) return slim_set_error("tokenizer: BOS requested but the vocabulary has none");
+        TOK_EMIT(t->bos_id);
+    }
+    if (len == 0) return (int)n_out; /* empty text: no dummy prefix either (llama.cpp) */
+    if (len > (size_t)INT_MAX / 4) return slim_set_error("tokenizer: text of %zu bytes is too long", len);
+
+    /* escaped text: optional dummy prefix, ' ' -> U+2581 (3 bytes) */
+    size_t n_sp = 0;
+    for (size_t i = 0; i < len; i++) n_sp += text[i] == ' ';
+    int prefix = t->add_space_prefix && space_prefix;
+    size_t n = len + 2 * n_sp + (prefix ? 3 : 0);
+    char *s = slim_malloc(n + 1);
+    size_t k = 0;
+    if (prefix) { memcpy(s, "\xe2\x96\x81", 3); k = 3; }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(s + k, "\xe2\x96\x81", 3); k += 3; }
+        else s[k++] = text[i];
+    }
+    s[k] = 0;
+
+    tok_sym *sym = slim_malloc(n * sizeof(tok_sym));
+    int n_sym = 0;
+    for (size_t off = 0; off < n;) {
+        int l = tok_utf8_len((uint8_t)s[off]);
+        if ((size_t)l > n - off) l = (int)(n - off);
+        sym[n_sym].off = (int)off;
+        sym[n_sym].n = l;
+        sym[n_sym].prev = n_sym - 1;
+        off += (size_t)l;
+        sym[n_sym].next = off == n ? -1 : n_sym + 1;
+        n_sym++;
+    }
+
+    tok_heap q = { 0 };
+    for (int i = 1; i < n_sym; i++) tok_try_bigram(t, s, sym, i - 1, i, &q);
+    while (q.n) {
+        tok_bigram b = tok_heap_pop(&q);
+        tok_sym *l = &sym[b.left], *r = &sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = b.left;
+        tok_try_bigram(t, s, sym, l->prev, b.left, &q);
+        tok_try_bigram(t, s, sym, b.left, l->next, &q);
+    }
+    free(q.v);
+
+    int err = 0;
+    for (int i = 0; i != -1 && n_sym > 0; i = sym[i].next) {
+        int id = tokenizer_find_piece(t, s + sym[i].off, (size_t)sym[i].n);
+        if (id >= 0) { TOK_EMIT(id); continue; }
+        for (int j = 0; j < sym[i].n; j++) {
+            int bid = t->byte_ids[(uint8_t)s[sym[i].off + j]];
+            if (bid < 0) bid = t->unk_id;
+            if (bid < 0) {
+                err = slim_set_error("tokenizer: byte 0x%02X has no token and there is no unknown token",
+                                     (uint8_t)s[sym[i].off + j]);
+                break;
+            }
+            TOK_EMIT(bid);
+        }
+        if (err) break;
+    }
+    free(sym);
+    free(s);
+#undef TOK_EMIT
+    if (err) return -1;
+    if (n_out > INT_MAX) return slim_set_error("tokenizer: too many tokens");
+    return (int)n_out;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * decoding */
+
+static int tok_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Appends byte c to buf (capacity cap) at *at when it fits, keeping room for the NUL. */
+static void tok_put(char *buf, size_t cap, size_t *at, char c) {
+    if (*at + 1 < cap) buf[(*at)++] = c;
+}
+
+int tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap) {
+    if (id < 0 || id >= t->n_vocab)
+        return slim_set_error("tokenizer: token id %d is outside the vocabulary of %d", (int)id, t->n_vocab);
+    const char *p = t->pieces[id];
+    int plen = t->piece_lens[id], type = t->types[id], n = 0;
+    size_t at = (buf && cap) ? strnlen(buf, cap - 1) : 0;
+    if (!buf) cap = 0;
+    if (type == TOK_TYPE_CONTROL || type == TOK_TYPE_UNUSED) {
+        /* decodes to nothing */
+    } else if (type == TOK_TYPE_BYTE && plen == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>' &&
+               tok_hex(p[3]) >= 0 && tok_hex(p[4]) >= 0) {
+        tok_put(buf, cap, &at, (char)(tok_hex(p[3]) * 16 + tok_hex(p[4])));
+        n = 1;
+    } else if (type == TOK_TYPE_NORMAL) {
+        for (int i = 0; i < plen; i++, n++) {
+            if (i + 2 < plen && memcmp(p + i, "\xe2\x96\x81", 3) == 0) { tok_put(buf, cap, &at, ' '); i += 2; }
+            else tok_put(buf, cap, &at, p[i]);
+        }
+    } else {
+        /* unknown, user-defined and any other type: the text as stored (llama.cpp) */
+        for (int i = 0; i < plen; i++, n++) tok_put(buf, cap, &at, p[i]);
+    }
+    if (cap) buf[at] = 0;
+    return n;
+}

@@ -1,0 +1,576 @@
+/* test_prepare.c — `data prepare` end to end with the real stories260K tokenizer (../shared):
+ * exact tokens / masks / source lines for CSV (BOM, CRLF, multi-line quoted field) and JSONL fixtures,
+ * truncation that keeps the template suffix and the whole completion, bad rows reported with their
+ * lines and counted, max_bad_rows failing with nothing written, and a corpus of bad inputs (NUL bytes,
+ * invalid UTF-8, 1 MB fields, truncated JSON, unbalanced quotes, wrong types, missing keys/columns)
+ * that must each give a clear message and no crash. Run from the repository root. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../data/prepare.h"
+#include "../../data/reader.h"
+#include "common.h"
+#include "dataset.h"
+#include "gguf.h"
+#include "testutil.h"
+#include "tokenizer.h"
+
+#define FIX "tests/data/fixtures/prepare"
+
+static char tmpdir[256];
+static char model_path[1024];
+static gguf_file g_gguf;
+static tokenizer g_tok;
+
+/* ---- helpers ---- */
+
+static const char *tmp_path(const char *name) {
+    static char bufs[8][600];
+    static int k;
+    char *p = bufs[k++ % 8];
+    snprintf(p, 600, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const char *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
+    fclose(f);
+}
+
+/* Writes a config whose "data" object is data_json (a JSON object body without braces). */
+static const char *write_config(const char *name, const char *data_json) {
+    char text[4096];
+    snprintf(text, sizeof text, "{\"model\": \"%s\", \"out_dir\": \"%s/out-%s\", \"data\": {%s}}\n", model_path,
+             tmpdir, name, data_json);
+    const char *p = tmp_path(name);
+    write_bytes(p, text, strlen(text));
+    return p;
+}
+
+/* Runs data_prepare_main with the given arguments (NULL-terminated), capturing stdout and stderr into *err. */
+static int run_prepare(char **err, ...) {
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = "prepare";
+    va_list ap;
+    va_start(ap, err);
+    for (char *a; argc < 15 && (a = va_arg(ap, char *));) argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    const char *cap = tmp_path("stderr.txt");
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    int fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    int rc = data_prepare_main(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    size_t n;
+    if (slim_read_file(cap, err, &n)) *err = slim_strdup("");
+    return rc;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Tokens of s with the real tokenizer. */
+static int encode(const char *s, size_t n, int bos, int sp, int32_t *out, int cap) {
+    int got = tokenizer_encode(&g_tok, s, n, bos, sp, out, cap);
+    if (got > cap) { fprintf(stderr, "test buffer too small (%d)\n", got); exit(1); }
+    return got;
+}
+
+/* Expected example for text/label with the default templates: fills ids, returns length, *plen. */
+static int expected_example(const char *text, const char *label, int32_t *ids, int cap, int *plen) {
+    size_t n = strlen(text) + 64;
+    char *prompt = slim_malloc(n);
+    snprintf(prompt, n, "Text: %s\nLabel:", text);
+    int np = encode(prompt, strlen(prompt), 1, 1, ids, cap);
+    free(prompt);
+    char comp[256];
+    snprintf(comp, sizeof comp, " %s", label);
+    int nc = encode(comp, strlen(comp), 0, 0, ids + np, cap - np);
+    ids[np + nc] = g_tok.eos_id;
+    *plen = np;
+    return np + nc + 1;
+}
+
+static void check_example(const slim_dataset *d, int64_t e, const char *text, const char *label, int label_idx,
+                          int64_t line, const char *what) {
+    int32_t ids[4096];
+    int plen;
+    int n = expected_example(text, label, ids, 4096, &plen);
+    int64_t a = d->offsets[e], len = d->offsets[e + 1] - a;
+    CHECK(len == n, "%s: example %lld length %lld, expected %d", what, (long long)e, (long long)len, n);
+    CHECK(d->prompt_len[e] == plen, "%s: example %lld prompt_len %d, expected %d", what, (long long)e,
+          d->prompt_len[e], plen);
+    CHECK(d->labels[e] == label_idx, "%s: example %lld label %d, expected %d", what, (long long)e, d->labels[e],
+          label_idx);
+    CHECK(d->source_line[e] == line, "%s: example %lld line %lld, expected %lld", what, (long long)e,
+          (long long)d->source_line[e], (long long)line);
+    if (len != n) return;
+    int same = 1, mask_ok = 1;
+    for (int i = 0; i < n; i++) {
+        same &= d->tokens[a + i] == ids[i];
+        mask_ok &= d->loss_mask[a + i] == (i >= plen);
+    }
+    CHECK(same, "%s: example %lld tokens differ from encode()", what, (long long)e);
+    CHECK(mask_ok, "%s: example %lld loss mask is not 0 on the prompt and 1 on completion+EOS", what, (long long)e);
+    CHECK(d->tokens[a] == g_tok.bos_id && d->tokens[a + n - 1] == g_tok.eos_id, "%s: BOS first and EOS last", what);
+}
+
+/* The rows of a file as (line, reason) pairs, compared with the expected list. */
+static void check_reader(const char *path, const char *const *labels, int n_labels, const int64_t *lines,
+                         const int *reasons, int n) {
+    data_reader r;
+    int rc = reader_open(&r, path, "auto", "text", "label", labels, n_labels);
+    CHECK(rc == 0, "reader_open %s: %s", path, slim_last_error());
+    if (rc) return;
+    CHECK(r.n_rows == n, "%s: %lld rows, expected %d", path, (long long)r.n_rows, n);
+    const reader_row *row;
+    int i = 0;
+    while (reader_next(&r, &row) == 1 && i < n) {
+        CHECK(row->line == lines[i] && row->reason == reasons[i],
+              "%s: row %d: line %lld reason %s (%s); expected line %lld reason %s", path, i, (long long)row->line,
+              reader_reason_name(row->reason), row->message, (long long)lines[i], reader_reason_name(reasons[i]));
+        if (row->reason != READ_OK) CHECK(row->message[0] != 0, "%s:%lld: bad row has a message", path, (long long)row->line);
+        i++;
+    }
+    reader_free(&r);
+}
+
+/* ---- tests ---- */
+
+static void test_fixtures_intact(void) {
+    char *s;
+    size_t n;
+    int rc = slim_read_file(FIX "/good.csv", &s, &n);
+    CHECK(rc == 0, "fixture " FIX "/good.csv missing (run from the repo root): %s", slim_last_error());
+    if (rc) exit(tu_finish("test_prepare"));
+    CHECK(n > 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0, "good.csv starts with a UTF-8 BOM");
+    CHECK(strstr(s, "3pm,ham\r\n") != NULL, "good.csv has a CRLF line");
+    CHECK(strstr(s, "\"Hello Bob,\nsee you") != NULL, "good.csv has a multi-line quoted field");
+    free(s);
+}
+
+static void test_good(void) {
+    const char *cfg = write_config("good.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/good.jsonl\", "
+                                                "\"labels\": [\"spam\", \"ham\"], \"max_seq_len\": 256");
+    char *err;
+    int rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == 0, "prepare good: rc %d: %s", rc, err);
+    CHECK(strstr(err, "5 rows read, 0 bad, 5 examples, 0 truncated") != NULL, "train summary: %s", err);
+    free(err);
+    slim_dataset d;
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-good.json/data/train.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read train.h5: %s", slim_last_error());
+    if (rc == 0) {
+        CHECK(d.n_examples == 5, "5 train examples, got %lld", (long long)d.n_examples);
+        CHECK(d.n_labels == 2 && strcmp(d.label_names[0], "ham") == 0 && strcmp(d.label_names[1], "spam") == 0,
+              "label_names sorted");
+        if (d.n_examples == 5) {
+            check_example(&d, 0, "Win a free prize now", "spam", 1, 2, "csv");
+            check_example(&d, 1, "Hello Bob,\nsee you at lunch", "ham", 0, 3, "csv multi-line");
+            check_example(&d, 2, "Meeting moved to 3pm", "ham", 0, 5, "csv CRLF");
+            check_example(&d, 3, "He said \"hi\" to me", "ham", 0, 6, "csv escaped quotes");
+            check_example(&d, 4, "Cheap pills online", "spam", 1, 7, "csv last");
+            /* the completion of a spam example is exactly encode(" spam") + EOS */
+            int32_t comp[16];
+            int nc = encode(" spam", 5, 0, 0, comp, 16);
+            comp[nc++] = g_tok.eos_id;
+            int64_t end = d.offsets[1];
+            int same = end - d.prompt_len[0] - d.offsets[0] == nc;
+            for (int i = 0; same && i < nc; i++) same = d.tokens[end - nc + i] == comp[i];
+            CHECK(same, "completion ids == encode(\" spam\", 0, 0) + EOS");
+        }
+        CHECK(d.tokenizer_fingerprint == g_tok.fingerprint, "tokenizer fingerprint");
+        CHECK(strcmp(d.model, model_path) == 0, "model attribute %s", d.model);
+        CHECK(strcmp(d.source_file, FIX "/good.csv") == 0, "source_file %s", d.source_file);
+        CHECK(strcmp(d.prompt_template, "Text: {text}\nLabel:") == 0 && strcmp(d.completion_template, " {label}") == 0,
+              "templates");
+        CHECK(d.max_seq_len == 256 && d.n_truncated == 0 && d.n_bad_rows == 0, "attributes");
+        dataset_free(&d);
+    }
+    snprintf(path, sizeof path, "%s/out-good.json/data/test.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read test.h5: %s", slim_last_error());
+    if (rc == 0) {
+        CHECK(d.n_examples == 3, "3 jsonl examples, got %lld", (long long)d.n_examples);
+        if (d.n_examples == 3) {
+            check_example(&d, 0, "Win a free prize now", "spam", 1, 1, "jsonl");
+            check_example(&d, 1, "Hello Bob, see you", "ham", 0, 2, "jsonl");
+            check_example(&d, 2, "Unicode caf\xc3\xa9 \xe2\x98\x95 ok", "ham", 0, 4, "jsonl after blank line");
+        }
+        dataset_free(&d);
+    }
+    /* --split train writes only train.h5; --out overrides out_dir */
+    const char *out = tmp_path("out-split");
+    rc = run_prepare(&err, "--config", cfg, "--split", "train", "--out", out, NULL);
+    CHECK(rc == 0, "--split train: %s", err);
+    free(err);
+    snprintf(path, sizeof path, "%s/data/train.h5", out);
+    CHECK(exists(path), "--out: %s written", path);
+    snprintf(path, sizeof path, "%s/data/test.h5", out);
+    CHECK(!exists(path), "--split train does not write test.h5");
+}
+
+static void test_truncation(void) {
+    /* a long story (ASCII), a long text of multi-byte characters, a 1 MB field, and a short row */
+    size_t big = 1 << 20;
+    char *csv = slim_malloc(big + 8192);
+    size_t n = 0;
+    n += (size_t)sprintf(csv + n, "text,label\n\"");
+    const char *story = "Once upon a time, there was a little girl named Lily. She loved to play outside. ";
+    char longtext[2048] = "";
+    for (int i = 0; i < 6; i++) strcat(longtext, story);
+    n += (size_t)sprintf(csv + n, "%s\",spam\n", longtext);
+    char utf[1024] = "";
+    for (int i = 0; i < 60; i++) strcat(utf, i % 3 ? "\xc3\xa9t\xc3\xa9 " : "\xe2\x98\x95");
+    n += (size_t)sprintf(csv + n, "%s,ham\n", utf);
+    for (size_t i = 0; i < big; i++) csv[n++] = "abcdefgh ij"[i % 11];
+    n += (size_t)sprintf(csv + n, ",spam\nshort,ham\n");
+    const char *data = tmp_path("trunc.csv");
+    write_bytes(data, csv, n);
+    free(csv);
+
+    char body[512];
+    const int max_len = 40;
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": %d", data,
+             max_len);
+    const char *cfg = write_config("trunc.json", body);
+    char *err;
+    double t0 = slim_time_sec();
+    int rc = run_prepare(&err, "--config", cfg, NULL);
+    double dt = slim_time_sec() - t0;
+    CHECK(rc == 0, "prepare trunc: %s", err);
+    CHECK(dt < 30.0, "a 1 MB field is cut before the search (took %.1f s)", dt);
+    CHECK(strstr(err, "4 rows read, 0 bad, 4 examples, 3 truncated") != NULL, "summary: %s", err);
+    free(err);
+    slim_dataset d;
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-trunc.json/data/train.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read: %s", slim_last_error());
+    if (rc) return;
+    CHECK(d.n_examples == 4 && d.n_truncated == 3, "4 examples, 3 truncated");
+    const char *texts[3] = {longtext, utf, NULL};
+    const char *labels[3] = {"spam", "ham", "spam"};
+    for (int64_t e = 0; e < 3 && e < d.n_examples; e++) {
+        int64_t a = d.offsets[e], len = d.offsets[e + 1] - a;
+        int plen = d.prompt_len[e];
+        CHECK(len <= max_len, "example %lld: %lld tokens > max_seq_len %d", (long long)e, (long long)len, max_len);
+        /* the whole completion is kept */
+        int32_t comp[16];
+        char ctext[16];
+        snprintf(ctext, sizeof ctext, " %s", labels[e]);
+        int nc = encode(ctext, strlen(ctext), 0, 0, comp, 16);
+        comp[nc++] = g_tok.eos_id;
+        int ok = len - plen == nc;
+        for (int i = 0; ok && i < nc; i++) ok = d.tokens[a + plen + i] == comp[i] && d.loss_mask[a + plen + i] == 1;
+        for (int i = 0; ok && i < plen; i++) ok = d.loss_mask[a + i] == 0;
+        CHECK(ok, "example %lld: completion + EOS kept whole with mask 1, prompt mask 0", (long long)e);
+        /* decode the prompt: " Text: " + a prefix of the text + "\nLabel:" */
+        char dec[8192] = "";
+        for (int i = 1; i < plen; i++) tokenizer_decode_token(&g_tok, d.tokens[a + i], dec, sizeof dec);
+        size_t dl = strlen(dec);
+        CHECK(dl >= 14 && strncmp(dec, " Text: ", 7) == 0, "example %lld: prompt starts with the template: %s",
+              (long long)e, dec);
+        CHECK(dl >= 14 && strcmp(dec + dl - 7, "\nLabel:") == 0, "example %lld: the suffix \\nLabel: is kept: %s",
+              (long long)e, dec);
+        if (dl < 14) continue;
+        size_t k = dl - 14; /* bytes of text kept */
+        char *src;
+        if (texts[e]) {
+            src = slim_strdup(texts[e]);
+        } else {
+            src = slim_malloc(big + 1);
+            for (size_t i = 0; i < big; i++) src[i] = "abcdefgh ij"[i % 11];
+            src[big] = 0;
+        }
+        size_t sl = strlen(src);
+        CHECK(k > 0 && k < sl && memcmp(dec + 7, src, k) == 0, "example %lld: kept %zu bytes, a proper prefix",
+              (long long)e, k);
+        CHECK(reader_utf8_check(dec, dl) == -1, "example %lld: cut at a character boundary", (long long)e);
+        /* the prompt tokens are exactly encode(rendered prompt), and one more character would not fit */
+        if (k < sl) {
+            char *p = slim_malloc(k + 64);
+            int32_t ids[512];
+            snprintf(p, k + 64, "Text: %.*s\nLabel:", (int)k, src);
+            int np = encode(p, strlen(p), 1, 1, ids, 512);
+            int same = np == plen;
+            for (int i = 0; same && i < np; i++) same = ids[i] == d.tokens[a + i];
+            CHECK(same, "example %lld: prompt tokens == encode(truncated prompt)", (long long)e);
+            size_t k2 = k + 1;
+            while (k2 < sl && ((unsigned char)src[k2] & 0xC0) == 0x80) k2++;
+            p = slim_realloc(p, k2 + 64);
+            snprintf(p, k2 + 64, "Text: %.*s\nLabel:", (int)k2, src);
+            int np2 = encode(p, strlen(p), 1, 1, ids, 512);
+            CHECK(np2 + nc > max_len, "example %lld: the longest prefix was kept (%d + %d with one more char)",
+                  (long long)e, np2, nc);
+            free(p);
+        }
+        free(src);
+    }
+    if (d.n_examples == 4) check_example(&d, 3, "short", "ham", 0, 5, "short row after the 1 MB field");
+    dataset_free(&d);
+
+    /* a completion that cannot fit at all is a bad row, counted */
+    write_bytes(tmp_path("longlabel.csv"), "text,label\nhello,spam\nhello again,a very long label that cannot fit\n",
+                strlen("text,label\nhello,spam\nhello again,a very long label that cannot fit\n"));
+    snprintf(body, sizeof body,
+             "\"train\": \"%s\", \"max_seq_len\": 24, \"max_bad_rows\": 0.5", tmp_path("longlabel.csv"));
+    cfg = write_config("longlabel.json", body);
+    rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == 0, "long label run: %s", err);
+    CHECK(strstr(err, "completion too long") && strstr(err, "longlabel.csv:3:"), "too-long row reported: %s", err);
+    free(err);
+    snprintf(path, sizeof path, "%s/out-longlabel.json/data/train.h5", tmpdir);
+    if (dataset_read(&d, path) == 0) {
+        CHECK(d.n_examples == 1 && d.n_bad_rows == 1 && d.source_line[0] == 2, "one example, one bad row");
+        dataset_free(&d);
+    } else {
+        CHECK(0, "read %s: %s", path, slim_last_error());
+    }
+}
+
+static void test_bad_rows(void) {
+    /* reader level: every row with its line and reason */
+    const char *labels[2] = {"ham", "spam"};
+    int64_t csv_lines[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    int csv_reasons[] = {READ_OK,          READ_FIELD_COUNT,   READ_FIELD_COUNT, READ_EMPTY_TEXT,
+                         READ_EMPTY_LABEL, READ_UNKNOWN_LABEL, READ_BAD_QUOTE,   READ_OK,
+                         READ_BAD_QUOTE,   READ_OK,            READ_OK};
+    check_reader(FIX "/bad.csv", labels, 2, csv_lines, csv_reasons, 11);
+    int64_t js_lines[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    int js_reasons[] = {READ_OK,        READ_BAD_JSON,   READ_JSON_TYPE, READ_JSON_TYPE, READ_MISSING_KEY,
+                        READ_JSON_TYPE, READ_BAD_JSON,   READ_EMPTY_TEXT, READ_OK,       READ_BAD_JSON};
+    check_reader(FIX "/bad.jsonl", NULL, 0, js_lines, js_reasons, 10);
+
+    /* prepare level: counted, reported with file:line, good rows kept with their lines */
+    const char *cfg = write_config("bad.json", "\"train\": \"" FIX "/bad.csv\", \"test\": \"" FIX "/bad.jsonl\", "
+                                               "\"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 1.0");
+    char *err;
+    int rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == 0, "bad rows within max_bad_rows = 1: %s", err);
+    CHECK(strstr(err, "11 rows read, 7 bad, 4 examples") != NULL, "csv summary: %s", err);
+    CHECK(strstr(err, "10 rows read, 8 bad, 2 examples") != NULL, "jsonl summary: %s", err);
+    CHECK(strstr(err, "2 bad rows: wrong field count") && strstr(err, "2 bad rows: bad quoting"), "counts by reason");
+    const char *want[] = {"bad.csv:3:", "bad.csv:4:", "bad.csv:5:", "bad.csv:6:", "bad.csv:7:", "bad.csv:8:",
+                          "bad.csv:10:", "bad.jsonl:2:", "bad.jsonl:10:", "bad.jsonl:5: no key \"text\""};
+    for (int i = 0; i < 10; i++) CHECK(strstr(err, want[i]) != NULL, "summary names %s: %s", want[i], err);
+    free(err);
+    slim_dataset d;
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-bad.json/data/train.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read: %s", slim_last_error());
+    if (rc == 0) {
+        int64_t lines[] = {2, 9, 11, 12};
+        CHECK(d.n_examples == 4 && d.n_bad_rows == 7, "4 examples, 7 bad rows");
+        for (int e = 0; e < 4 && e < d.n_examples; e++)
+            CHECK(d.source_line[e] == lines[e], "example %d line %lld", e, (long long)d.source_line[e]);
+        if (d.n_examples == 4) check_example(&d, 1, "Fine row", "spam", 1, 9, "after the stray quote");
+        if (d.n_examples == 4) check_example(&d, 2, "Another fine row", "ham", 0, 11, "after the unbalanced quote");
+        dataset_free(&d);
+    }
+
+    /* too many bad rows: exit 1, nothing written (neither split) */
+    cfg = write_config("toomany.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/bad.csv\", "
+                                       "\"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 0.5");
+    rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == 1, "more bad rows than max_bad_rows fails, rc %d", rc);
+    CHECK(strstr(err, "max_bad_rows") && strstr(err, "7 of 11 rows are bad"), "failure says why: %s", err);
+    free(err);
+    snprintf(path, sizeof path, "%s/out-toomany.json/data/train.h5", tmpdir);
+    CHECK(!exists(path), "train.h5 not written when the test split fails");
+    snprintf(path, sizeof path, "%s/out-toomany.json/data/test.h5", tmpdir);
+    CHECK(!exists(path), "test.h5 not written");
+}
+
+/* Runs prepare on one generated train file that must fail or produce bad rows; checks the message. */
+static void expect_result(const char *name, const char *content, size_t n, int want_rc, const char *want1,
+                          const char *want2) {
+    char file[64], cfgname[64], body[1024];
+    snprintf(file, sizeof file, "%s", name);
+    write_bytes(tmp_path(file), content, n);
+    snprintf(cfgname, sizeof cfgname, "%s.json", name);
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 0.5",
+             tmp_path(file));
+    const char *cfg = write_config(cfgname, body);
+    char *err;
+    int rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == want_rc, "%s: rc %d, expected %d: %s", name, rc, want_rc, err);
+    if (want1) CHECK(strstr(err, want1) != NULL, "%s: message should contain '%s': %s", name, want1, err);
+    if (want2) CHECK(strstr(err, want2) != NULL, "%s: message should contain '%s': %s", name, want2, err);
+    free(err);
+}
+
+static void test_bad_corpus(void) {
+    /* NUL bytes */
+    static const char nul_csv[] = "text,label\nok,ham\nbad\0text,spam\nok too,spam\n";
+    expect_result("nul.csv", nul_csv, sizeof nul_csv - 1, 0, "nul.csv:3: NUL byte in the text", "1 bad rows: NUL byte");
+    static const char nul_jsonl[] = "{\"text\": \"a\", \"label\": \"ham\"}\n{\"text\": \"b\0\", \"label\": \"ham\"}\n"
+                                    "{\"text\": \"c\", \"label\": \"spam\"}\n";
+    expect_result("nul.jsonl", nul_jsonl, sizeof nul_jsonl - 1, 0, "nul.jsonl:2: NUL byte", NULL);
+    /* invalid UTF-8: a lone continuation byte, an overlong encoding, a truncated sequence */
+    static const char utf_csv[] = "text,label\nok,ham\nbad \xff byte,spam\novl \xc0\xaf,ham\ncut \xe2\x98,ham\n"
+                                  "fine,spam\nfine again,ham\nand more,ham\n";
+    expect_result("utf.csv", utf_csv, sizeof utf_csv - 1, 0, "utf.csv:3: invalid UTF-8", "3 bad rows: invalid UTF-8");
+    static const char utf_jsonl[] = "{\"text\": \"x\xfe\", \"label\": \"ham\"}\n{\"text\": \"y\", \"label\": \"ham\"}\n"
+                                    "{\"text\": \"z\", \"label\": \"ham\"}\n";
+    expect_result("utf.jsonl", utf_jsonl, sizeof utf_jsonl - 1, 0, "utf.jsonl:1: invalid UTF-8", NULL);
+    /* wrong JSON types and missing keys */
+    static const char types[] = "{\"text\": true, \"label\": \"ham\"}\n{\"text\": \"t\", \"label\": null}\n"
+                                "{\"text\": \"t\", \"label\": \"ham\"}\n{\"text\": \"u\", \"label\": \"ham\"}\n"
+                                "{\"text\": \"v\", \"label\": \"spam\"}\n";
+    expect_result("types.jsonl", types, sizeof types - 1, 0, "types.jsonl:1: \"text\" is a boolean",
+                  "types.jsonl:2: \"label\" is null");
+    static const char keys[] = "{\"txt\": \"a\", \"label\": \"ham\"}\n{\"text\": \"a\"}\n";
+    expect_result("keys.jsonl", keys, sizeof keys - 1, 1, "keys.jsonl:2: no key \"label\"", "max_bad_rows");
+    /* a truncated JSONL file and unbalanced quotes everywhere: too many bad rows */
+    static const char trunc[] = "{\"text\": \"a\", \"label\": \"ham\"}\n{\"text\": \"b\", \"la";
+    expect_result("trunc.jsonl", trunc, sizeof trunc - 1, 0, "trunc.jsonl:2: invalid JSON", NULL);
+    static const char quotes[] = "text,label\n\"a,ham\n\"b,ham\nc,spam\n";
+    expect_result("quotes.csv", quotes, sizeof quotes - 1, 1, "quotes.csv:2: bad quoting", "max_bad_rows");
+    /* a 1 MB label is just an unknown label; a 1 MB JSONL text is truncated */
+    size_t big = 1 << 20;
+    char *buf = slim_malloc(big + 256);
+    size_t n = (size_t)sprintf(buf, "text,label\nhi,ham\nthere,");
+    memset(buf + n, 'x', big);
+    n += big;
+    n += (size_t)sprintf(buf + n, "\nagain,spam\n");
+    expect_result("biglabel.csv", buf, n, 0, "biglabel.csv:3: label \"xxxx", "1 bad rows: unknown label");
+    n = (size_t)sprintf(buf, "{\"label\": \"spam\", \"text\": \"");
+    for (size_t i = 0; i < big; i++) buf[n++] = "lorem ipsum "[i % 12];
+    n += (size_t)sprintf(buf + n, "\"}\n");
+    expect_result("bigtext.jsonl", buf, n, 0, "1 examples, 1 truncated", NULL);
+    free(buf);
+    /* random binary garbage: no crash, a clear failure */
+    buf = slim_malloc(65536);
+    slim_rng rng;
+    slim_rng_seed(&rng, 7);
+    for (int i = 0; i < 65536; i++) buf[i] = (char)(slim_rng_u32(&rng) & 0xff);
+    expect_result("garbage.csv", buf, 65536, 1, "garbage.csv", NULL);
+    expect_result("garbage.jsonl", buf, 65536, 1, "garbage.jsonl", NULL);
+    free(buf);
+    /* whole-file problems */
+    expect_result("empty.csv", "", 0, 1, "empty.csv: empty file", NULL);
+    expect_result("header_only.csv", "text,label\n", 11, 1, "no data rows", NULL);
+    expect_result("nocol.csv", "body,label\nhi,ham\n", 18, 1, "nocol.csv:1: the header has no column \"text\"",
+                  "\"body\"");
+    expect_result("badheader.csv", "te\"xt,label\nhi,ham\n", 19, 1, "badheader.csv:1: bad quoting in the header",
+                  NULL);
+    expect_result("data.txt", "text,label\nhi,ham\n", 18, 1, "data.txt: cannot tell the format", NULL);
+
+    char *err;
+    char body[512];
+    snprintf(body, sizeof body, "\"train\": \"%s/does-not-exist.csv\"", tmpdir);
+    int rc = run_prepare(&err, "--config", write_config("nofile.json", body), NULL);
+    CHECK(rc == 1 && strstr(err, "does-not-exist.csv: cannot open"), "missing data file: %s", err);
+    free(err);
+    const char *cfg = tmp_path("nomodel.json");
+    snprintf(body, sizeof body, "{\"model\": \"%s/none.gguf\", \"data\": {\"train\": \"" FIX "/good.csv\"}}", tmpdir);
+    write_bytes(cfg, body, strlen(body));
+    rc = run_prepare(&err, "--config", cfg, NULL);
+    CHECK(rc == 1 && strstr(err, "none.gguf"), "missing model: %s", err);
+    free(err);
+    rc = run_prepare(&err, "--config", tmp_path("no-config.json"), NULL);
+    CHECK(rc == 1 && strstr(err, "no-config.json"), "missing config: %s", err);
+    free(err);
+    rc = run_prepare(&err, "--config", write_config("notrain.json", "\"max_seq_len\": 64"), NULL);
+    CHECK(rc == 1 && strstr(err, "data.train"), "no data.train: %s", err);
+    free(err);
+    rc = run_prepare(&err, "--config", write_config("notest.json", "\"train\": \"" FIX "/good.csv\""), "--split",
+                     "test", NULL);
+    CHECK(rc == 1 && strstr(err, "data.test"), "--split test without data.test: %s", err);
+    free(err);
+}
+
+static void test_cli_and_labels(void) {
+    char *err;
+    CHECK(run_prepare(&err, "--help", NULL) == 0 && strstr(err, "usage: slimtune data prepare"), "--help: %s", err);
+    free(err);
+    int rc = run_prepare(&err, NULL);
+    CHECK(rc == 2 && strstr(err, "--config") && strstr(err, "usage"), "no arguments: usage, rc %d: %s", rc, err);
+    free(err);
+    rc = run_prepare(&err, "--config", "x.json", "--split", "dev", NULL);
+    CHECK(rc == 2 && strstr(err, "--split"), "bad --split: %s", err);
+    free(err);
+    rc = run_prepare(&err, "--bogus", NULL);
+    CHECK(rc == 2 && strstr(err, "--bogus"), "unknown argument: %s", err);
+    free(err);
+
+    /* labels collected from train (sorted); test rows with other labels are bad rows */
+    write_bytes(tmp_path("l_train.jsonl"),
+                "{\"text\": \"a\", \"label\": \"zeta\"}\n{\"text\": \"b\", \"label\": \"alpha\"}\n"
+                "{\"text\": \"c\", \"label\": \"zeta\"}\n",
+                strlen("{\"text\": \"a\", \"label\": \"zeta\"}\n{\"text\": \"b\", \"label\": \"alpha\"}\n"
+                       "{\"text\": \"c\", \"label\": \"zeta\"}\n"));
+    write_bytes(tmp_path("l_test.jsonl"),
+                "{\"text\": \"d\", \"label\": \"alpha\"}\n{\"text\": \"e\", \"label\": \"beta\"}\n",
+                strlen("{\"text\": \"d\", \"label\": \"alpha\"}\n{\"text\": \"e\", \"label\": \"beta\"}\n"));
+    char body[1024];
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"test\": \"%s\", \"max_bad_rows\": 0.5",
+             tmp_path("l_train.jsonl"), tmp_path("l_test.jsonl"));
+    const char *cfg = write_config("labels.json", body);
+    rc = run_prepare(&err, "--config", cfg, "--split", "test", NULL);
+    CHECK(rc == 0, "--split test with collected labels: %s", err);
+    CHECK(strstr(err, "l_test.jsonl:2: label \"beta\" is not in the label set") != NULL, "beta reported: %s", err);
+    free(err);
+    slim_dataset d;
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-labels.json/data/test.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read: %s", slim_last_error());
+    if (rc == 0) {
+        CHECK(d.n_labels == 2 && strcmp(d.label_names[0], "alpha") == 0 && strcmp(d.label_names[1], "zeta") == 0,
+              "label set from train, sorted");
+        CHECK(d.n_examples == 1 && d.labels[0] == 0 && d.n_bad_rows == 1, "one test example labelled alpha");
+        dataset_free(&d);
+    }
+    snprintf(path, sizeof path, "%s/out-labels.json/data/train.h5", tmpdir);
+    CHECK(!exists(path), "--split test writes no train.h5");
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-prepare-XXXXXX");
+    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
+    int rc = gguf_open(&g_gguf, model_path);
+    CHECK(rc == 0, "the shared model %s is required (set SLIM_SHARED): %s", model_path, slim_last_error());
+    if (rc) return tu_finish("test_prepare");
+    rc = tokenizer_init_gguf(&g_tok, &g_gguf);
+    CHECK(rc == 0, "tokenizer: %s", slim_last_error());
+    if (rc) return tu_finish("test_prepare");
+    int32_t ids[8];
+    int n = encode("Once upon a time", 16, 1, 1, ids, 8);
+    CHECK(n == 5 && ids[0] == 1 && ids[1] == 403 && ids[4] == 378, "the real stories260K tokenizer is in use");
+
+    test_fixtures_intact();
+    test_good();
+    test_truncation();
+    test_bad_rows();
+    test_bad_corpus();
+    test_cli_and_labels();
+
+    tokenizer_free(&g_tok);
+    gguf_close(&g_gguf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    return tu_finish("test_prepare");
+}

@@ -1,0 +1,635 @@
+/* test_ops.c — gradient checks and reference checks for the kernels of lib/ops.h.
+ *
+ * Every _backward kernel is checked against central finite differences of its _forward:
+ * for a scalar loss L = sum(out * R) with a fixed random R (crossentropy: its own loss), the
+ * numeric gradient dL/dx_i = (L(x_i + h) - L(x_i - h)) / (x_i+h - x_i-h) is taken for EVERY element
+ * of every input, with the forward in float (as the kernel does) and the loss summed in double.
+ * Error metric: max_i |analytic_i - numeric_i| / max(1e-2, |numeric_i|).
+ *
+ * Gradient buffers are pre-filled with GRAD_PRE before the backward call and GRAD_PRE is
+ * subtracted afterwards, so a kernel that overwrites instead of accumulating (+=) fails.
+ * Every gradient check also runs a self-check: the analytic gradient with its largest element
+ * scaled by 1.05 must FAIL the same tolerance, so the checks are shown to be able to fail; and the
+ * gradient must not be trivially small (max |numeric| > 0.05), so a vacuous all-zero case fails.
+ *
+ * The float FD check is limited by float rounding of the forward (~1e-3 on this metric for
+ * attention); attention's gradients are also checked against central differences of a naive
+ * double-precision forward, which shows the kernels agree with the exact gradient to ~2e-5.
+ *
+ * Forwards are checked against naive double-precision loops (matmul, lora, attention with GQA,
+ * rope, rmsnorm, swiglu, embedding, residual, crossentropy), and attention is checked to be
+ * unaffected by right padding. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ops.h"
+#include "testutil.h"
+
+#define GRAD_PRE 0.375f /* known nonzero value gradient buffers start from (exact in float) */
+/* Gradient tolerances on that metric (brief: < 2e-2), per check, each >= 2x the worst seen over 40
+ * seeds with 1 and 2 threads (seed 1234 is the one run):
+ * FD_TOL       attention dq/dk, rmsnorm dinp: float rounding of the forward against truncation
+ *              (worst 7e-3 attention dk, 3e-3 dq, 2.5e-3 rmsnorm dinp);
+ * FD_TOL_MID   the other nonlinear or rounding-heavier cases (worst 8.5e-4 rmsnorm dw);
+ * FD_TOL_FINE  linear and well-conditioned cases (worst 8.7e-5 matmul). */
+#define FD_TOL 1e-2
+#define FD_TOL_MID 2e-3
+#define FD_TOL_FINE 3e-4
+/* Step for inputs the loss is LINEAR in (matmul, lora A/B/inp each, embedding, rope, attention v,
+ * swiglu up): central differences are then exact up to float rounding, which a large step shrinks.
+ * Nonlinear inputs use 5e-3..1e-2 (truncation error ~h^2 against rounding error ~eps/h). */
+#define H_LINEAR 1e-1f
+#define FD_TOL_REF 2e-4 /* analytic vs central differences of a double-precision reference forward
+                         * (attention; measured worst over 40 seeds 2.3e-5) */
+#define FWD_TOL 1e-5    /* forward vs naive reference, relative to the largest reference value */
+
+static slim_rng rng;
+
+/* ---------------------------------------------------------------- helpers */
+
+static float *rand_buf(long n, float mean, float sd) {
+    float *p = slim_malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) p[i] = mean + sd * slim_rng_normal(&rng);
+    return p;
+}
+
+static float *copy_buf(const float *src, long n) {
+    float *p = slim_malloc(sizeof(float) * n);
+    memcpy(p, src, sizeof(float) * n);
+    return p;
+}
+
+static int rand_int(int lo, int hi) { return lo + (int)(slim_rng_u32(&rng) % (uint32_t)(hi - lo + 1)); }
+
+/* Gradient buffer pre-filled with GRAD_PRE (tests the += contract of backward kernels). */
+static float *pre_buf(long n) {
+    float *p = slim_malloc(sizeof(float) * n);
+    for (long i = 0; i < n; i++) p[i] = GRAD_PRE;
+    return p;
+}
+
+static void unpre(float *p, long n) {
+    for (long i = 0; i < n; i++) p[i] -= GRAD_PRE;
+}
+
+/* sum(out * R) in double */
+static double dot_loss(const float *out, const float *R, long n) {
+    double s = 0.0;
+    for (long i = 0; i < n; i++) s += (double)out[i] * R[i];
+    return s;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Central differences of f with respect to every element of p[0..n); p is restored. The divisor
+ * is the step actually taken in float, not 2h. */
+static double *fd_grad(float *p, long n, float h, loss_fn f, void *ctx) {
+    double *num = slim_malloc(sizeof(double) * n);
+    for (long i = 0; i < n; i++) {
+        float save = p[i], xp = save + h, xm = save - h;
+        p[i] = xp;
+        double lp = f(ctx);
+        p[i] = xm;
+        double lm = f(ctx);
+        p[i] = save;
+        num[i] = (lp - lm) / ((double)xp - (double)xm);
+    }
+    return num;
+}
+
+/* max_i |an_i - num_i| / max(1e-2, |num_i|) */
+static double grad_err(const float *an, const double *num, long n) {
+    double worst = 0.0;
+    for (long i = 0; i < n; i++) {
+        double e = fabs(an[i] - num[i]) / fmax(1e-2, fabs(num[i]));
+        if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
+/* Compares an analytic gradient with central differences of f over p, and self-checks that a 5%
+ * error on the largest element would be detected. Frees nothing of the caller's. */
+static void check_grad(const char *name, const float *an, float *p, long n, float h, double tol, loss_fn f,
+                       void *ctx) {
+    double *num = fd_grad(p, n, h, f, ctx);
+    double err = grad_err(an, num, n);
+    long imax = 0;
+    for (long i = 1; i < n; i++)
+        if (fabs(num[i]) > fabs(num[imax])) imax = i;
+    printf("  %-34s n=%-4ld max|g|=%-9.3g err=%.3g\n", name, n, fabs(num[imax]), err);
+    CHECK(err < tol, "%s: gradient error %.3g >= %.3g", name, err, tol);
+    CHECK(fabs(num[imax]) > 0.05, "%s: gradient trivially small (max %.3g), the check is vacuous", name,
+          fabs(num[imax]));
+    /* self-check: the same comparison must catch a 5% error on one element */
+    float *bad = copy_buf(an, n);
+    bad[imax] *= 1.05f;
+    double err_bad = grad_err(bad, num, n);
+    CHECK(err_bad >= tol, "%s: 5%% perturbation of element %ld not detected (err %.3g)", name, imax, err_bad);
+    free(bad);
+    free(num);
+}
+
+/* max |a - ref| / max(|ref|_inf, 1e-30); the forward check metric */
+static double fwd_err(const float *a, const double *ref, long n) {
+    double worst = 0.0, big = 1e-30;
+    for (long i = 0; i < n; i++) big = fmax(big, fabs(ref[i]));
+    for (long i = 0; i < n; i++) {
+        double e = fabs(a[i] - ref[i]);
+        if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+    }
+    return worst / big;
+}
+
+static void check_fwd(const char *name, const float *a, const double *ref, long n) {
+    double err = fwd_err(a, ref, n);
+    printf("  %-34s n=%-4ld rel err=%.3g\n", name, n, err);
+    CHECK(err < FWD_TOL, "%s: forward error %.3g >= %.3g", name, err, FWD_TOL);
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+typedef struct { float *out, *wte, *R; const int32_t *tok; int N, C; } emb_ctx;
+
+static double emb_loss(void *p) {
+    emb_ctx *c = p;
+    embedding_forward(c->out, c->tok, c->wte, c->N, c->C);
+    return dot_loss(c->out, c->R, (long)c->N * c->C);
+}
+
+static void test_embedding(void) {
+    printf("embedding\n");
+    int V = 7, C = 5, N = 9;
+    int32_t tok[9] = {3, 1, 3, 6, 0, 3, 1, 5, 2}; /* repeated ids: their rows must add up */
+    float *wte = rand_buf((long)V * C, 0, 1), *R = rand_buf((long)N * C, 0, 1);
+    float *out = slim_malloc(sizeof(float) * N * C);
+    emb_ctx c = {out, wte, R, tok, N, C};
+    embedding_forward(out, tok, wte, N, C);
+    double *ref = slim_malloc(sizeof(double) * N * C);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) ref[n * C + i] = wte[tok[n] * C + i];
+    check_fwd("embedding_forward", out, ref, (long)N * C);
+    float *dwte = pre_buf((long)V * C);
+    embedding_backward(dwte, R, tok, N, C);
+    unpre(dwte, (long)V * C);
+    check_grad("embedding dwte", dwte, wte, (long)V * C, H_LINEAR, FD_TOL_FINE, emb_loss, &c);
+    free(wte); free(R); free(out); free(ref); free(dwte);
+}
+
+/* ---------------------------------------------------------------- rmsnorm */
+
+typedef struct { float *out, *rstd, *inp, *w, *R; int N, C; float eps; } rms_ctx;
+
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, c->eps);
+    return dot_loss(c->out, c->R, (long)c->N * c->C);
+}
+
+static void test_rmsnorm(void) {
+    int N = rand_int(3, 5), C = rand_int(6, 10);
+    printf("rmsnorm N=%d C=%d\n", N, C);
+    long nc = (long)N * C;
+    float eps = 1e-5f;
+    float *inp = rand_buf(nc, 0, 1), *w = rand_buf(C, 1, 0.5f), *R = rand_buf(nc, 0, 1);
+    float *out = slim_malloc(sizeof(float) * nc), *rstd = slim_malloc(sizeof(float) * N);
+    rms_ctx c = {out, rstd, inp, w, R, N, C, eps};
+    rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    double *ref = slim_malloc(sizeof(double) * nc), *ref_rstd = slim_malloc(sizeof(double) * N);
+    for (int n = 0; n < N; n++) {
+        double ss = 0.0;
+        for (int i = 0; i < C; i++) ss += (double)inp[n * C + i] * inp[n * C + i];
+        ref_rstd[n] = 1.0 / sqrt(ss / C + eps);
+        for (int i = 0; i < C; i++) ref[n * C + i] = inp[n * C + i] * ref_rstd[n] * w[i];
+    }
+    check_fwd("rmsnorm_forward out", out, ref, nc);
+    check_fwd("rmsnorm_forward rstd", rstd, ref_rstd, N);
+
+    float *dinp = pre_buf(nc), *dw = pre_buf(C);
+    rmsnorm_backward(dinp, dw, R, inp, w, rstd, N, C);
+    unpre(dinp, nc);
+    unpre(dw, C);
+    check_grad("rmsnorm dinp", dinp, inp, nc, 5e-3f, FD_TOL, rms_loss, &c);
+    check_grad("rmsnorm dw", dw, w, C, 5e-3f, FD_TOL_MID, rms_loss, &c);
+    /* dw == NULL (frozen weight) gives the same dinp (the FD loop left rstd from a perturbed input) */
+    rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    float *dinp2 = pre_buf(nc);
+    rmsnorm_backward(dinp2, NULL, R, inp, w, rstd, N, C);
+    unpre(dinp2, nc);
+    CHECK(memcmp(dinp, dinp2, sizeof(float) * nc) == 0, "rmsnorm dinp differs with dw == NULL");
+    free(inp); free(w); free(R); free(out); free(rstd); free(ref); free(ref_rstd);
+    free(dinp); free(dw); free(dinp2);
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+typedef struct { float *out, *inp, *W, *R; int N, C, OC; } mm_ctx;
+
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    matmul_forward(c->out, c->inp, c->W, c->N, c->C, c->OC, 0.0f);
+    return dot_loss(c->out, c->R, (long)c->N * c->OC);
+}
+
+static void test_matmul(void) {
+    int N = rand_int(3, 6), C = rand_int(4, 9), OC = rand_int(3, 8);
+    printf("matmul N=%d C=%d OC=%d\n", N, C, OC);
+    float *inp = rand_buf((long)N * C, 0, 1), *W = rand_buf((long)OC * C, 0, 1);
+    float *R = rand_buf((long)N * OC, 0, 1), *out = slim_malloc(sizeof(float) * N * OC);
+    double *ref = slim_malloc(sizeof(double) * N * OC);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0.0;
+            for (int i = 0; i < C; i++) s += (double)inp[n * C + i] * W[o * C + i];
+            ref[n * OC + o] = s;
+        }
+    for (int i = 0; i < N * OC; i++) out[i] = NAN; /* beta = 0 must overwrite, even NaN */
+    matmul_forward(out, inp, W, N, C, OC, 0.0f);
+    check_fwd("matmul_forward beta=0", out, ref, (long)N * OC);
+    /* beta = 1 accumulates onto what is there */
+    float *acc = rand_buf((long)N * OC, 0, 1);
+    double *ref2 = slim_malloc(sizeof(double) * N * OC);
+    for (int i = 0; i < N * OC; i++) ref2[i] = ref[i] + acc[i];
+    matmul_forward(acc, inp, W, N, C, OC, 1.0f);
+    check_fwd("matmul_forward beta=1", acc, ref2, (long)N * OC);
+
+    mm_ctx c = {out, inp, W, R, N, C, OC};
+    float *dinp = pre_buf((long)N * C), *dW = pre_buf((long)OC * C);
+    matmul_backward(dinp, dW, R, inp, W, N, C, OC);
+    unpre(dinp, (long)N * C);
+    unpre(dW, (long)OC * C);
+    check_grad("matmul dinp", dinp, inp, (long)N * C, H_LINEAR, FD_TOL_FINE, mm_loss, &c);
+    check_grad("matmul dW", dW, W, (long)OC * C, H_LINEAR, FD_TOL_FINE, mm_loss, &c);
+    /* NULL gradients are skipped and the other one is unchanged */
+    float *dW2 = pre_buf((long)OC * C), *dinp2 = pre_buf((long)N * C);
+    matmul_backward(NULL, dW2, R, inp, W, N, C, OC);
+    matmul_backward(dinp2, NULL, R, inp, W, N, C, OC);
+    unpre(dW2, (long)OC * C);
+    unpre(dinp2, (long)N * C);
+    CHECK(memcmp(dW, dW2, sizeof(float) * OC * C) == 0, "matmul dW differs with dinp == NULL");
+    CHECK(memcmp(dinp, dinp2, sizeof(float) * N * C) == 0, "matmul dinp differs with dW == NULL");
+    free(inp); free(W); free(R); free(out); free(ref); free(acc); free(ref2);
+    free(dinp); free(dW); free(dW2); free(dinp2);
+}
+
+/* ---------------------------------------------------------------- lora */
+
+typedef struct { float *out, *base, *u, *inp, *A, *B, *R; int N, C, OC, r; float scale; } lora_ctx;
+
+static double lora_loss(void *p) {
+    lora_ctx *c = p;
+    long n = (long)c->N * c->OC;
+    memcpy(c->out, c->base, sizeof(float) * n); /* lora_forward adds onto the base output */
+    lora_forward(c->out, c->u, c->inp, c->A, c->B, c->N, c->C, c->OC, c->r, c->scale);
+    return dot_loss(c->out, c->R, n);
+}
+
+static void test_lora(void) {
+    int N = rand_int(3, 5), C = rand_int(5, 8), OC = rand_int(4, 7), r = rand_int(2, 3);
+    float scale = 1.5f; /* alpha / r != 1, so a missing or doubled scale is caught */
+    printf("lora N=%d C=%d OC=%d r=%d scale=%g\n", N, C, OC, r, scale);
+    float *inp = rand_buf((long)N * C, 0, 1), *A = rand_buf((long)r * C, 0, 1), *B = rand_buf((long)OC * r, 0, 1);
+    float *R = rand_buf((long)N * OC, 0, 1), *base = rand_buf((long)N * OC, 0, 1);
+    float *out = copy_buf(base, (long)N * OC), *u = slim_malloc(sizeof(float) * N * r);
+    lora_forward(out, u, inp, A, B, N, C, OC, r, scale);
+    double *ref_u = slim_malloc(sizeof(double) * N * r), *ref = slim_malloc(sizeof(double) * N * OC);
+    for (int n = 0; n < N; n++) {
+        for (int j = 0; j < r; j++) {
+            double s = 0.0;
+            for (int i = 0; i < C; i++) s += (double)inp[n * C + i] * A[j * C + i];
+            ref_u[n * r + j] = s;
+        }
+        for (int o = 0; o < OC; o++) {
+            double s = 0.0;
+            for (int j = 0; j < r; j++) s += ref_u[n * r + j] * B[o * r + j];
+            ref[n * OC + o] = base[n * OC + o] + scale * s;
+        }
+    }
+    check_fwd("lora_forward u", u, ref_u, (long)N * r);
+    check_fwd("lora_forward out", out, ref, (long)N * OC);
+
+    lora_ctx c = {out, base, u, inp, A, B, R, N, C, OC, r, scale};
+    float *dinp = pre_buf((long)N * C), *dA = pre_buf((long)r * C), *dB = pre_buf((long)OC * r);
+    float *du = slim_malloc(sizeof(float) * N * r);
+    lora_backward(dinp, dA, dB, du, R, inp, u, A, B, N, C, OC, r, scale);
+    unpre(dinp, (long)N * C);
+    unpre(dA, (long)r * C);
+    unpre(dB, (long)OC * r);
+    check_grad("lora dA", dA, A, (long)r * C, H_LINEAR, FD_TOL_MID, lora_loss, &c);
+    check_grad("lora dB", dB, B, (long)OC * r, H_LINEAR, FD_TOL_FINE, lora_loss, &c);
+    check_grad("lora dinp", dinp, inp, (long)N * C, H_LINEAR, FD_TOL_MID, lora_loss, &c);
+    /* dinp == NULL leaves dA, dB the same (the FD loop left u from a perturbed input: redo it) */
+    lora_loss(&c);
+    float *dA2 = pre_buf((long)r * C), *dB2 = pre_buf((long)OC * r);
+    lora_backward(NULL, dA2, dB2, du, R, inp, u, A, B, N, C, OC, r, scale);
+    unpre(dA2, (long)r * C);
+    unpre(dB2, (long)OC * r);
+    CHECK(memcmp(dA, dA2, sizeof(float) * r * C) == 0 && memcmp(dB, dB2, sizeof(float) * OC * r) == 0,
+          "lora dA/dB differ with dinp == NULL");
+    free(inp); free(A); free(B); free(R); free(base); free(out); free(u); free(ref_u); free(ref);
+    free(dinp); free(dA); free(dB); free(du); free(dA2); free(dB2);
+}
+
+/* ---------------------------------------------------------------- rope */
+
+typedef struct { float *x, *y, *R; const int32_t *pos; int N, nh, hd; float theta; } rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    long n = (long)c->N * c->nh * c->hd;
+    memcpy(c->y, c->x, sizeof(float) * n);
+    rope_forward(c->y, c->pos, c->N, c->nh, c->hd, c->theta);
+    return dot_loss(c->y, c->R, n);
+}
+
+static void test_rope(void) {
+    int N = 6, nh = 3, hd = 8;
+    float theta = 10000.0f;
+    int32_t pos[6] = {0, 1, 2, 7, 33, 250}; /* includes large positions (many turns) */
+    long n = (long)N * nh * hd;
+    printf("rope N=%d heads=%d hd=%d theta=%g\n", N, nh, hd, theta);
+    float *x = rand_buf(n, 0, 1), *R = rand_buf(n, 0, 1), *y = copy_buf(x, n);
+    rope_forward(y, pos, N, nh, hd, theta);
+    double *ref = slim_malloc(sizeof(double) * n);
+    for (int t = 0; t < N; t++)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < hd / 2; i++) {
+                double ang = pos[t] * pow(theta, -2.0 * i / hd);
+                long o = (long)t * nh * hd + h * hd + 2 * i;
+                ref[o] = x[o] * cos(ang) - x[o + 1] * sin(ang);
+                ref[o + 1] = x[o] * sin(ang) + x[o + 1] * cos(ang);
+            }
+    check_fwd("rope_forward", y, ref, n);
+    /* rope_backward is in place (dx = rotation^T dout), no accumulation by contract */
+    float *dx = copy_buf(R, n);
+    rope_backward(dx, pos, N, nh, hd, theta);
+    rope_ctx c = {x, y, R, pos, N, nh, hd, theta};
+    check_grad("rope dx", dx, x, n, H_LINEAR, FD_TOL_MID, rope_loss, &c);
+    /* backward(forward(x)) == x: the rotation is orthogonal */
+    float *z = copy_buf(x, n);
+    rope_forward(z, pos, N, nh, hd, theta);
+    rope_backward(z, pos, N, nh, hd, theta);
+    double worst = 0.0;
+    for (long i = 0; i < n; i++) worst = fmax(worst, fabs(z[i] - x[i]));
+    CHECK(worst < 1e-5, "rope backward(forward(x)) != x, max diff %.3g", worst);
+    free(x); free(R); free(y); free(ref); free(dx); free(z);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct { float *out, *att, *q, *k, *v, *R; int B, T, H, Hkv, hd; } att_ctx;
+
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->hd);
+    return dot_loss(c->out, c->R, (long)c->B * c->T * c->H * c->hd);
+}
+
+/* Naive causal softmax attention with GQA in double: out [B,T,H*hd], att [B,H,T,T]. */
+static void att_ref(double *out, double *att, const float *q, const float *k, const float *v,
+                    int B, int T, int H, int Hkv, int hd) {
+    int group = H / Hkv;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int g = h / group;
+            for (int i = 0; i < T; i++) {
+                double *P = att + (((long)b * H + h) * T + i) * T;
+                double mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j < T; j++) {
+                    if (j > i) { P[j] = 0.0; continue; }
+                    double s = 0.0;
+                    for (int d = 0; d < hd; d++)
+                        s += (double)q[((long)b * T + i) * H * hd + h * hd + d] *
+                             k[((long)b * T + j) * Hkv * hd + g * hd + d];
+                    P[j] = s / sqrt((double)hd);
+                    mx = fmax(mx, P[j]);
+                }
+                for (int j = 0; j <= i; j++) { P[j] = exp(P[j] - mx); sum += P[j]; }
+                for (int j = 0; j <= i; j++) P[j] /= sum;
+                for (int d = 0; d < hd; d++) {
+                    double o = 0.0;
+                    for (int j = 0; j <= i; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
+                    out[((long)b * T + i) * H * hd + h * hd + d] = o;
+                }
+            }
+        }
+}
+
+/* The same loss through the double-precision reference: free of the float rounding that limits the
+ * float FD check, so the kernel's gradients can be held to a tighter tolerance. */
+typedef struct { att_ctx *c; double *out, *att; } attref_ctx;
+
+static double attref_loss(void *p) {
+    attref_ctx *r = p;
+    att_ctx *c = r->c;
+    att_ref(r->out, r->att, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->hd);
+    double s = 0.0;
+    for (long i = 0; i < (long)c->B * c->T * c->H * c->hd; i++) s += r->out[i] * c->R[i];
+    return s;
+}
+
+static void test_attention(int B, int T, int H, int Hkv, int hd) {
+    char name[64];
+    printf("attention B=%d T=%d H=%d Hkv=%d hd=%d\n", B, T, H, Hkv, hd);
+    long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T;
+    float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1), *R = rand_buf(nq, 0, 1);
+    float *out = slim_malloc(sizeof(float) * nq), *att = slim_malloc(sizeof(float) * na);
+    for (long i = 0; i < na; i++) att[i] = NAN; /* the masked part must be written as zeros */
+    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
+    double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
+    att_ref(ref, ref_att, q, k, v, B, T, H, Hkv, hd);
+    snprintf(name, sizeof name, "attention_forward out hd=%d H=%d/%d", hd, H, Hkv);
+    check_fwd(name, out, ref, nq);
+    snprintf(name, sizeof name, "attention_forward att hd=%d H=%d/%d", hd, H, Hkv);
+    check_fwd(name, att, ref_att, na);
+
+    att_ctx c = {out, att, q, k, v, R, B, T, H, Hkv, hd};
+    float *dq = pre_buf(nq), *dk = pre_buf(nk), *dv = pre_buf(nk);
+    float *scratch = slim_malloc(sizeof(float) * ops_attention_scratch_size(T));
+    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
+    attention_backward(dq, dk, dv, scratch, R, q, k, v, att, B, T, H, Hkv, hd);
+    unpre(dq, nq);
+    unpre(dk, nk);
+    unpre(dv, nk);
+    snprintf(name, sizeof name, "attention dq hd=%d H=%d/%d", hd, H, Hkv);
+    check_grad(name, dq, q, nq, 1e-2f, FD_TOL, att_loss, &c);
+    snprintf(name, sizeof name, "attention dk hd=%d H=%d/%d", hd, H, Hkv);
+    check_grad(name, dk, k, nk, 1e-2f, FD_TOL, att_loss, &c);
+    snprintf(name, sizeof name, "attention dv hd=%d H=%d/%d", hd, H, Hkv);
+    check_grad(name, dv, v, nk, H_LINEAR, FD_TOL_MID, att_loss, &c);
+    /* tighter: against central differences of the double reference (h = 1e-3: truncation ~1e-7) */
+    attref_ctx rc = {&c, ref, ref_att};
+    const float *an[3] = {dq, dk, dv};
+    float *in[3] = {q, k, v};
+    long nin[3] = {nq, nk, nk};
+    for (int t = 0; t < 3; t++) {
+        double *num = fd_grad(in[t], nin[t], 1e-3f, attref_loss, &rc);
+        double err = grad_err(an[t], num, nin[t]);
+        printf("  attention d%c vs double reference     err=%.3g\n", "qkv"[t], err);
+        CHECK(err < FD_TOL_REF, "attention d%c hd=%d H=%d/%d vs double reference: error %.3g >= %.3g", "qkv"[t],
+              hd, H, Hkv, err, FD_TOL_REF);
+        free(num);
+    }
+
+    /* right padding: sequence b has real length L; changing q, k, v at positions >= L must leave
+     * out (and att) at positions < L bit-identical. */
+    int L = T / 2 + 1;
+    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
+    float *out0 = copy_buf(out, nq), *att0 = copy_buf(att, na);
+    float *q2 = copy_buf(q, nq), *k2 = copy_buf(k, nk), *v2 = copy_buf(v, nk);
+    for (int b = 0; b < B; b++)
+        for (int t = L; t < T; t++) {
+            for (int i = 0; i < H * hd; i++) q2[((long)b * T + t) * H * hd + i] = 50.0f * slim_rng_normal(&rng);
+            for (int i = 0; i < Hkv * hd; i++) {
+                k2[((long)b * T + t) * Hkv * hd + i] = 50.0f * slim_rng_normal(&rng);
+                v2[((long)b * T + t) * Hkv * hd + i] = 50.0f * slim_rng_normal(&rng);
+            }
+        }
+    attention_forward(out, att, q2, k2, v2, B, T, H, Hkv, hd);
+    int same = 1, changed = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < H * hd; i++) {
+                long o = ((long)b * T + t) * H * hd + i;
+                if (t < L && out[o] != out0[o]) same = 0;
+                if (t >= L && out[o] != out0[o]) changed = 1;
+            }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < L; i++)
+                for (int j = 0; j < T; j++) {
+                    long o = (((long)b * H + h) * T + i) * T + j;
+                    if (att[o] != att0[o]) same = 0;
+                }
+    CHECK(same, "attention: outputs at positions < %d changed when padding tokens changed", L);
+    CHECK(changed, "attention: padding positions did not change at all (the padding test is vacuous)");
+    /* and backward: a loss on positions < L only gives exactly zero gradient at positions >= L */
+    float *Rm = copy_buf(R, nq);
+    for (int b = 0; b < B; b++)
+        for (int t = L; t < T; t++)
+            for (int i = 0; i < H * hd; i++) Rm[((long)b * T + t) * H * hd + i] = 0.0f;
+    memset(dq, 0, sizeof(float) * nq);
+    memset(dk, 0, sizeof(float) * nk);
+    memset(dv, 0, sizeof(float) * nk);
+    attention_backward(dq, dk, dv, scratch, Rm, q2, k2, v2, att, B, T, H, Hkv, hd);
+    int zero = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = L; t < T; t++) {
+            for (int i = 0; i < H * hd; i++) zero &= dq[((long)b * T + t) * H * hd + i] == 0.0f;
+            for (int i = 0; i < Hkv * hd; i++)
+                zero &= dk[((long)b * T + t) * Hkv * hd + i] == 0.0f && dv[((long)b * T + t) * Hkv * hd + i] == 0.0f;
+        }
+    CHECK(zero, "attention: gradient reaches padding positions >= %d from a loss on positions < %d", L, L);
+
+    free(q); free(k); free(v); free(R); free(out); free(att); free(ref); free(ref_att);
+    free(dq); free(dk); free(dv); free(scratch); free(out0); free(att0); free(q2); free(k2); free(v2);
+    free(Rm);
+}
+
+/* ---------------------------------------------------------------- swiglu */
+
+typedef struct { float *out, *gate, *up, *R; int N, F; } swi_ctx;
+
+static double swi_loss(void *p) {
+    swi_ctx *c = p;
+    swiglu_forward(c->out, c->gate, c->up, c->N, c->F);
+    return dot_loss(c->out, c->R, (long)c->N * c->F);
+}
+
+static void test_swiglu(void) {
+    int N = rand_int(3, 5), F = rand_int(5, 9);
+    long n = (long)N * F;
+    printf("swiglu N=%d F=%d\n", N, F);
+    float *gate = rand_buf(n, 0, 2), *up = rand_buf(n, 0, 1), *R = rand_buf(n, 0, 1);
+    float *out = slim_malloc(sizeof(float) * n);
+    swiglu_forward(out, gate, up, N, F);
+    double *ref = slim_malloc(sizeof(double) * n);
+    for (long i = 0; i < n; i++) ref[i] = gate[i] / (1.0 + exp(-(double)gate[i])) * up[i];
+    check_fwd("swiglu_forward", out, ref, n);
+    swi_ctx c = {out, gate, up, R, N, F};
+    float *dgate = pre_buf(n), *dup = pre_buf(n);
+    swiglu_backward(dgate, dup, R, gate, up, N, F);
+    unpre(dgate, n);
+    unpre(dup, n);
+    check_grad("swiglu dgate", dgate, gate, n, 1e-2f, FD_TOL_MID, swi_loss, &c);
+    check_grad("swiglu dup", dup, up, n, H_LINEAR, FD_TOL_FINE, swi_loss, &c);
+    free(gate); free(up); free(R); free(out); free(ref); free(dgate); free(dup);
+}
+
+/* ---------------------------------------------------------------- crossentropy */
+
+typedef struct { float *logits, *work, *losses; const int32_t *tgt; int M, V; float scale; } ce_ctx;
+
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    memcpy(c->work, c->logits, sizeof(float) * c->M * c->V); /* forward overwrites its input */
+    return c->scale * crossentropy_forward(c->work, c->losses, c->tgt, c->M, c->V);
+}
+
+static void test_crossentropy(void) {
+    int M = 4, V = 9;
+    int32_t tgt[4] = {0, 8, 3, 3};
+    float scale = 1.0f / 3.0f; /* not 1 and not 1/M, so the scale must really be applied */
+    printf("crossentropy M=%d V=%d scale=%g\n", M, V, scale);
+    long n = (long)M * V;
+    float *logits = rand_buf(n, 0, 2), *work = slim_malloc(sizeof(float) * n), *losses = slim_malloc(sizeof(float) * M);
+    logits[5] += 40.0f; /* a large logit: the max-subtraction must keep it finite */
+    memcpy(work, logits, sizeof(float) * n);
+    double total = crossentropy_forward(work, losses, tgt, M, V);
+    double ref_total = 0.0, *ref_loss = slim_malloc(sizeof(double) * M), *ref_p = slim_malloc(sizeof(double) * n);
+    for (int m = 0; m < M; m++) {
+        double mx = -INFINITY, s = 0.0;
+        for (int j = 0; j < V; j++) mx = fmax(mx, logits[m * V + j]);
+        for (int j = 0; j < V; j++) s += exp(logits[m * V + j] - mx);
+        for (int j = 0; j < V; j++) ref_p[m * V + j] = exp(logits[m * V + j] - mx) / s;
+        ref_loss[m] = mx + log(s) - logits[m * V + tgt[m]];
+        ref_total += ref_loss[m];
+    }
+    printf("  crossentropy total %.9g ref %.9g\n", total, ref_total);
+    CHECK(fabs(total - ref_total) <= 1e-5 * fabs(ref_total), "crossentropy total %.9g != ref %.9g", total, ref_total);
+    check_fwd("crossentropy_forward losses", losses, ref_loss, M);
+    check_fwd("crossentropy_forward probs", work, ref_p, n);
+    /* backward writes (not accumulates, by contract) dlogits over the probabilities */
+    crossentropy_backward(work, tgt, M, V, scale);
+    ce_ctx c = {logits, slim_malloc(sizeof(float) * n), losses, tgt, M, V, scale};
+    check_grad("crossentropy dlogits", work, logits, n, 1e-2f, FD_TOL_FINE, ce_loss, &c);
+    free(c.work);
+    free(logits); free(work); free(losses); free(ref_loss); free(ref_p);
+}
+
+/* ---------------------------------------------------------------- residual */
+
+static void test_residual(void) {
+    long n = 37;
+    printf("residual n=%ld\n", n);
+    float *a = rand_buf(n, 0, 1), *b = rand_buf(n, 0, 1), *out = slim_malloc(sizeof(float) * n);
+    residual_forward(out, a, b, n);
+    int ok = 1;
+    for (long i = 0; i < n; i++) ok &= out[i] == a[i] + b[i];
+    CHECK(ok, "residual_forward != a + b");
+    residual_forward(a, a, b, n); /* in place (out == a) as the model uses it */
+    ok = 1;
+    for (long i = 0; i < n; i++) ok &= a[i] == out[i];
+    CHECK(ok, "residual_forward in place differs");
+    free(a); free(b); free(out);
+}
+
+int main(void) {
+    slim_rng_seed(&rng, 1234);
+    test_embedding();
+    test_rmsnorm();
+    test_matmul();
+    test_lora();
+    test_rope();
+    test_attention(2, 5, 4, 2, 4); /* GQA */
+    test_attention(2, 5, 4, 4, 4); /* H == Hkv */
+    test_attention(2, 5, 4, 2, 8); /* hd = 8 */
+    test_attention(1, 7, 4, 1, 8); /* one kv head for all */
+    test_swiglu();
+    test_crossentropy();
+    test_residual();
+    return tu_finish("test_ops");
+}
