@@ -15,6 +15,9 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -fopenmp -lm
 SLIM_SHARED ?= ../shared
 export SLIM_SHARED
+# idle OpenMP threads sleep instead of spinning: on 2 busy cores spinning costs 2-7x (see slimtune.c)
+OMP_WAIT_POLICY ?= passive
+export OMP_WAIT_POLICY
 
 LIB_SRC   := $(wildcard lib/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard eval/*.c) $(wildcard export/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
