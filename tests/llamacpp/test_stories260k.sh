@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# check-stories260k.sh — checks the llama.cpp oracle (tests/llamacpp/logits.mjs) against the reference figures
+# test_stories260k.sh — checks the llama.cpp oracle (tests/llamacpp/logits.mjs) against the reference figures
 # for stories260K.gguf in shared/README.md ("Once upon a time" -> next-token distribution, measured with
 # llama.cpp's defaults on the CPU, F32 weights).
 #
