@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "config.h"
 
 const char *reader_reason_name(int reason) {
     static const char *names[READ_N_REASONS] = {
@@ -293,16 +294,6 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
 
 /* ---- JSONL ---- */
 
-static const char *reader_json_type(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "invalid";
-}
-
 static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, size_t n) {
     reader_row *row = reader_add_row(x, line);
     const char *nul = memchr(s, 0, n);
@@ -320,17 +311,17 @@ static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, s
     if (used < n) {
         reader_bad(x, row, READ_BAD_JSON, "invalid JSON: text after the object at column %zu", used + 1);
     } else if (!cJSON_IsObject(v)) {
-        reader_bad(x, row, READ_JSON_TYPE, "expected a JSON object, got %s", reader_json_type(v));
+        reader_bad(x, row, READ_JSON_TYPE, "expected a JSON object, got %s", config_json_type_name(v));
     } else {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, x->text_column);
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, x->label_column);
         if (!t) reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.text)", x->text_column);
         else if (!l) reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.label)", x->label_column);
         else if (!cJSON_IsString(t))
-            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->text_column, reader_json_type(t));
+            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->text_column, config_json_type_name(t));
         else if (!cJSON_IsString(l))
             reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->label_column,
-                       reader_json_type(l));
+                       config_json_type_name(l));
         else
             reader_fill_row(x, row, t->valuestring, strlen(t->valuestring), l->valuestring, strlen(l->valuestring));
     }

@@ -341,16 +341,6 @@ static int eval_parse_int(const char *opt, const char *s, long lo, long hi, long
     return 0;
 }
 
-/* Formats a path into buf (capacity cap); -1 with an error when it does not fit. */
-__attribute__((format(printf, 3, 4))) static int eval_path(char *buf, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= cap) return slim_set_error("eval: path too long (%.60s...)", buf);
-    return 0;
-}
-
 /* Checks that a dataset was tokenized by this model's tokenizer. */
 static int eval_check_fingerprint(const slim_dataset *d, const char *path, const llama_model *m, const char *model_path) {
     if (d->tokenizer_fingerprint != m->tok.fingerprint)
@@ -421,13 +411,13 @@ int eval_main(int argc, char **argv) {
     if (isnan(min_acc)) min_acc = cfg.min_accuracy;
     if (isnan(min_gain)) min_gain = cfg.min_gain;
     if (max_examples < 0) max_examples = cfg.eval_max_examples;
-    if (eval_path(test_path, sizeof test_path, "%s/data/%s.h5", cfg.out_dir, split) ||
-        eval_path(train_path, sizeof train_path, "%s/data/train.h5", cfg.out_dir) ||
-        eval_path(adapter_path, sizeof adapter_path, adapter_arg ? "%s" : "%s/train/adapter.gguf",
+    if (slim_format_path(test_path, sizeof test_path, "%s/data/%s.h5", cfg.out_dir, split) ||
+        slim_format_path(train_path, sizeof train_path, "%s/data/train.h5", cfg.out_dir) ||
+        slim_format_path(adapter_path, sizeof adapter_path, adapter_arg ? "%s" : "%s/train/adapter.gguf",
                   adapter_arg ? adapter_arg : cfg.out_dir) ||
-        eval_path(eval_dir, sizeof eval_dir, "%s/eval", cfg.out_dir) ||
-        eval_path(json_path, sizeof json_path, "%s/eval/report.json", cfg.out_dir) ||
-        eval_path(md_path, sizeof md_path, "%s/eval/report.md", cfg.out_dir))
+        slim_format_path(eval_dir, sizeof eval_dir, "%s/eval", cfg.out_dir) ||
+        slim_format_path(json_path, sizeof json_path, "%s/eval/report.json", cfg.out_dir) ||
+        slim_format_path(md_path, sizeof md_path, "%s/eval/report.md", cfg.out_dir))
         goto fail;
 
     if (model_load(&model, cfg.model) != 0) goto fail;

@@ -120,16 +120,6 @@ static void export_usage(FILE *f) {
             "  --out DIR        output directory (default <out_dir>/export)\n");
 }
 
-/* Formats a path into buf (capacity cap); -1 with an error when it does not fit. */
-__attribute__((format(printf, 3, 4))) static int export_path(char *buf, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= cap) return slim_set_error("export: path too long (%.60s...)", buf);
-    return 0;
-}
-
 int export_main(int argc, char **argv) {
     const char *config_path = NULL, *adapter_arg = NULL, *out_arg = NULL;
     for (int i = 1; i < argc; i++) {
@@ -158,12 +148,12 @@ int export_main(int argc, char **argv) {
     double t0 = slim_time_sec();
     char adapter[4096], dir[4096], merged[4096], lora_out[4096];
     int status = 2;
-    if (export_path(adapter, sizeof adapter, "%s", adapter_arg ? adapter_arg : "") ||
-        (!adapter_arg && export_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg.out_dir)) ||
-        export_path(dir, sizeof dir, "%s", out_arg ? out_arg : "") ||
-        (!out_arg && export_path(dir, sizeof dir, "%s/export", cfg.out_dir)) ||
-        export_path(merged, sizeof merged, "%s/merged-f32.gguf", dir) ||
-        export_path(lora_out, sizeof lora_out, "%s/adapter-lora.gguf", dir))
+    if (slim_format_path(adapter, sizeof adapter, "%s", adapter_arg ? adapter_arg : "") ||
+        (!adapter_arg && slim_format_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg.out_dir)) ||
+        slim_format_path(dir, sizeof dir, "%s", out_arg ? out_arg : "") ||
+        (!out_arg && slim_format_path(dir, sizeof dir, "%s/export", cfg.out_dir)) ||
+        slim_format_path(merged, sizeof merged, "%s/merged-f32.gguf", dir) ||
+        slim_format_path(lora_out, sizeof lora_out, "%s/adapter-lora.gguf", dir))
         goto fail;
     if (access(adapter, R_OK) != 0) {
         slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);

@@ -108,6 +108,15 @@ void slim_atomic_abort(FILE *f, const char *tmp) {
     unlink(tmp);
 }
 
+int slim_format_path(char *buf, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap) return slim_set_error("path too long (%.60s...)", buf);
+    return 0;
+}
+
 int slim_mkdir_p(const char *path) {
     char buf[4096];
     size_t n = strlen(path);

@@ -41,6 +41,10 @@ FILE *slim_atomic_open(const char *path, char *tmp, size_t cap);
 int slim_atomic_commit(FILE *f, const char *tmp, const char *path);
 void slim_atomic_abort(FILE *f, const char *tmp);
 
+/* snprintf into a path buffer of capacity cap: returns 0, or -1 with an error when the path does not
+ * fit (a silently truncated path would read or write the wrong file). */
+int slim_format_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Creates a directory and its parents (mkdir -p). Returns 0 or -1. */
 int slim_mkdir_p(const char *path);
 

@@ -54,6 +54,9 @@ typedef struct slim_config {
     int eval_max_examples;   /* eval.max_examples: score at most this many test examples (0 = all) */
 } slim_config;
 
+/* "a string", "a number", ... for a cJSON value (const cJSON *), for error messages. */
+const char *config_json_type_name(const void *cjson_value);
+
 /* Sets every field to its default (strings duplicated, targets = all seven). */
 void config_defaults(slim_config *c);
 /* Sets the defaults (config_defaults), then reads a JSON config over them. Returns 0, or -1 with an

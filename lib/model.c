@@ -349,6 +349,24 @@ void acts_free(llama_acts *s) {
 /* ---------------------------------------------------------------------------------------------- */
 /* forward and backward */
 
+/* Views of layer l's saved activations inside s for the shape of the current forward (cur_B x cur_T);
+ * shapes as in llama_acts. */
+typedef struct layer_acts {
+    float *x, *xnext, *xn1, *rstd1, *q, *k, *v, *att, *atty, *xmid, *xn2, *rstd2, *g, *u, *h, *lu;
+} layer_acts;
+
+static layer_acts acts_layer(const llama_acts *s, const llama_config *c, int l) {
+    const size_t B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads;
+    const size_t qd = H * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, r = s->lora_r > 0 ? s->lora_r : 1;
+    layer_acts a = {
+        .x = s->x + l * N * d, .xnext = s->x + (l + 1) * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
+        .q = s->q + l * N * qd, .k = s->k + l * N * kvd, .v = s->v + l * N * kvd, .att = s->att + l * B * H * T * T,
+        .atty = s->atty + l * N * qd, .xmid = s->xmid + l * N * d, .xn2 = s->xn2 + l * N * d,
+        .rstd2 = s->rstd2 + l * N, .g = s->g + l * N * f, .u = s->u + l * N * f, .h = s->h + l * N * f,
+        .lu = s->lu + l * LORA_N_TARGETS * N * r};
+    return a;
+}
+
 /* y [N,out] = x W^T (+ LoRA delta, saving its inner activation in lu) for projection t of layer l. */
 static void model_proj_forward(float *y, float *lu, const float *x, const llama_model *m, const lora_adapter *lora,
                                int l, int t, int N) {
@@ -377,7 +395,7 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
                      float *target_logprob, float *all_logits) {
     const llama_config *c = &m->cfg;
     const int N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
-    const size_t qd = (size_t)H * hd, kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
+    const size_t kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
     s->cur_B = B;
     s->cur_T = T;
     for (int b = 0; b < B; b++)
@@ -386,15 +404,10 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
     embedding_forward(s->x, tokens, m->tok_embd, N, d);
     for (int l = 0; l < c->n_layers; l++) {
         const llama_layer *L = &m->layers[l];
-        float *x = s->x + (size_t)l * N * d, *xnext = s->x + (size_t)(l + 1) * N * d;
-        float *xn1 = s->xn1 + (size_t)l * N * d, *rstd1 = s->rstd1 + (size_t)l * N;
-        float *q = s->q + (size_t)l * N * qd, *k = s->k + (size_t)l * N * kvd, *v = s->v + (size_t)l * N * kvd;
-        float *att = s->att + (size_t)l * B * H * T * T, *atty = s->atty + (size_t)l * N * qd;
-        float *xmid = s->xmid + (size_t)l * N * d;
-        float *xn2 = s->xn2 + (size_t)l * N * d, *rstd2 = s->rstd2 + (size_t)l * N;
-        float *g = s->g + (size_t)l * N * f, *u = s->u + (size_t)l * N * f, *h = s->h + (size_t)l * N * f;
-        float *lu = s->lu + (size_t)l * LORA_N_TARGETS * N * r;
-#define LU(t) (lu + (size_t)(t) * N * r)
+        layer_acts a = acts_layer(s, c, l);
+        float *x = a.x, *xnext = a.xnext, *xn1 = a.xn1, *rstd1 = a.rstd1, *q = a.q, *k = a.k, *v = a.v, *att = a.att,
+              *atty = a.atty, *xmid = a.xmid, *xn2 = a.xn2, *rstd2 = a.rstd2, *g = a.g, *u = a.u, *h = a.h;
+#define LU(t) (a.lu + (size_t)(t) * N * r)
         rmsnorm_forward(xn1, rstd1, x, L->attn_norm, N, d, c->norm_eps);
         model_proj_forward(q, LU(LORA_Q), xn1, m, lora, l, LORA_Q, N);
         model_proj_forward(k, LU(LORA_K), xn1, m, lora, l, LORA_K, N);
@@ -464,15 +477,10 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llama_layer *L = &m->layers[l];
-        float *x = s->x + (size_t)l * N * d;
-        float *xn1 = s->xn1 + (size_t)l * N * d, *rstd1 = s->rstd1 + (size_t)l * N;
-        float *q = s->q + (size_t)l * N * qd, *k = s->k + (size_t)l * N * kvd, *v = s->v + (size_t)l * N * kvd;
-        float *att = s->att + (size_t)l * B * H * T * T, *atty = s->atty + (size_t)l * N * qd;
-        float *xmid = s->xmid + (size_t)l * N * d;
-        float *xn2 = s->xn2 + (size_t)l * N * d, *rstd2 = s->rstd2 + (size_t)l * N;
-        float *g = s->g + (size_t)l * N * f, *u = s->u + (size_t)l * N * f, *h = s->h + (size_t)l * N * f;
-        float *lu = s->lu + (size_t)l * LORA_N_TARGETS * N * r;
-#define LU(t) (lu + (size_t)(t) * N * r)
+        layer_acts a = acts_layer(s, c, l);
+        const float *x = a.x, *xn1 = a.xn1, *rstd1 = a.rstd1, *q = a.q, *k = a.k, *v = a.v, *att = a.att,
+                    *atty = a.atty, *xmid = a.xmid, *xn2 = a.xn2, *rstd2 = a.rstd2, *g = a.g, *u = a.u, *h = a.h;
+#define LU(t) (a.lu + (size_t)(t) * N * r)
         /* x_{l+1} = xmid + down(h): dx holds d x_{l+1} and continues as d xmid through the residual */
         memset(s->dh, 0, sizeof(float) * N * f);
         model_proj_backward(s->dh, dlora, s->dx, h, LU(LORA_DOWN), m, lora, s, l, LORA_DOWN, N);
