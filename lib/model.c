@@ -261,14 +261,28 @@ int lora_save(const lora_adapter *a, const llama_model *m, const char *path) {
 
 int lora_load(lora_adapter *a, const llama_model *m, const char *path) {
     gguf_file g;
+    memset(a, 0, sizeof *a);
     if (gguf_open(&g, path) != 0) return -1;
     const char *type = gguf_get_str(&g, "adapter.type");
+    const char *arch = gguf_get_str(&g, "general.architecture");
+    const char *model_arch = gguf_get_str(&m->gguf, "general.architecture");
     float alpha;
     if (!type || strcmp(type, "lora") != 0) {
         slim_set_error("%s: adapter.type is not 'lora'", path);
         goto fail;
     }
+    if (!arch || !model_arch || strcmp(arch, model_arch) != 0) {
+        slim_set_error("%s: general.architecture '%s' does not match the base model's '%s'", path, arch ? arch : "?",
+                       model_arch ? model_arch : "?");
+        goto fail;
+    }
     if (gguf_get_f32(&g, "adapter.lora.alpha", &alpha) != 0) goto fail;
+    if (!isfinite(alpha) || alpha <= 0.0f) {
+        slim_set_error("%s: adapter.lora.alpha = %g must be finite and positive", path, alpha);
+        goto fail;
+    }
+    /* the targets and the rank come from layer 0; every other layer must then have exactly the same,
+     * and the file must hold nothing else */
     int targets[LORA_N_TARGETS] = {0}, r = -1;
     char name[128];
     for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -276,10 +290,11 @@ int lora_load(lora_adapter *a, const llama_model *m, const char *path) {
         const gguf_tensor *ta = gguf_find_tensor(&g, name);
         if (!ta) continue;
         targets[t] = 1;
-        if (r < 0) r = (int)ta->ne[1];
+        if (r < 0) r = (int)(ta->ne[1] < 1 || ta->ne[1] > 4096 ? 0 : ta->ne[1]);
     }
-    if (r <= 0) { slim_set_error("%s: no LoRA tensors for layer 0", path); goto fail; }
+    if (r <= 0) { slim_set_error("%s: no LoRA tensors for layer 0, or a rank outside 1..4096", path); goto fail; }
     lora_init(a, &m->cfg, r, alpha, targets, 1);
+    uint64_t used = 0;
     for (int l = 0; l < a->n_layers; l++) {
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             if (!targets[t]) continue;
@@ -289,19 +304,47 @@ int lora_load(lora_adapter *a, const llama_model *m, const char *path) {
                 snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, lora_target_gguf_names[t], ab ? 'b' : 'a');
                 const gguf_tensor *x = gguf_find_tensor(&g, name);
                 int64_t ne0 = ab ? r : in, ne1 = ab ? out : r;
-                if (!x || x->type != GGML_TYPE_F32 || x->ne[0] != ne0 || x->ne[1] != ne1) {
+                if (!x || x->type != GGML_TYPE_F32 || x->ne[0] != ne0 || x->ne[1] != ne1 || x->ne[2] != 1 || x->ne[3] != 1) {
                     slim_set_error("%s: tensor %s missing, not F32, or not of shape [%lld, %lld]", path, name,
                                    (long long)ne0, (long long)ne1);
-                    lora_free(a);
-                    goto fail;
+                    goto fail_free;
                 }
-                memcpy(ab ? a->B[l * LORA_N_TARGETS + t] : a->A[l * LORA_N_TARGETS + t], x->data,
-                       (size_t)ne0 * ne1 * sizeof(float));
+                float *dst = ab ? a->B[l * LORA_N_TARGETS + t] : a->A[l * LORA_N_TARGETS + t];
+                memcpy(dst, x->data, (size_t)ne0 * ne1 * sizeof(float));
+                for (int64_t i = 0; i < ne0 * ne1; i++)
+                    if (!isfinite(dst[i])) {
+                        slim_set_error("%s: tensor %s has a non-finite value at element %lld", path, name, (long long)i);
+                        goto fail_free;
+                    }
+                used++;
             }
         }
     }
+    if (used != g.n_tensors) {
+        for (uint64_t i = 0; i < g.n_tensors; i++) {
+            const char *tn = g.tensors[i].name;
+            int l = -1, known = 0;
+            char tname[64], ab = 0;
+            if (sscanf(tn, "blk.%d.%63[a-z_].weight.lora_%c", &l, tname, &ab) == 3 && l >= 0 && l < a->n_layers) {
+                int t;
+                for (t = 0; t < LORA_N_TARGETS; t++)
+                    if (!strcmp(tname, lora_target_gguf_names[t])) break;
+                known = t < LORA_N_TARGETS && targets[t] && (ab == 'a' || ab == 'b');
+            }
+            if (!known) {
+                slim_set_error("%s: tensor %s is not a LoRA tensor of this model (layers 0..%d, targets of layer 0)",
+                               path, tn, a->n_layers - 1);
+                goto fail_free;
+            }
+        }
+        slim_set_error("%s: holds %llu tensors, %llu of them used", path, (unsigned long long)g.n_tensors,
+                       (unsigned long long)used);
+        goto fail_free;
+    }
     gguf_close(&g);
     return 0;
+fail_free:
+    lora_free(a);
 fail:
     gguf_close(&g);
     return -1;

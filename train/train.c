@@ -8,6 +8,7 @@
  * metrics.jsonl (one JSON object per logged step); a progress line goes to stderr. */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -58,31 +59,55 @@ static int train_batch_len(const slim_dataset *d, const int64_t *idx, int B) {
     return (int)mx;
 }
 
-/* Walks the examples in a fresh seeded shuffle each epoch. Copying the struct saves its position;
- * the shuffle is recomputed from the identity, so a copy replays the same batches. */
+/* Walks the examples in a fresh shuffle each epoch; the permutation of epoch e is a pure function of
+ * (seed, e), so a copy of the struct replays exactly the same micro-batches. */
 typedef struct train_sampler {
-    slim_rng rng;
+    uint64_t seed;
+    int64_t epoch;  /* current epoch (0-based) */
     int64_t cursor; /* position in the current epoch's order */
 } train_sampler;
 
+/* Makes order [n_examples] the permutation of s->epoch (Fisher-Yates with an RNG seeded from seed and
+ * epoch) unless *order_epoch says it already is. */
+static void train_sampler_order(const train_sampler *s, const slim_dataset *d, int64_t *order, int64_t *order_epoch) {
+    if (*order_epoch == s->epoch) return;
+    slim_rng rng;
+    slim_rng_seed(&rng, s->seed * 1000003u + (uint64_t)s->epoch);
+    for (int64_t i = 0; i < d->n_examples; i++) order[i] = i;
+    for (int64_t i = d->n_examples - 1; i > 0; i--) {
+        int64_t j = (int64_t)(slim_rng_u32(&rng) % (uint32_t)(i + 1));
+        int64_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    *order_epoch = s->epoch;
+}
+
 /* Writes up to B example indices of the next micro-batch to idx and returns how many (the last
- * micro-batch of an epoch may be smaller). order [n_examples] holds the epoch's permutation. */
-static int train_sampler_next(train_sampler *s, const slim_dataset *d, int64_t *order, int64_t *idx, int B) {
+ * micro-batch of an epoch may be smaller). Returns 1 in *epoch_end when the micro-batch ends the epoch. */
+static int train_sampler_next(train_sampler *s, const slim_dataset *d, int64_t *order, int64_t *order_epoch,
+                              int64_t *idx, int B, int *epoch_end) {
     if (s->cursor >= d->n_examples) {
-        for (int64_t i = 0; i < d->n_examples; i++) order[i] = i;
-        for (int64_t i = d->n_examples - 1; i > 0; i--) { /* Fisher-Yates */
-            int64_t j = (int64_t)(slim_rng_u32(&s->rng) % (uint32_t)(i + 1));
-            int64_t tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-        }
+        s->epoch++;
         s->cursor = 0;
     }
+    train_sampler_order(s, d, order, order_epoch);
     int64_t left = d->n_examples - s->cursor;
     int nb = (int)(left < B ? left : B);
     for (int b = 0; b < nb; b++) idx[b] = order[s->cursor + b];
     s->cursor += nb;
+    *epoch_end = s->cursor >= d->n_examples;
     return nb;
+}
+
+/* Parses a non-negative decimal count; 0 or -1. */
+static int train_parse_count(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0) return -1;
+    *out = v;
+    return 0;
 }
 
 static void train_format_eta(char *buf, size_t cap, double s) {
@@ -99,8 +124,13 @@ int train_main(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(stdout); return 0; }
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
         else if (!strcmp(argv[i], "--out-dir") && i + 1 < argc) out_override = argv[++i];
-        else if (!strcmp(argv[i], "--max-steps") && i + 1 < argc) max_steps_override = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads_override = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--max-steps") && i + 1 < argc) {
+            if (train_parse_count(argv[++i], &max_steps_override) != 0) { fprintf(stderr, "slimtune train: --max-steps: '%s' is not a count\n", argv[i]); return 2; }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            long t;
+            if (train_parse_count(argv[++i], &t) != 0 || t > 4096) { fprintf(stderr, "slimtune train: --threads: '%s' is not a thread count\n", argv[i]); return 2; }
+            threads_override = (int)t;
+        }
         else { fprintf(stderr, "slimtune train: unknown or incomplete argument '%s'\n", argv[i]); train_usage(stderr); return 2; }
     }
     if (!config_path) { fprintf(stderr, "slimtune train: --config is required\n"); train_usage(stderr); return 2; }
@@ -163,9 +193,10 @@ int train_main(int argc, char **argv) {
 
     snprintf(dir, sizeof dir, "%s/train", cfg.out_dir);
     if (slim_mkdir_p(dir) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *metrics = fopen(path, "w");
-    if (!metrics) { fprintf(stderr, "slimtune train: cannot create %s\n", path); goto out_all; }
+    char metrics_path[4096], metrics_tmp[4200];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", dir);
+    FILE *metrics = slim_atomic_open(metrics_path, metrics_tmp, sizeof metrics_tmp);
+    if (!metrics) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
 
     size_t n_lora_params = lora.n_params;
     fprintf(stderr,
@@ -175,16 +206,16 @@ int train_main(int argc, char **argv) {
             model.cfg.n_layers, n_lora_params, total_steps, cfg.epochs, steps_per_epoch, B, cfg.grad_accum,
             omp_get_max_threads());
 
-    train_sampler sampler;
-    slim_rng_seed(&sampler.rng, (uint64_t)cfg.seed * 7919u + 17u);
-    sampler.cursor = data.n_examples; /* forces a shuffle first */
+    train_sampler sampler = {.seed = (uint64_t)cfg.seed, .epoch = 0, .cursor = 0};
+    int64_t order_epoch = -1;
     double t_start = slim_time_sec(), t_log = t_start;
     long tokens_since_log = 0, tokens_total = 0;
     double loss_since_log = 0.0;
     long targets_since_log = 0;
     for (long step = 0; step < total_steps; step++) {
         /* two passes over the same micro-batches: the first counts their targets (the loss is the mean
-         * over every target of the step), the second runs forward and backward */
+         * over every target of the step), the second runs forward and backward. A step ends at the end
+         * of an epoch, so the last step of an epoch may have fewer micro-batches. */
         memset(grads, 0, sizeof(float) * lora.n_params);
         train_sampler start = sampler;
         long step_targets = 0;
@@ -192,20 +223,29 @@ int train_main(int argc, char **argv) {
         for (int pass = 0; pass < 2; pass++) {
             sampler = start;
             for (int micro = 0; micro < cfg.grad_accum; micro++) {
-                int nb = train_sampler_next(&sampler, &data, order, batch_idx, B);
+                int epoch_end;
+                int nb = train_sampler_next(&sampler, &data, order, &order_epoch, batch_idx, B, &epoch_end);
                 int T = train_batch_len(&data, batch_idx, nb);
                 long nt = train_fill_batch(&data, batch_idx, nb, T, pad_id, tokens, targets);
-                if (pass == 0) { step_targets += nt; continue; }
-                if (nt == 0) continue;
-                step_loss += model_forward(&model, &lora, &acts, tokens, targets, nb, T, NULL, NULL);
-                model_backward(&model, &lora, &acts, grads, 1.0f / (float)step_targets);
-                tokens_since_log += (long)nb * T;
-                tokens_total += (long)nb * T;
+                if (pass == 0) step_targets += nt;
+                else if (nt > 0) {
+                    step_loss += model_forward(&model, &lora, &acts, tokens, targets, nb, T, NULL, NULL);
+                    model_backward(&model, &lora, &acts, grads, 1.0f / (float)step_targets);
+                    tokens_since_log += (long)nb * T;
+                    tokens_total += (long)nb * T;
+                }
+                if (epoch_end) break;
             }
         }
         loss_since_log += step_loss;
         targets_since_log += step_targets;
         float gnorm = grad_clip_norm(grads, lora.n_params, cfg.grad_clip);
+        if (!isfinite(step_loss) || !isfinite(gnorm)) {
+            fprintf(stderr, "slimtune train: training diverged at step %ld (loss %g, gradient norm %g); no adapter "
+                    "written: lower train.lr or check the data\n", step + 1, step_loss, gnorm);
+            slim_atomic_abort(metrics, metrics_tmp);
+            goto out_all;
+        }
         float lr = lr_schedule(step, total_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio);
         adamw_step(&opt, lora.params, grads, lr);
 
@@ -229,7 +269,10 @@ int train_main(int argc, char **argv) {
             targets_since_log = 0;
         }
     }
-    fclose(metrics);
+    if (slim_atomic_commit(metrics, metrics_tmp, metrics_path) != 0) {
+        fprintf(stderr, "slimtune train: %s\n", slim_last_error());
+        goto out_all;
+    }
     double elapsed = slim_time_sec() - t_start;
     fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", total_steps, elapsed,
             tokens_total / (elapsed + 1e-9));
