@@ -2,11 +2,16 @@
  * completion templates, tokenizes with the base model's own tokenizer, and writes the HDF5 datasets
  * described in dataset.h. See prepare.h.
  *
- * Truncation: when prompt + completion + EOS exceeds data.max_seq_len, only the {text} substitution is
- * shortened (at a UTF-8 character boundary): a binary search finds the longest prefix of the text
+ * Truncation: the prompt budget is data.max_seq_len minus the LONGEST completion + EOS over the whole
+ * label set (declared data.labels, else the labels collected from the train file), never the row's
+ * own completion: labels tokenize to different lengths (" ham" 2 tokens, " spam" 3), and a budget
+ * that followed the row's label would give the same text a label-dependent prompt, from whose length
+ * the model could learn the label. When the prompt exceeds the budget, only the {text} substitution
+ * is shortened (at a UTF-8 character boundary): a binary search finds the longest prefix of the text
  * whose re-tokenized prompt still fits, so the template's suffix (e.g. "\nLabel:") and the whole
- * completion are always kept. Rows are tokenized in parallel (OpenMP); output order is source order.
- * Either every requested split is written or none is. */
+ * completion are always kept. If even the prompt without text plus the longest completion cannot
+ * fit, prepare fails before tokenizing any row (every row would be too long). Rows are tokenized in
+ * parallel (OpenMP); output order is source order. Either every requested split is written or none is. */
 #define _GNU_SOURCE
 #include "prepare.h"
 
@@ -32,7 +37,11 @@ typedef struct prep_ctx {
     int n_labels;
     int32_t **comp_ids;        /* [n_labels] completion ids + EOS */
     int *comp_len;             /* [n_labels] */
+    int max_comp_len;          /* max of comp_len: the completion space reserved in every row */
+    int max_comp_label;        /* index of a label with that length */
+    const char *max_comp_name; /* its name */
     int base_len;              /* tokens of pre + post with BOS (the prompt with an empty text) */
+    int prompt_budget;         /* max_seq_len - max_comp_len: the most prompt tokens any row gets */
     int max_seq_len;
     size_t max_text_bytes;     /* a text longer than this can never fit */
 } prep_ctx;
@@ -102,24 +111,26 @@ static size_t prep_char_start(const char *s, size_t k) {
     return k;
 }
 
-/* Tokenizes one good row into e. */
+/* Tokenizes one good row into e. The prompt is cut to c->prompt_budget tokens whatever the row's
+ * label, so two rows with the same text get the same prompt tokens. */
 static void prep_tokenize_row(const prep_ctx *c, const reader_row *row, int label, prep_example *e, char **scratch,
                               size_t *scap, int32_t **ids, int *icap) {
     e->label = label;
     int nc = c->comp_len[label];
-    if (c->base_len + nc > c->max_seq_len) {
+    int budget = c->prompt_budget;
+    if (c->base_len > budget) { /* prep_init_ctx refuses this; kept so a row can never overflow */
         e->bad = READ_TOO_LONG;
         snprintf(e->message, sizeof e->message,
-                 "the completion for label \"%.40s\" needs %d tokens and the prompt without text %d: more than "
-                 "data.max_seq_len = %d",
-                 row->label, nc, c->base_len, c->max_seq_len);
+                 "the longest completion (label \"%.40s\") needs %d tokens and the prompt without text %d: more "
+                 "than data.max_seq_len = %d",
+                 c->max_comp_name, c->max_comp_len, c->base_len, c->max_seq_len);
         return;
     }
     size_t k = row->text_len;
     if (k > c->max_text_bytes) { k = prep_char_start(row->text, c->max_text_bytes); e->truncated = 1; }
     int np = prep_prompt_tokens(c, row->text, k, scratch, scap, ids, icap);
     if (np < 0) goto fatal;
-    if (np + nc > c->max_seq_len) {
+    if (np > budget) {
         /* longest prefix [0, lo) that fits: lo always fits, hi never does */
         size_t lo = 0, hi = k;
         e->truncated = 1;
@@ -131,13 +142,13 @@ static void prep_tokenize_row(const prep_ctx *c, const reader_row *row, int labe
             if (mid <= lo) mid = next;
             int m = prep_prompt_tokens(c, row->text, mid, scratch, scap, ids, icap);
             if (m < 0) goto fatal;
-            if (m + nc <= c->max_seq_len) lo = mid;
+            if (m <= budget) lo = mid;
             else hi = mid;
         }
         k = lo;
         np = prep_prompt_tokens(c, row->text, k, scratch, scap, ids, icap);
         if (np < 0) goto fatal;
-        if (np + nc > c->max_seq_len) { /* cannot happen: k = 0 gives base_len */
+        if (np > budget) { /* cannot happen: k = 0 gives base_len <= budget */
             e->bad = READ_TOO_LONG;
             snprintf(e->message, sizeof e->message, "cannot truncate the text to fit data.max_seq_len = %d",
                      c->max_seq_len);
@@ -360,6 +371,13 @@ static int prep_init_ctx(prep_ctx *c, const tokenizer *t, const slim_config *cfg
         c->comp_ids[i] = ids;
         c->comp_len[i] = n + 1;
     }
+    if (n_names < 1) return slim_set_error("%s: the label set is empty", cfg->path);
+    c->max_comp_label = -1;
+    for (int i = 0; i < n_names; i++)
+        if (c->max_comp_label < 0 || c->comp_len[i] > c->max_comp_len) {
+            c->max_comp_len = c->comp_len[i];
+            c->max_comp_label = i;
+        }
     char *scratch = NULL;
     size_t scap = 0;
     int32_t *ids = NULL;
@@ -368,6 +386,14 @@ static int prep_init_ctx(prep_ctx *c, const tokenizer *t, const slim_config *cfg
     free(scratch);
     free(ids);
     if (c->base_len < 0) return -1;
+    c->max_comp_name = names[c->max_comp_label];
+    c->prompt_budget = c->max_seq_len - c->max_comp_len;
+    if (c->base_len > c->prompt_budget)
+        return slim_set_error("%s: data.max_seq_len = %d cannot hold the prompt without text (%d tokens) plus the "
+                              "longest completion, for label \"%.60s\" (%d tokens with EOS): every row's prompt is cut "
+                              "to leave room for the longest completion, so no row would fit; raise data.max_seq_len "
+                              "or shorten the labels/templates",
+                              cfg->path, c->max_seq_len, c->base_len, c->max_comp_name, c->max_comp_len);
     /* every token decodes to at most max_piece bytes, so a text of (max_seq_len + 1) * max_piece bytes
      * already needs more than max_seq_len tokens: longer texts are cut there before the search */
     size_t max_piece = 1;

@@ -1,10 +1,20 @@
 /* reader.c — CSV (libcsv, strict mode) and JSONL (cJSON) row readers. See reader.h.
  *
  * CSV: the file is fed to libcsv one physical line at a time so that each record gets the line it
- * starts on. A quoting error (strict mode: a quote inside an unquoted field, text after a closing
- * quote, or a quoted field still open at the end of the file) makes the record that was in progress
- * one bad row, and parsing restarts on the line after that record's first line, so an unbalanced
- * quote costs one row rather than swallowing the rest of the file. */
+ * starts on. A line ends at LF, CRLF or a bare CR (libcsv ends records at CR too, so a file with
+ * old-Mac CR line endings is numbered line by line like any other). A quoting error (strict mode: a
+ * quote inside an unquoted field, text after a closing quote, or a quoted field still open at the
+ * end of the file) makes the record that was in progress one bad row:
+ *   - an error detected while feeding line L ends that record at L (the record spans its start line
+ *     to L, e.g. a quoted field opened on line 2 and closed on line 4 followed by junk): it is one bad
+ *     row at its start line and parsing resumes at L + 1, so no row is made out of the text inside the
+ *     broken quoted field;
+ *   - a quoted field still open at the end of the file is one bad row at its start line and parsing
+ *     restarts on the line after that start line, so an unbalanced quote costs one row rather than
+ *     swallowing the rest of the file.
+ *
+ * JSONL: cJSON strings are NUL-terminated, so a \u0000 escape would silently cut a value (or a key)
+ * at the NUL; a line with one is a bad row (READ_NUL_BYTE), as a raw NUL byte is. */
 #define _GNU_SOURCE
 #include "reader.h"
 
@@ -229,8 +239,10 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
     for (size_t i = 0; i < size;) {
         if (n_lines == cap_lines) { cap_lines *= 2; line_off = slim_realloc(line_off, (size_t)cap_lines * sizeof(size_t)); }
         line_off[n_lines++] = i;
-        const char *nl = memchr(buf + i, '\n', size - i);
-        i = nl ? (size_t)(nl - buf) + 1 : size;
+        /* the line ends after "\n", "\r\n" or a bare "\r" */
+        while (i < size && buf[i] != '\n' && buf[i] != '\r') i++;
+        if (i < size && buf[i] == '\r' && i + 1 < size && buf[i + 1] == '\n') i++;
+        if (i < size) i++;
     }
     struct csv_parser p;
     int64_t line = 1; /* 1-based index of the next line to feed */
@@ -259,9 +271,13 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
                     reader_bad(x, row, READ_BAD_QUOTE, "bad quoting (a stray quote, or text after a closing quote)");
                 else
                     reader_bad(x, row, READ_BAD_QUOTE,
-                               "bad quoting: the quoted field opened here runs to line %lld (unbalanced quote?)",
-                               (long long)line);
-                restart = start + 1;
+                               "bad quoting: the record starting here has a quoted field running to line %lld, "
+                               "where the quoting breaks (text after a closing quote, or a stray quote); lines "
+                               "%lld-%lld are one bad row",
+                               (long long)line, (long long)start, (long long)line);
+                /* the record start..line is consumed as one bad row: restarting inside it (at start + 1)
+                 * would parse the text of the broken quoted field as rows of its own */
+                restart = line + 1;
                 break;
             }
         }
@@ -294,6 +310,21 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
 
 /* ---- JSONL ---- */
 
+/* Byte offset of the first \u0000 escape inside a JSON string of s[0..n), or -1. Escaped backslashes
+ * ("\\u0000" is a backslash and "u0000") are skipped as pairs. */
+static int64_t reader_json_nul_escape(const char *s, size_t n) {
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && s[i] == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return (int64_t)i;
+            i++; /* skip the escaped character */
+        }
+    }
+    return -1;
+}
+
 static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, size_t n) {
     reader_row *row = reader_add_row(x, line);
     const char *nul = memchr(s, 0, n);
@@ -307,11 +338,15 @@ static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, s
         return;
     }
     size_t used = (size_t)(end - s);
+    int64_t nul_at;
     while (used < n && reader_is_space((unsigned char)s[used])) used++;
     if (used < n) {
         reader_bad(x, row, READ_BAD_JSON, "invalid JSON: text after the object at column %zu", used + 1);
     } else if (!cJSON_IsObject(v)) {
         reader_bad(x, row, READ_JSON_TYPE, "expected a JSON object, got %s", config_json_type_name(v));
+    } else if ((nul_at = reader_json_nul_escape(s, n)) >= 0) {
+        /* cJSON would decode it to a NUL that ends the C string: the value would be silently cut */
+        reader_bad(x, row, READ_NUL_BYTE, "NUL byte (a \\u0000 escape) at column %lld", (long long)nul_at + 1);
     } else {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, x->text_column);
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, x->label_column);

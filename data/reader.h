@@ -1,6 +1,7 @@
 /* reader.h — row readers for the raw training data: CSV (libcsv, strict RFC 4180 quoting) and JSONL
  * (cJSON, one object per line). Each row gives its 1-based source line (the line where the record
- * starts), its text field and its label field, chosen by column name (config data.columns).
+ * starts; CSV lines end at LF, CRLF or a bare CR, JSONL lines at LF), its text field and its label
+ * field, chosen by column name (config data.columns).
  *
  * Bad rows are not dropped silently: they are returned too, with reason != READ_OK and a message,
  * so the caller can count them by reason and report file:line. The whole file is parsed at open. */
@@ -18,7 +19,7 @@ enum reader_reason {
     READ_BAD_JSON,      /* JSONL: not valid JSON (truncated line, trailing text, ...) */
     READ_JSON_TYPE,     /* JSONL: not an object, or a field is not a string */
     READ_MISSING_KEY,   /* JSONL: the text or label key is absent */
-    READ_NUL_BYTE,      /* a NUL byte in the text or label */
+    READ_NUL_BYTE,      /* a NUL byte in the text or label; JSONL: also a \u0000 escape anywhere in the line */
     READ_BAD_UTF8,      /* invalid UTF-8 in the text or label */
     READ_EMPTY_TEXT,    /* the text is empty or only whitespace */
     READ_EMPTY_LABEL,   /* the label is empty or only whitespace */

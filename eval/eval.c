@@ -420,7 +420,9 @@ int eval_main(int argc, char **argv) {
         slim_format_path(md_path, sizeof md_path, "%s/eval/report.md", cfg.out_dir))
         goto fail;
 
-    if (model_load(&model, cfg.model) != 0) goto fail;
+    /* the base is stored as it was for training (base.quant), so both systems see the same weights */
+    if (model_load_quant(&model, cfg.model, base_quant_index(cfg.base_quant)) != 0) goto fail;
+    if (model_require_tokenizer(&model) != 0) goto fail;
     if (dataset_read(&test, test_path) != 0) goto fail;
     if (dataset_read(&train, train_path) != 0) goto fail;
     if (eval_check_fingerprint(&test, test_path, &model, cfg.model) ||

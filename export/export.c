@@ -66,7 +66,7 @@ int export_merge(const char *model_path, const char *adapter_path, const char *o
             model_target_shape(&m.cfg, tg, &in, &out);
             size_t n = (size_t)in * out;
             if (n > buf_cap) { buf = slim_realloc(buf, n * sizeof(float)); buf_cap = n; }
-            memcpy(buf, m.layers[l].w[tg], n * sizeof(float));
+            memcpy(buf, m.layers[l].w[tg].data, n * sizeof(float)); /* loaded as F32 */
             /* W [out,in] += scale * B [out,r] A [r,in] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, a.r, a.scale, a.B[l * LORA_N_TARGETS + tg],
                         a.r, a.A[l * LORA_N_TARGETS + tg], in, 1.0f, buf, in);

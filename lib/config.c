@@ -23,6 +23,7 @@ static void config_set_str(char **dst, const char *s) {
 void config_defaults(slim_config *c) {
     memset(c, 0, sizeof *c);
     c->out_dir = slim_strdup("work/run");
+    c->base_quant = slim_strdup("f32");
     c->format = slim_strdup("auto");
     c->text_column = slim_strdup("text");
     c->label_column = slim_strdup("label");
@@ -58,6 +59,7 @@ void config_free(slim_config *c) {
     free(c->path);
     free(c->model);
     free(c->out_dir);
+    free(c->base_quant);
     free(c->train_file);
     free(c->test_file);
     free(c->format);
@@ -343,13 +345,29 @@ static int config_check_templates(const slim_config *c, const char *file) {
     return 0;
 }
 
+static int config_parse_base(slim_config *c, const char *file, const cJSON *b) {
+    static const char *keys[] = {"quant"};
+    /* the storage types of model.h's enum base_quant */
+    static const char *quants[] = {"f32", "f16", "bf16", "q8_0", "nf4", "keep"};
+    if (config_check_keys(file, "base", b, keys, 1)) return -1;
+    const cJSON *v;
+    if ((v = config_member(b, "quant"))) {
+        if (config_get_str(file, "base.quant", v, &c->base_quant, 0)) return -1;
+        for (size_t i = 0; i < sizeof quants / sizeof quants[0]; i++)
+            if (!strcmp(c->base_quant, quants[i])) return 0;
+        return slim_set_error("%s: base.quant: '%s' is not one of f32, f16, bf16, q8_0, nf4, keep", file, c->base_quant);
+    }
+    return 0;
+}
+
 static int config_parse(slim_config *c, const char *file, const cJSON *root) {
-    static const char *keys[] = {"model", "out_dir", "data", "lora", "train", "eval"};
-    if (config_check_keys(file, "", root, keys, 6)) return -1;
+    static const char *keys[] = {"model", "out_dir", "base", "data", "lora", "train", "eval"};
+    if (config_check_keys(file, "", root, keys, 7)) return -1;
     const cJSON *v;
     if (!(v = config_member(root, "model"))) return slim_set_error("%s: model: required key is missing", file);
     if (config_get_str(file, "model", v, &c->model, 0)) return -1;
     if ((v = config_member(root, "out_dir")) && config_get_str(file, "out_dir", v, &c->out_dir, 0)) return -1;
+    if ((v = config_member(root, "base")) && config_parse_base(c, file, v)) return -1;
     if ((v = config_member(root, "data")) && config_parse_data(c, file, v)) return -1;
     if ((v = config_member(root, "lora")) && config_parse_lora(c, file, v)) return -1;
     if ((v = config_member(root, "train")) && config_parse_train(c, file, v)) return -1;
@@ -422,6 +440,8 @@ int config_save(const slim_config *c, const char *path) {
     cJSON *root = cJSON_CreateObject();
     config_add_str(root, "model", c->model);
     config_add_str(root, "out_dir", c->out_dir);
+    cJSON *base = cJSON_AddObjectToObject(root, "base");
+    config_add_str(base, "quant", c->base_quant);
 
     cJSON *d = cJSON_AddObjectToObject(root, "data");
     config_add_str(d, "train", c->train_file);

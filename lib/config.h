@@ -13,6 +13,8 @@ typedef struct slim_config {
     char *path;              /* the config file itself */
     char *model;             /* "model": base model GGUF path (required) */
     char *out_dir;           /* "out_dir": where every stage writes (default "work/run") */
+    char *base_quant;        /* base.quant: storage of the frozen base: f32 | f16 | bf16 | q8_0 | nf4 | keep
+                                (default f32; see model.h enum base_quant) */
 
     /* "data": { ... } */
     char *train_file;        /* data.train: CSV or JSONL (required for data prepare) */

@@ -4,8 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "common.h"
+#include "hf.h"
 #include "ops.h"
 
 const char *const lora_target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
@@ -35,146 +38,314 @@ void model_target_shape(const llama_config *c, int target, int *in, int *out) {
 /* ---------------------------------------------------------------------------------------------- */
 /* loading */
 
-static int model_read_u32(const gguf_file *g, const char *key, int *out, int required, int dflt) {
+const char *const base_quant_names[QUANT_COUNT] = {"f32", "f16", "bf16", "q8_0", "nf4", "keep"};
+
+int base_quant_index(const char *name) {
+    for (int q = 0; q < QUANT_COUNT; q++)
+        if (strcmp(name, base_quant_names[q]) == 0) return q;
+    return -1;
+}
+
+int model_require_tokenizer(const llama_model *m) {
+    if (m->has_tokenizer) return 0;
+    return slim_set_error("%s: no usable tokenizer: %s", m->gguf.path, m->tokenizer_error);
+}
+
+static int model_read_u32(const gguf_file *g, const char *arch, const char *key, int *out, int required, int dflt) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
     uint32_t v;
-    if (!gguf_find_kv(g, key)) {
-        if (required) return slim_set_error("%s: missing metadata key %s", g->path, key);
+    if (!gguf_find_kv(g, full)) {
+        if (required) return slim_set_error("%s: missing metadata key %s", g->path, full);
         *out = dflt;
         return 0;
     }
-    if (gguf_get_u32(g, key, &v) != 0) return -1;
-    if (v == 0 || v > (1u << 24)) return slim_set_error("%s: %s = %u is out of range", g->path, key, v);
+    if (gguf_get_u32(g, full, &v) != 0) return -1;
+    if (v == 0 || v > (1u << 24)) return slim_set_error("%s: %s = %u is out of range", g->path, full, v);
     *out = (int)v;
     return 0;
 }
 
-/* Converts tensor `name` of shape [ne0, ne1] (ne1 = 1 for vectors) into dst as F32. */
-static int model_load_tensor(const gguf_file *g, const char *name, float *dst, int64_t ne0, int64_t ne1) {
-    const gguf_tensor *t = gguf_find_tensor(g, name);
-    if (!t) return slim_set_error("%s: missing tensor %s", g->path, name);
-    int64_t want1 = ne1;
-    if (t->ne[0] != ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
-        return slim_set_error("%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", g->path,
-                              name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                              (long long)t->ne[3], (long long)ne0, (long long)ne1);
-    size_t n = (size_t)ne0 * (size_t)ne1;
-    if (t->type == GGML_TYPE_F32) {
-        memcpy(dst, t->data, n * sizeof(float));
-    } else if (t->type == GGML_TYPE_F16) {
-        const uint16_t *s = t->data;
-        for (size_t i = 0; i < n; i++) dst[i] = slim_fp16_to_fp32(s[i]);
-    } else if (t->type == GGML_TYPE_BF16) {
-        const uint16_t *s = t->data;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t bits = (uint32_t)s[i] << 16;
-            memcpy(&dst[i], &bits, 4);
-        }
-    } else {
-        return slim_set_error("%s: tensor %s has type %s; only F32, F16 and BF16 bases are supported", g->path,
-                              name, ggml_type_name(t->type));
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(dst[i])) return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, name, i);
+static int model_read_f32(const gguf_file *g, const char *arch, const char *key, float *out) {
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    if (!gguf_find_kv(g, full)) return 0; /* keep the default */
+    if (gguf_get_f32(g, full, out) != 0) return -1;
+    if (!isfinite(*out) || *out <= 0.0f) return slim_set_error("%s: %s = %g is out of range", g->path, full, *out);
     return 0;
 }
 
-int model_load(llama_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    if (gguf_open(&m->gguf, path) != 0) return -1;
-    gguf_file *g = &m->gguf;
-    llama_config *c = &m->cfg;
-    const char *arch = gguf_get_str(g, "general.architecture");
-    if (!arch) goto fail;
-    if (strcmp(arch, "llama") != 0) {
-        slim_set_error("%s: general.architecture is '%s'; supported: llama", path, arch);
-        goto fail;
+/* Finds tensor `name` and checks its shape is [ne0, ne1] (ne1 = 1 for vectors). */
+static const gguf_tensor *model_find(const gguf_file *g, const char *name, int64_t ne0, int64_t ne1) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (!t) {
+        slim_set_error("%s: missing tensor %s", g->path, name);
+        return NULL;
     }
-    if (model_read_u32(g, "llama.embedding_length", &c->dim, 1, 0) || model_read_u32(g, "llama.block_count", &c->n_layers, 1, 0) ||
-        model_read_u32(g, "llama.attention.head_count", &c->n_heads, 1, 0) ||
-        model_read_u32(g, "llama.attention.head_count_kv", &c->n_kv_heads, 0, c->n_heads) ||
-        model_read_u32(g, "llama.feed_forward_length", &c->ffn_dim, 1, 0) ||
-        model_read_u32(g, "llama.context_length", &c->ctx_len, 0, 2048))
-        goto fail;
-    c->norm_eps = 1e-5f;
-    c->rope_theta = 10000.0f;
-    if (gguf_find_kv(g, "llama.attention.layer_norm_rms_epsilon") &&
-        gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps) != 0) goto fail;
-    if (gguf_find_kv(g, "llama.rope.freq_base") && gguf_get_f32(g, "llama.rope.freq_base", &c->rope_theta) != 0) goto fail;
-    if (c->dim % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0) {
-        slim_set_error("%s: embedding_length %d / head_count %d / head_count_kv %d do not divide", path, c->dim,
-                       c->n_heads, c->n_kv_heads);
-        goto fail;
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        slim_set_error("%s: tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", g->path, name,
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                       (long long)ne0, (long long)ne1);
+        return NULL;
     }
-    c->head_dim = c->dim / c->n_heads;
-    if (c->head_dim % 2) { slim_set_error("%s: head dimension %d is odd; RoPE needs pairs", path, c->head_dim); goto fail; }
-    int rope_dims;
-    if (model_read_u32(g, "llama.rope.dimension_count", &rope_dims, 0, c->head_dim)) goto fail;
-    if (rope_dims != c->head_dim) {
-        slim_set_error("%s: llama.rope.dimension_count %d != head dimension %d (partial RoPE is not supported)", path,
-                       rope_dims, c->head_dim);
-        goto fail;
+    if (!quant_type_fits(t->type, ne0) || ggml_row_size(t->type, ne0) == 0) {
+        slim_set_error("%s: tensor %s has type %s, which slimtune cannot read", g->path, name, ggml_type_name(t->type));
+        return NULL;
     }
-    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
-    if (!te) { slim_set_error("%s: missing tensor token_embd.weight", path); goto fail; }
-    if (te->ne[1] <= 0 || te->ne[1] > (1 << 24)) { slim_set_error("%s: token_embd.weight has a bad vocabulary size", path); goto fail; }
-    c->vocab_size = (int)te->ne[1];
-    if (tokenizer_init_gguf(&m->tok, g) != 0) goto fail;
-    if (m->tok.n_vocab != c->vocab_size) {
-        slim_set_error("%s: tokenizer has %d tokens but token_embd.weight has %d rows", path, m->tok.n_vocab, c->vocab_size);
-        goto fail;
-    }
+    return t;
+}
 
-    /* one allocation for every frozen weight */
-    int has_output = gguf_find_tensor(g, "output.weight") != NULL;
-    size_t per_layer = 2 * (size_t)c->dim;
-    for (int t = 0; t < LORA_N_TARGETS; t++) {
-        int in, out;
-        model_target_shape(c, t, &in, &out);
-        per_layer += (size_t)in * out;
+/* Dequantizes a whole tensor of rows x cols into dst (F32), checking every value is finite. */
+static int model_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, int64_t rows, int64_t cols, float *dst) {
+    size_t rb = ggml_row_size(t->type, cols);
+    for (int64_t r = 0; r < rows; r++)
+        if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)r * cols, cols) != 0)
+            return slim_set_error("%s: tensor %s: cannot decode type %s", g->path, t->name, ggml_type_name(t->type));
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        if (!isfinite(dst[i]))
+            return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, t->name, i);
+    return 0;
+}
+
+/* The storage type of a weight matrix with rows of `cols` read from type `src` under `quant`. */
+static uint32_t model_storage_type(int quant, uint32_t src, int64_t cols) {
+    switch (quant) {
+    case QUANT_F32: return GGML_TYPE_F32;
+    case QUANT_F16: return GGML_TYPE_F16;
+    case QUANT_BF16: return GGML_TYPE_BF16;
+    case QUANT_Q8_0: return quant_type_fits(GGML_TYPE_Q8_0, cols) ? GGML_TYPE_Q8_0 : GGML_TYPE_F16;
+    case QUANT_NF4: return SLIM_TYPE_NF4;
+    default: return src;
     }
-    size_t embd = (size_t)c->vocab_size * c->dim;
-    m->n_params = embd * (has_output ? 2 : 1) + c->dim + per_layer * c->n_layers;
-    m->params = slim_malloc(m->n_params * sizeof(float));
-    m->layers = slim_calloc(c->n_layers, sizeof(llama_layer));
-    float *p = m->params;
-    m->tok_embd = p; p += embd;
-    if (model_load_tensor(g, "token_embd.weight", m->tok_embd, c->dim, c->vocab_size)) goto fail;
-    if (has_output) {
-        m->output = p; p += embd;
-        if (model_load_tensor(g, "output.weight", m->output, c->dim, c->vocab_size)) goto fail;
+}
+
+size_t model_matrix_bytes(int quant, uint32_t src, int64_t rows, int64_t cols, int *fallback) {
+    uint32_t type = model_storage_type(quant, src, cols);
+    *fallback = quant == QUANT_Q8_0 && type != GGML_TYPE_Q8_0;
+    if (type == SLIM_TYPE_NF4) {
+        size_t n = (size_t)rows * cols, blocks = (n + NF4_BLOCK - 1) / NF4_BLOCK;
+        return (n + 1) / 2 + blocks + 4 * ((blocks + NF4_DQ_BLOCK - 1) / NF4_DQ_BLOCK) + 4;
+    }
+    return ggml_row_size(type, cols) * (size_t)rows;
+}
+
+/* Loading state: a bump allocator over the two weight allocations, sized by a first pass. */
+typedef struct model_loader {
+    llama_model *m;
+    int sizing;        /* first pass: only count */
+    size_t n_f32, n_qbytes;
+    size_t f32_used, q_used;
+    float *scratch;    /* F32 copy of the largest matrix (conversions) */
+    size_t scratch_cap;
+} model_loader;
+
+static float *loader_f32(model_loader *ld, size_t n) {
+    if (ld->sizing) { ld->n_f32 += n; return NULL; }
+    float *p = ld->m->params + ld->f32_used;
+    ld->f32_used += n;
+    return p;
+}
+
+/* Loads a vector tensor (norm, bias, rope factors) as F32. */
+static int loader_vector(model_loader *ld, const char *name, int64_t n, float **dst, int required) {
+    const gguf_file *g = &ld->m->gguf;
+    *dst = NULL;
+    if (!required && !gguf_find_tensor(g, name)) return 0;
+    const gguf_tensor *t = model_find(g, name, n, 1);
+    if (!t) return -1;
+    float *p = loader_f32(ld, (size_t)n);
+    ld->m->n_params += ld->sizing ? (size_t)n : 0;
+    if (ld->sizing) return 0;
+    *dst = p;
+    ld->m->weight_bytes += sizeof(float) * (size_t)n;
+    return model_tensor_to_f32(g, t, 1, n, p);
+}
+
+/* Loads a weight matrix [rows = ne1, cols = ne0] into W in its storage type. */
+static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64_t rows, qmatrix *W) {
+    llama_model *m = ld->m;
+    const gguf_file *g = &m->gguf;
+    const gguf_tensor *t = model_find(g, name, cols, rows);
+    if (!t) return -1;
+    uint32_t type = model_storage_type(m->quant, t->type, cols);
+    size_t n = (size_t)rows * cols;
+    if (ld->sizing) {
+        m->n_params += n;
+        if (type == GGML_TYPE_F32) ld->n_f32 += (m->quant == QUANT_KEEP && t->type == GGML_TYPE_F32) ? 0 : n;
+        else if (type != SLIM_TYPE_NF4 && !(m->quant == QUANT_KEEP)) ld->n_qbytes += ggml_row_size(type, cols) * rows;
+        if (n > ld->scratch_cap) ld->scratch_cap = n;
+        if (m->quant == QUANT_Q8_0 && type != GGML_TYPE_Q8_0) m->n_fallback++;
+        return 0;
+    }
+    W->rows = rows;
+    W->cols = cols;
+    W->type = type;
+    W->nf4 = NULL;
+    if (type == SLIM_TYPE_NF4) {
+        if (model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
+        W->nf4 = slim_malloc(sizeof(nf4_tensor));
+        nf4_quantize(W->nf4, ld->scratch, n);
+        W->data = NULL;
+        W->row_bytes = 0;
+    } else if (m->quant == QUANT_KEEP) {
+        /* the file's own bytes, in place (the mapping stays open) */
+        W->data = t->data;
+        W->row_bytes = ggml_row_size(type, cols);
+        if (type == GGML_TYPE_F32 && model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
+    } else if (type == GGML_TYPE_F32) {
+        float *p = loader_f32(ld, n);
+        if (model_tensor_to_f32(g, t, rows, cols, p) != 0) return -1;
+        W->data = (const uint8_t *)p;
+        W->row_bytes = sizeof(float) * cols;
     } else {
-        m->output = m->tok_embd;
+        if (model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
+        W->row_bytes = ggml_row_size(type, cols);
+        uint8_t *p = m->qdata + ld->q_used;
+        ld->q_used += W->row_bytes * rows;
+        for (int64_t r = 0; r < rows; r++)
+            quant_quantize_row(type, ld->scratch + (size_t)r * cols, p + (size_t)r * W->row_bytes, cols);
+        W->data = p;
     }
-    m->output_norm = p; p += c->dim;
-    if (model_load_tensor(g, "output_norm.weight", m->output_norm, c->dim, 1)) goto fail;
+    m->weight_bytes += qmatrix_nbytes(W);
+    return 0;
+}
+
+/* One pass over every tensor of the model (sizing or filling). */
+static int model_load_tensors(model_loader *ld) {
+    llama_model *m = ld->m;
+    const llama_config *c = &m->cfg;
     char name[128];
+    int has_output = gguf_find_tensor(&m->gguf, "output.weight") != NULL;
+    if (loader_matrix(ld, "token_embd.weight", c->dim, c->vocab_size, &m->tok_embd)) return -1;
+    if (has_output) {
+        if (loader_matrix(ld, "output.weight", c->dim, c->vocab_size, &m->output)) return -1;
+    } else if (!ld->sizing) {
+        m->output = m->tok_embd; /* tied embeddings */
+    }
+    if (loader_vector(ld, "output_norm.weight", c->dim, &m->output_norm, 1)) return -1;
+    float *freqs = NULL;
+    if (loader_vector(ld, "rope_freqs.weight", c->head_dim / 2, &freqs, 0)) return -1;
+    if (!ld->sizing) m->cfg.rope_freqs = freqs;
     for (int l = 0; l < c->n_layers; l++) {
         llama_layer *L = &m->layers[l];
-        L->attn_norm = p; p += c->dim;
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if (model_load_tensor(g, name, L->attn_norm, c->dim, 1)) goto fail;
-        L->ffn_norm = p; p += c->dim;
+        if (loader_vector(ld, name, c->dim, &L->attn_norm, 1)) return -1;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if (model_load_tensor(g, name, L->ffn_norm, c->dim, 1)) goto fail;
+        if (loader_vector(ld, name, c->dim, &L->ffn_norm, 1)) return -1;
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             int in, out;
             model_target_shape(c, t, &in, &out);
-            L->w[t] = p; p += (size_t)in * out;
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, lora_target_gguf_names[t]);
-            if (model_load_tensor(g, name, L->w[t], in, out)) goto fail;
+            if (loader_matrix(ld, name, in, out, &L->w[t])) return -1;
+            if (t <= LORA_V) {
+                snprintf(name, sizeof name, "blk.%d.%s.bias", l, lora_target_gguf_names[t]);
+                if (loader_vector(ld, name, out, &L->bias[t], c->arch == ARCH_QWEN2)) return -1;
+            }
         }
     }
     return 0;
+}
+
+int model_read_config(const gguf_file *g, llama_config *c) {
+    const char *arch = gguf_get_str(g, "general.architecture");
+    if (!arch) return -1;
+    memset(c, 0, sizeof *c);
+    if (strcmp(arch, "llama") == 0) c->arch = ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0) c->arch = ARCH_QWEN2;
+    else {
+        slim_set_error("%s: general.architecture is '%s'; supported: llama, qwen2", g->path, arch);
+        return -1;
+    }
+    c->rope_neox = c->arch == ARCH_QWEN2;
+    if (model_read_u32(g, arch, "embedding_length", &c->dim, 1, 0) || model_read_u32(g, arch, "block_count", &c->n_layers, 1, 0) ||
+        model_read_u32(g, arch, "attention.head_count", &c->n_heads, 1, 0) ||
+        model_read_u32(g, arch, "attention.head_count_kv", &c->n_kv_heads, 0, c->n_heads) ||
+        model_read_u32(g, arch, "feed_forward_length", &c->ffn_dim, 1, 0) ||
+        model_read_u32(g, arch, "context_length", &c->ctx_len, 0, 2048))
+        return -1;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    if (model_read_f32(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps) ||
+        model_read_f32(g, arch, "rope.freq_base", &c->rope_theta))
+        return -1;
+    if (c->dim % c->n_heads != 0 || c->n_heads % c->n_kv_heads != 0) {
+        slim_set_error("%s: embedding_length %d / head_count %d / head_count_kv %d do not divide", g->path, c->dim,
+                       c->n_heads, c->n_kv_heads);
+        return -1;
+    }
+    c->head_dim = c->dim / c->n_heads;
+    if (c->head_dim % 2) { slim_set_error("%s: head dimension %d is odd; RoPE needs pairs", g->path, c->head_dim); return -1; }
+    int rope_dims;
+    if (model_read_u32(g, arch, "rope.dimension_count", &rope_dims, 0, c->head_dim)) return -1;
+    if (rope_dims != c->head_dim) {
+        slim_set_error("%s: %s.rope.dimension_count %d != head dimension %d (partial RoPE is not supported)", g->path,
+                       arch, rope_dims, c->head_dim);
+        return -1;
+    }
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    if (!te) { slim_set_error("%s: missing tensor token_embd.weight", g->path); return -1; }
+    if (te->ne[1] <= 0 || te->ne[1] > (1 << 24)) { slim_set_error("%s: token_embd.weight has a bad vocabulary size", g->path); return -1; }
+    c->vocab_size = (int)te->ne[1];
+    return 0;
+}
+
+int model_load_quant(llama_model *m, const char *path, int quant) {
+    memset(m, 0, sizeof *m);
+    if (quant < 0 || quant >= QUANT_COUNT) return slim_set_error("%s: unknown base quantization %d", path, quant);
+    m->quant = quant;
+    struct stat st;
+    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if ((is_dir ? hf_open(&m->gguf, path) : gguf_open(&m->gguf, path)) != 0) return -1;
+    gguf_file *g = &m->gguf;
+    llama_config *c = &m->cfg;
+    model_loader ld = {.m = m, .sizing = 1};
+    if (model_read_config(g, c) != 0) goto fail;
+    if (tokenizer_init_gguf(&m->tok, g) == 0) {
+        m->has_tokenizer = 1;
+        if (m->tok.n_vocab > c->vocab_size) {
+            slim_set_error("%s: tokenizer has %d tokens but token_embd.weight has only %d rows", path, m->tok.n_vocab,
+                           c->vocab_size);
+            goto fail;
+        }
+    } else {
+        snprintf(m->tokenizer_error, sizeof m->tokenizer_error, "%s", slim_last_error());
+    }
+
+    /* pass 1 sizes the two weight allocations, pass 2 fills them */
+    m->layers = slim_calloc(c->n_layers, sizeof(llama_layer));
+    if (model_load_tensors(&ld) != 0) goto fail;
+    m->params = slim_malloc(ld.n_f32 * sizeof(float));
+    m->qdata = slim_malloc(ld.n_qbytes);
+    ld.scratch = slim_malloc(ld.scratch_cap * sizeof(float));
+    ld.sizing = 0;
+    if (model_load_tensors(&ld) != 0) goto fail;
+    free(ld.scratch);
+    if (quant != QUANT_KEEP && !is_dir && m->gguf.map) {
+        /* the weights were converted: the file's pages are no longer needed in memory */
+        madvise((void *)m->gguf.map, m->gguf.map_size, MADV_DONTNEED);
+    }
+    return 0;
 fail:
+    free(ld.scratch);
     model_free(m);
     return -1;
 }
 
+int model_load(llama_model *m, const char *path) { return model_load_quant(m, path, QUANT_F32); }
+
 void model_free(llama_model *m) {
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            for (int t = 0; t < LORA_N_TARGETS; t++)
+                if (m->layers[l].w[t].nf4) { nf4_free(m->layers[l].w[t].nf4); free(m->layers[l].w[t].nf4); }
+    }
+    if (m->tok_embd.nf4) { nf4_free(m->tok_embd.nf4); free(m->tok_embd.nf4); }
+    if (m->output.nf4 && m->output.nf4 != m->tok_embd.nf4) { nf4_free(m->output.nf4); free(m->output.nf4); }
     free(m->params);
+    free(m->qdata);
     free(m->layers);
-    if (m->tok.pieces) tokenizer_free(&m->tok);
-    if (m->gguf.map) gguf_close(&m->gguf);
+    if (m->has_tokenizer) tokenizer_free(&m->tok);
+    if (m->gguf.path || m->gguf.map) gguf_close(&m->gguf);
     memset(m, 0, sizeof *m);
 }
 
@@ -353,24 +524,40 @@ fail:
 /* ---------------------------------------------------------------------------------------------- */
 /* activations */
 
+/* Floats of each buffer of llama_acts, in the order acts_init lays them out. */
+#define ACTS_N_BUFFERS 34
+static void acts_sizes(const llama_config *c, int B, int T, int lora_r, size_t sizes[ACTS_N_BUFFERS]) {
+    size_t N = (size_t)B * T, L = c->n_layers, d = c->dim, f = c->ffn_dim, V = c->vocab_size;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = lora_r > 0 ? lora_r : 1;
+    size_t all[ACTS_N_BUFFERS] = {
+        (L + 1) * N * d, L * N * d, L * N, L * N * qd, L * N * kvd, L * N * kvd, L * B * c->n_heads * T * T,
+        L * N * qd, L * N * d, L * N * d, L * N, L * N * f, L * N * f, L * N * f, L * LORA_N_TARGETS * N * r,
+        N * d, N, N * d, N * V, N,
+        N * d, N * d, N * d, N * d, N * qd, N * kvd, N * kvd, N * qd, N * f, N * f, N * f, N * r,
+        (size_t)ops_attention_scratch_size(T), (size_t)QMATMUL_TILE + (d > f ? (d > qd ? d : qd) : (f > qd ? f : qd))};
+    memcpy(sizes, all, sizeof all);
+}
+
+size_t acts_bytes(const llama_config *c, int B, int T, int lora_r) {
+    size_t sizes[ACTS_N_BUFFERS], total = 0;
+    acts_sizes(c, B, T, lora_r, sizes);
+    for (int i = 0; i < ACTS_N_BUFFERS; i++) total += sizes[i];
+    return total * sizeof(float) + 3 * sizeof(int32_t) * (size_t)B * T;
+}
+
 void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
     memset(s, 0, sizeof *s);
     s->B = B;
     s->T = T;
     s->lora_r = lora_r;
-    size_t N = (size_t)B * T, L = c->n_layers, d = c->dim, f = c->ffn_dim, V = c->vocab_size;
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t r = lora_r > 0 ? lora_r : 1;
-    size_t sizes[] = {
-        (L + 1) * N * d, L * N * d, L * N, L * N * qd, L * N * kvd, L * N * kvd, L * B * c->n_heads * T * T,
-        L * N * qd, L * N * d, L * N * d, L * N, L * N * f, L * N * f, L * N * f, L * LORA_N_TARGETS * N * r,
-        N * d, N, N * d, N * V, N,
-        N * d, N * d, N * d, N * d, N * qd, N * kvd, N * kvd, N * qd, N * f, N * f, N * f, N * r,
-        (size_t)ops_attention_scratch_size(T)};
+    size_t N = (size_t)B * T;
+    size_t sizes[ACTS_N_BUFFERS];
+    acts_sizes(c, B, T, lora_r, sizes);
     float **ptrs[] = {&s->x, &s->xn1, &s->rstd1, &s->q, &s->k, &s->v, &s->att, &s->atty, &s->xmid, &s->xn2,
                       &s->rstd2, &s->g, &s->u, &s->h, &s->lu, &s->xf, &s->rstdf, &s->sel_x, &s->logits, &s->losses,
                       &s->dx, &s->dxn, &s->dsel, &s->dxf, &s->dq, &s->dk, &s->dv, &s->datty, &s->dg, &s->du, &s->dh,
-                      &s->dlu, &s->att_scratch};
+                      &s->dlu, &s->att_scratch, &s->qscratch};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     s->mem = slim_calloc(total, sizeof(float));
@@ -379,6 +566,7 @@ void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
     s->pos = slim_malloc(N * sizeof(int32_t));
     s->sel_row = slim_malloc(N * sizeof(int32_t));
     s->sel_tgt = slim_malloc(N * sizeof(int32_t));
+    rope_cache_init(&s->rope, c->head_dim, T, c->rope_theta, c->rope_neox, c->rope_freqs);
 }
 
 void acts_free(llama_acts *s) {
@@ -386,6 +574,7 @@ void acts_free(llama_acts *s) {
     free(s->pos);
     free(s->sel_row);
     free(s->sel_tgt);
+    rope_cache_free(&s->rope);
     memset(s, 0, sizeof *s);
 }
 
@@ -412,10 +601,16 @@ static layer_acts acts_layer(const llama_acts *s, const llama_config *c, int l) 
 
 /* y [N,out] = x W^T (+ LoRA delta, saving its inner activation in lu) for projection t of layer l. */
 static void model_proj_forward(float *y, float *lu, const float *x, const llama_model *m, const lora_adapter *lora,
-                               int l, int t, int N) {
+                               llama_acts *s, int l, int t, int N) {
     int in, out;
     model_target_shape(&m->cfg, t, &in, &out);
-    matmul_forward(y, x, m->layers[l].w[t], N, in, out, 0.0f);
+    qmatmul_forward(y, x, &m->layers[l].w[t], N, 0.0f, s->qscratch);
+    const float *bias = t <= LORA_V ? m->layers[l].bias[t] : NULL;
+    if (bias) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) y[(size_t)n * out + o] += bias[o];
+    }
     if (lora && lora->enabled[t])
         lora_forward(y, lu, x, lora->A[l * LORA_N_TARGETS + t], lora->B[l * LORA_N_TARGETS + t], N, in, out, lora->r,
                      lora->scale);
@@ -426,7 +621,7 @@ static void model_proj_backward(float *dx, float *dlora, const float *dy, const 
                                 const llama_model *m, const lora_adapter *lora, llama_acts *s, int l, int t, int N) {
     int in, out;
     model_target_shape(&m->cfg, t, &in, &out);
-    matmul_backward(dx, NULL, dy, x, m->layers[l].w[t], N, in, out);
+    qmatmul_backward(dx, dy, &m->layers[l].w[t], N, s->qscratch);
     if (lora && lora->enabled[t])
         lora_backward(dx, dlora + lora_offset_A(lora, l, t), dlora + lora_offset_B(lora, l, t), s->dlu, dy, x, lu,
                       lora->A[l * LORA_N_TARGETS + t], lora->B[l * LORA_N_TARGETS + t], N, in, out, lora->r,
@@ -444,7 +639,11 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) s->pos[b * T + t] = t;
 
-    embedding_forward(s->x, tokens, m->tok_embd, N, d);
+    if (m->tok_embd.type == GGML_TYPE_F32) embedding_forward(s->x, tokens, (const float *)m->tok_embd.data, N, d);
+    else {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) qmatrix_dequantize_rows(&m->tok_embd, tokens[n], tokens[n] + 1, s->x + (size_t)n * d);
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const llama_layer *L = &m->layers[l];
         layer_acts a = acts_layer(s, c, l);
@@ -452,29 +651,29 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
               *atty = a.atty, *xmid = a.xmid, *xn2 = a.xn2, *rstd2 = a.rstd2, *g = a.g, *u = a.u, *h = a.h;
 #define LU(t) (a.lu + (size_t)(t) * N * r)
         rmsnorm_forward(xn1, rstd1, x, L->attn_norm, N, d, c->norm_eps);
-        model_proj_forward(q, LU(LORA_Q), xn1, m, lora, l, LORA_Q, N);
-        model_proj_forward(k, LU(LORA_K), xn1, m, lora, l, LORA_K, N);
-        model_proj_forward(v, LU(LORA_V), xn1, m, lora, l, LORA_V, N);
-        rope_forward(q, s->pos, N, H, hd, c->rope_theta);
-        rope_forward(k, s->pos, N, Hkv, hd, c->rope_theta);
+        model_proj_forward(q, LU(LORA_Q), xn1, m, lora, s, l, LORA_Q, N);
+        model_proj_forward(k, LU(LORA_K), xn1, m, lora, s, l, LORA_K, N);
+        model_proj_forward(v, LU(LORA_V), xn1, m, lora, s, l, LORA_V, N);
+        rope_forward(q, s->pos, N, H, &s->rope);
+        rope_forward(k, s->pos, N, Hkv, &s->rope);
         if (s->kv_f16)
             for (size_t i = 0; i < (size_t)N * kvd; i++) {
                 k[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(k[i]));
                 v[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(v[i]));
             }
         attention_forward(atty, att, q, k, v, B, T, H, Hkv, hd);
-        model_proj_forward(xmid, LU(LORA_O), atty, m, lora, l, LORA_O, N);
+        model_proj_forward(xmid, LU(LORA_O), atty, m, lora, s, l, LORA_O, N);
         residual_forward(xmid, xmid, x, (long)N * d);
         rmsnorm_forward(xn2, rstd2, xmid, L->ffn_norm, N, d, c->norm_eps);
-        model_proj_forward(g, LU(LORA_GATE), xn2, m, lora, l, LORA_GATE, N);
-        model_proj_forward(u, LU(LORA_UP), xn2, m, lora, l, LORA_UP, N);
+        model_proj_forward(g, LU(LORA_GATE), xn2, m, lora, s, l, LORA_GATE, N);
+        model_proj_forward(u, LU(LORA_UP), xn2, m, lora, s, l, LORA_UP, N);
         swiglu_forward(h, g, u, N, f);
-        model_proj_forward(xnext, LU(LORA_DOWN), h, m, lora, l, LORA_DOWN, N);
+        model_proj_forward(xnext, LU(LORA_DOWN), h, m, lora, s, l, LORA_DOWN, N);
         residual_forward(xnext, xnext, xmid, (long)N * d);
 #undef LU
     }
     rmsnorm_forward(s->xf, s->rstdf, s->x + (size_t)c->n_layers * N * d, m->output_norm, N, d, c->norm_eps);
-    if (all_logits) matmul_forward(all_logits, s->xf, m->output, N, d, c->vocab_size, 0.0f);
+    if (all_logits) qmatmul_forward(all_logits, s->xf, &m->output, N, 0.0f, s->qscratch);
 
     /* the output head runs only on rows that carry a target */
     int M = 0;
@@ -490,7 +689,7 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
     s->n_sel = M;
     double loss = 0.0;
     if (M > 0) {
-        matmul_forward(s->logits, s->sel_x, m->output, M, d, c->vocab_size, 0.0f);
+        qmatmul_forward(s->logits, s->sel_x, &m->output, M, 0.0f, s->qscratch);
         loss = crossentropy_forward(s->logits, s->losses, s->sel_tgt, M, c->vocab_size);
     }
     if (target_logprob) {
@@ -512,7 +711,7 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
     if (M > 0) {
         crossentropy_backward(s->logits, s->sel_tgt, M, c->vocab_size, loss_scale);
         memset(s->dsel, 0, sizeof(float) * M * d);
-        matmul_backward(s->dsel, NULL, s->logits, s->sel_x, m->output, M, d, c->vocab_size);
+        qmatmul_backward(s->dsel, s->logits, &m->output, M, s->qscratch);
         for (int i = 0; i < M; i++)
             memcpy(s->dxf + (size_t)s->sel_row[i] * d, s->dsel + (size_t)i * d, sizeof(float) * d);
     }
@@ -541,8 +740,8 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
         memset(s->dk, 0, sizeof(float) * N * kvd);
         memset(s->dv, 0, sizeof(float) * N * kvd);
         attention_backward(s->dq, s->dk, s->dv, s->att_scratch, s->datty, q, k, v, att, B, T, H, Hkv, hd);
-        rope_backward(s->dq, s->pos, N, H, hd, c->rope_theta);
-        rope_backward(s->dk, s->pos, N, Hkv, hd, c->rope_theta);
+        rope_backward(s->dq, s->pos, N, H, &s->rope);
+        rope_backward(s->dk, s->pos, N, Hkv, &s->rope);
         memset(s->dxn, 0, sizeof(float) * N * d);
         model_proj_backward(s->dxn, dlora, s->dq, xn1, LU(LORA_Q), m, lora, s, l, LORA_Q, N);
         model_proj_backward(s->dxn, dlora, s->dk, xn1, LU(LORA_K), m, lora, s, l, LORA_K, N);

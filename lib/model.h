@@ -12,10 +12,16 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "ops.h"
+#include "quant.h"
 #include "tokenizer.h"
 
+/* Architectures (general.architecture). qwen2 = llama + biases on q/k/v + NEOX RoPE. */
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2 };
+
 typedef struct llama_config {
-    int dim;          /* llama.embedding_length */
+    int arch;         /* enum model_arch */
+    int dim;          /* <arch>.embedding_length (keys below are <arch>.*, shown for llama) */
     int n_layers;     /* llama.block_count */
     int n_heads;      /* llama.attention.head_count */
     int n_kv_heads;   /* llama.attention.head_count_kv (GQA) */
@@ -25,6 +31,8 @@ typedef struct llama_config {
     int ctx_len;      /* llama.context_length */
     float norm_eps;   /* llama.attention.layer_norm_rms_epsilon */
     float rope_theta; /* llama.rope.freq_base (default 10000) */
+    int rope_neox;    /* 1: NEOX pairs (qwen2); 0: llama.cpp's normal adjacent pairs (llama) */
+    const float *rope_freqs; /* [head_dim/2] Llama 3 rope scaling divisors (rope_freqs.weight), or NULL */
 } llama_config;
 
 /* The seven projections LoRA can adapt, in PEFT's names: q_proj k_proj v_proj o_proj gate_proj
@@ -38,25 +46,54 @@ int lora_target_index(const char *name);
 
 typedef struct llama_layer {
     float *attn_norm; /* [dim] */
-    float *w[LORA_N_TARGETS]; /* q [H*hd,dim], k,v [Hkv*hd,dim], o [dim,H*hd], gate,up [ffn,dim], down [dim,ffn] */
+    qmatrix w[LORA_N_TARGETS]; /* q [H*hd,dim], k,v [Hkv*hd,dim], o [dim,H*hd], gate,up [ffn,dim], down [dim,ffn] */
+    float *bias[3];   /* q, k, v biases [out] (qwen2), NULL when absent */
     float *ffn_norm;  /* [dim] */
 } llama_layer;
 
+/* Storage of the frozen base (config base.quant): f32, f16, bf16, q8_0 and nf4 convert the file's
+ * weight matrices at load time (q8_0 falls back to f16 for rows not a multiple of 32, as llama.cpp's
+ * quantizer does); keep uses the file's own tensor types. Norms and biases are always F32. The
+ * forward and backward passes dequantize on the fly (ops.h qmatmul). */
+enum base_quant { QUANT_F32, QUANT_F16, QUANT_BF16, QUANT_Q8_0, QUANT_NF4, QUANT_KEEP, QUANT_COUNT };
+extern const char *const base_quant_names[QUANT_COUNT]; /* "f32", "f16", "bf16", "q8_0", "nf4", "keep" */
+/* Index of a base.quant name, or -1. */
+int base_quant_index(const char *name);
+
 typedef struct llama_model {
     llama_config cfg;
-    gguf_file gguf;     /* the base file, kept open for its metadata */
+    gguf_file gguf;     /* the base file (or Hugging Face directory), kept open for its metadata */
     tokenizer tok;
-    float *params;      /* every frozen weight, F32, one allocation */
-    size_t n_params;
-    float *tok_embd;    /* [vocab, dim] */
+    int has_tokenizer;  /* 0 when the file's tokenizer kind is not supported (the model still runs) */
+    char tokenizer_error[256];
+    int quant;          /* enum base_quant it was loaded with */
+    float *params;      /* norms, biases, rope factors and F32 weights: one allocation */
+    uint8_t *qdata;     /* 16-bit and block-quantized weights: one allocation */
+    size_t n_params;    /* elements of every weight matrix, norm and bias */
+    size_t weight_bytes;/* bytes the base occupies in memory */
+    int n_fallback;     /* matrices stored in a wider type than asked (row length) */
+    qmatrix tok_embd;   /* [vocab, dim] */
     float *output_norm; /* [dim] */
-    float *output;      /* [vocab, dim] (token_embd when the file has no output.weight: tied) */
+    qmatrix output;     /* [vocab, dim] (token_embd when the file has no output.weight: tied) */
     llama_layer *layers;/* [n_layers] */
 } llama_model;
 
-/* Loads a llama GGUF (F32/F16/BF16 tensors, converted to F32) and its tokenizer. Returns 0, or -1
- * naming the file and the missing/mis-shaped tensor or key. */
+/* Loads a llama or qwen2 model from a GGUF file (F32/F16/BF16 and ggml block types) or a Hugging
+ * Face directory (config.json + safetensors), storing the weights as `quant` says, and its tokenizer
+ * when supported. Returns 0, or -1 naming the file and the missing/mis-shaped tensor or key. */
+int model_load_quant(llama_model *m, const char *path, int quant);
+/* Reads the hyper-parameters of a llama/qwen2 GGUF (or hf_open'ed directory) without loading weights
+ * (rope_freqs stays NULL). Returns 0 or -1 naming the key. */
+int model_read_config(const gguf_file *g, llama_config *c);
+/* Bytes a weight matrix of rows x cols stored in ggml type `src` occupies under base.quant `quant`;
+ * *fallback is set when q8_0 falls back to f16. */
+size_t model_matrix_bytes(int quant, uint32_t src, int64_t rows, int64_t cols, int *fallback);
+/* Bytes of the activations and scratch acts_init allocates for B x T tokens at LoRA rank r. */
+size_t acts_bytes(const llama_config *c, int B, int T, int lora_r);
+/* model_load_quant(m, path, QUANT_F32). */
 int model_load(llama_model *m, const char *path);
+/* Fails (-1, naming the model) when the model has no usable tokenizer. */
+int model_require_tokenizer(const llama_model *m);
 void model_free(llama_model *m);
 /* Input and output features of a projection (e.g. q: in dim, out n_heads*head_dim). */
 void model_target_shape(const llama_config *c, int target, int *in, int *out);
@@ -115,6 +152,8 @@ typedef struct llama_acts {
     float *dg, *du, *dh;             /* [N,ffn] */
     float *dlu;                      /* [N,r] */
     float *att_scratch;              /* ops_attention_scratch_size(T) */
+    float *qscratch;                 /* QMATMUL_TILE + max feature size: dequantized weight tiles */
+    rope_cache rope;                 /* cos/sin for positions 0..T-1 */
     int lora_r;
     int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
                             default F16 KV cache does (to compare with figures taken with it) */

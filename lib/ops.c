@@ -4,7 +4,10 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common.h"
 
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, int N, int C) {
 #pragma omp parallel for
@@ -82,32 +85,112 @@ void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *do
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, scale, du, r, A, C, 1.0f, dinp, C);
 }
 
-/* Rotates each (2i, 2i+1) pair of every head of row n by sign * pos[n] * theta^(-2i/hd). */
-static void rope_rotate(float *x, const int32_t *pos, int N, int n_heads, int hd, float theta, float sign) {
+void rope_cache_init(rope_cache *rc, int hd, int max_pos, float theta, int neox, const float *freq_factors) {
+    rc->hd = hd;
+    rc->max_pos = max_pos;
+    rc->neox = neox;
+    rc->cos = slim_malloc(sizeof(float) * (size_t)max_pos * (hd / 2));
+    rc->sin = slim_malloc(sizeof(float) * (size_t)max_pos * (hd / 2));
+    for (int i = 0; i < hd / 2; i++) {
+        double freq = pow((double)theta, -2.0 * i / hd) / (freq_factors ? freq_factors[i] : 1.0);
+        for (int p = 0; p < max_pos; p++) {
+            double ang = (double)p * freq;
+            rc->cos[(size_t)p * (hd / 2) + i] = (float)cos(ang);
+            rc->sin[(size_t)p * (hd / 2) + i] = (float)sin(ang);
+        }
+    }
+}
+
+void rope_cache_free(rope_cache *rc) {
+    free(rc->cos);
+    free(rc->sin);
+    rc->cos = rc->sin = NULL;
+}
+
+/* Rotates every pair of every head of row n by sign * its angle at pos[n]. */
+static void rope_rotate(float *x, const int32_t *pos, int N, int n_heads, const rope_cache *rc, float sign) {
+    const int hd = rc->hd, half = hd / 2;
+    /* pair i is (i0, i0 + stride): adjacent in the normal layout, half a head apart in neox */
+    const int stride = rc->neox ? half : 1;
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float *row = x + (long)n * n_heads * hd;
-        for (int i = 0; i < hd / 2; i++) {
-            double freq = pow((double)theta, -2.0 * i / hd);
-            double ang = (double)pos[n] * freq;
-            float c = (float)cos(ang), s = sign * (float)sin(ang);
-            for (int h = 0; h < n_heads; h++) {
-                float *p = row + h * hd + 2 * i;
-                float x0 = p[0], x1 = p[1];
-                p[0] = x0 * c - x1 * s;
-                p[1] = x0 * s + x1 * c;
+        const float *cs = rc->cos + (size_t)pos[n] * half, *sn = rc->sin + (size_t)pos[n] * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *head = row + h * hd;
+            for (int i = 0; i < half; i++) {
+                float *p0 = head + (rc->neox ? i : 2 * i), *p1 = p0 + stride;
+                float c = cs[i], s = sign * sn[i], x0 = *p0, x1 = *p1;
+                *p0 = x0 * c - x1 * s;
+                *p1 = x0 * s + x1 * c;
             }
         }
     }
 }
 
-void rope_forward(float *x, const int32_t *pos, int N, int n_heads, int hd, float theta) {
-    rope_rotate(x, pos, N, n_heads, hd, theta, 1.0f);
+void rope_forward(float *x, const int32_t *pos, int N, int n_heads, const rope_cache *rc) {
+    rope_rotate(x, pos, N, n_heads, rc, 1.0f);
 }
 
-void rope_backward(float *dx, const int32_t *pos, int N, int n_heads, int hd, float theta) {
+void rope_backward(float *dx, const int32_t *pos, int N, int n_heads, const rope_cache *rc) {
     /* the rotation is orthogonal: its gradient is the rotation by the opposite angle */
-    rope_rotate(dx, pos, N, n_heads, hd, theta, -1.0f);
+    rope_rotate(dx, pos, N, n_heads, rc, -1.0f);
+}
+
+/* Rows of W per dequantized tile: about QMATMUL_TILE floats (1 MiB), at least one row. */
+static int64_t qmatmul_tile_rows(const qmatrix *W) {
+    int64_t tr = QMATMUL_TILE / W->cols;
+    if (tr < 1) tr = 1;
+    return tr > W->rows ? W->rows : tr;
+}
+
+long ops_qmatmul_scratch_size(const qmatrix *W) {
+    return W->type == GGML_TYPE_F32 ? 0 : (long)(qmatmul_tile_rows(W) * W->cols);
+}
+
+/* Dequantizes rows [r0, r1) of W into tile [(r1-r0), cols], rows split across threads. */
+static void qmatmul_dequantize_tile(const qmatrix *W, int64_t r0, int64_t r1, float *tile) {
+    /* NF4 blocks run over the flattened tensor: split at multiples of its block so that no two
+     * threads decode the same block */
+    int64_t chunk = W->type == SLIM_TYPE_NF4 ? 64 : 8;
+    int64_t n_chunks = (r1 - r0 + chunk - 1) / chunk;
+#pragma omp parallel for
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t a = r0 + c * chunk, b = a + chunk < r1 ? a + chunk : r1;
+        qmatrix_dequantize_rows(W, a, b, tile + (size_t)(a - r0) * W->cols);
+    }
+}
+
+void qmatmul_forward(float *out, const float *inp, const qmatrix *W, int N, float beta, float *scratch) {
+    const int C = (int)W->cols, OC = (int)W->rows;
+    if (W->type == GGML_TYPE_F32) {
+        matmul_forward(out, inp, (const float *)W->data, N, C, OC, beta);
+        return;
+    }
+    int64_t tr = qmatmul_tile_rows(W);
+    for (int64_t r0 = 0; r0 < OC; r0 += tr) {
+        int64_t r1 = r0 + tr < OC ? r0 + tr : OC;
+        qmatmul_dequantize_tile(W, r0, r1, scratch);
+        /* out[:, r0:r1] = inp scratch^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, (int)(r1 - r0), C, 1.0f, inp, C, scratch, C, beta,
+                    out + r0, OC);
+    }
+}
+
+void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, float *scratch) {
+    const int C = (int)W->cols, OC = (int)W->rows;
+    if (W->type == GGML_TYPE_F32) {
+        matmul_backward(dinp, NULL, dout, NULL, (const float *)W->data, N, C, OC);
+        return;
+    }
+    int64_t tr = qmatmul_tile_rows(W);
+    for (int64_t r0 = 0; r0 < OC; r0 += tr) {
+        int64_t r1 = r0 + tr < OC ? r0 + tr : OC;
+        qmatmul_dequantize_tile(W, r0, r1, scratch);
+        /* dinp += dout[:, r0:r1] scratch */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, (int)(r1 - r0), 1.0f, dout + r0, OC, scratch, C,
+                    1.0f, dinp, C);
+    }
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "quant.h"
+
 /* Token embedding lookup. out [N,C] = wte[tokens[n]], wte [V,C]. */
 void embedding_forward(float *out, const int32_t *tokens, const float *wte, int N, int C);
 /* dwte [V,C] += dout rows scattered by token id. */
@@ -41,12 +43,35 @@ void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *do
                    const float *u, const float *A, const float *B, int N, int C, int OC, int r,
                    float scale);
 
-/* Rotary position embedding (Su et al. 2021) in llama.cpp's "normal" layout: within each head of
- * size hd, the pairs (2i, 2i+1) are rotated by angle pos * theta^(-2i/hd). In place on
- * x [N, n_heads*hd]; pos [N] is each row's position. */
-void rope_forward(float *x, const int32_t *pos, int N, int n_heads, int hd, float theta);
+/* Rotary position embedding (Su et al. 2021). Within each head of size hd, pair i (i < hd/2) is
+ * rotated by angle pos * theta^(-2i/hd) / freq_factor[i] (freq factors: Llama 3 rope scaling,
+ * 1 when absent). Layouts: llama.cpp's "normal" (llama GGUF) pairs elements (2i, 2i+1); "neox"
+ * (qwen2, Hugging Face rotate_half) pairs (i, i + hd/2). cos/sin tables for positions 0..max_pos-1 are
+ * computed once by rope_cache_init. */
+typedef struct rope_cache {
+    int hd, max_pos, neox;
+    float *cos, *sin; /* [max_pos, hd/2] */
+} rope_cache;
+
+void rope_cache_init(rope_cache *rc, int hd, int max_pos, float theta, int neox, const float *freq_factors);
+void rope_cache_free(rope_cache *rc);
+/* In place on x [N, n_heads*hd]; pos [N] is each row's position (0 <= pos < max_pos). */
+void rope_forward(float *x, const int32_t *pos, int N, int n_heads, const rope_cache *rc);
 /* The inverse rotation applied to the gradient, in place on dx [N, n_heads*hd]. */
-void rope_backward(float *dx, const int32_t *pos, int N, int n_heads, int hd, float theta);
+void rope_backward(float *dx, const int32_t *pos, int N, int n_heads, const rope_cache *rc);
+
+/* Floats in one dequantized tile of a q-matmul (a tile holds at least one row, so scratch needs
+ * max(QMATMUL_TILE, cols) floats). */
+#define QMATMUL_TILE (1 << 18)
+
+/* Linear layer over a frozen weight of any storage type (quant.h): out [N,OC] = inp [N,C] W^T
+ * (beta = 0 overwrites, 1 accumulates). F32 weights go straight to sgemm; other types are
+ * dequantized on the fly, a tile of rows at a time, into scratch (ops_qmatmul_scratch_size floats). */
+void qmatmul_forward(float *out, const float *inp, const qmatrix *W, int N, float beta, float *scratch);
+/* dinp [N,C] += dout [N,OC] W, dequantizing W on the fly likewise (a frozen base needs no dW). */
+void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, float *scratch);
+/* Floats of scratch the q-matmuls need for W (0 for F32). */
+long ops_qmatmul_scratch_size(const qmatrix *W);
 
 /* Causal grouped-query attention for B sequences of T tokens.
  * q [B,T,H*hd], k and v [B,T,Hkv*hd] (query head h reads kv head h / (H/Hkv)),

@@ -154,7 +154,9 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
         h = slim_fnv1a(h, &t->scores[i], 4);
         h = slim_fnv1a(h, &type, 4);
     }
-    int32_t ids[4] = { bos, eos, unk, pad };
+    /* the special ids and the encoding rules: a dataset tokenized with another BOS/EOS/space-prefix rule
+     * holds different ids for the same text, so it must not match */
+    int32_t ids[7] = { bos, eos, unk, pad, add_bos, add_eos, add_sp };
     t->fingerprint = slim_fnv1a(h, ids, sizeof ids);
     return 0;
 }

@@ -147,7 +147,12 @@ int train_main(int argc, char **argv) {
     slim_dataset data;
     memset(&data, 0, sizeof data);
     char path[4096], dir[2048];
-    if (model_load(&model, cfg.model) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); config_free(&cfg); return 2; }
+    if (model_load_quant(&model, cfg.model, base_quant_index(cfg.base_quant)) != 0 ||
+        model_require_tokenizer(&model) != 0) {
+        fprintf(stderr, "slimtune train: %s\n", slim_last_error());
+        config_free(&cfg);
+        return 2;
+    }
     snprintf(path, sizeof path, "%s/data/train.h5", cfg.out_dir);
     if (dataset_read(&data, path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_model; }
     if (data.tokenizer_fingerprint != model.tok.fingerprint) {
@@ -199,6 +204,10 @@ int train_main(int argc, char **argv) {
     if (!metrics) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
 
     size_t n_lora_params = lora.n_params;
+    fprintf(stderr, "slimtune train: base %s: %zu parameters stored as %s in %.1f MiB (%.3f bytes/parameter)%s\n",
+            cfg.model, model.n_params, cfg.base_quant, model.weight_bytes / 1048576.0,
+            (double)model.weight_bytes / (double)model.n_params,
+            model.n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
     fprintf(stderr,
             "slimtune train: %s | %lld examples, %lld tokens | LoRA r=%d alpha=%g on %d projections x %d layers: "
             "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d, %d threads\n",

@@ -3,7 +3,10 @@
  *
  * usage: bench_train MODEL.gguf [--json PATH] [--batch B] [--seq T] [--warmup N] [--steps N]
  *                    [--threads N] [--seed S] [--rank R] [--peak-size N] [--peak-reps N] [--no-peak1]
+ *                    [--quant f32|f16|bf16|q8_0|nf4|keep]
  *
+ * --quant: how the frozen base is stored (config base.quant); the run reports the base's bytes per
+ * parameter as stored and the growth of the resident set while loading it.
  * 1. sgemm peak: cblas_sgemm on square F32 matrices (C = A B, n = --peak-size, default 2048), best of
  *    --peak-reps repetitions, with all threads and (unless --no-peak1) with one thread -> GFLOP/s.
  * 2. training: LoRA r=8 alpha=16 (--rank R: alpha 2R) on all seven projections, B=4 x T=256 random (seeded) token ids with a
@@ -206,7 +209,8 @@ static double bench_loadavg(void) {
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: bench_train MODEL.gguf [--json PATH] [--batch B] [--seq T] [--warmup N] [--steps N]\n"
-               "                   [--threads N] [--seed S] [--rank R] [--peak-size N] [--peak-reps N] [--no-peak1]\n");
+               "                   [--threads N] [--seed S] [--rank R] [--peak-size N] [--peak-reps N] [--no-peak1]\n"
+               "                   [--quant f32|f16|bf16|q8_0|nf4|keep]\n");
 }
 
 /* Parses a positive int option value; exits with a message when it is not one. */
@@ -220,8 +224,20 @@ static int bench_parse_int(const char *opt, const char *s, int min) {
     return (int)v;
 }
 
+/* Resident set size of this process in bytes (VmRSS of /proc/self/status), or -1. */
+static long bench_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *json_path = NULL;
+    const char *model_path = NULL, *json_path = NULL, *quant_name = "f32";
     int B = 4, T = 256, warmup = 2, steps = 8, threads = 0, seed = 1, rank = 8, peak_n = 2048, peak_reps = 3,
         peak1 = 1;
     for (int i = 1; i < argc; i++) {
@@ -239,6 +255,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--peak-size") && has) peak_n = bench_parse_int(a, argv[++i], 64);
         else if (!strcmp(a, "--peak-reps") && has) peak_reps = bench_parse_int(a, argv[++i], 1);
         else if (!strcmp(a, "--no-peak1")) peak1 = 0;
+        else if (!strcmp(a, "--quant") && has) quant_name = argv[++i];
         else if (a[0] != '-' && !model_path) model_path = a;
         else { fprintf(stderr, "bench_train: unknown or incomplete argument '%s'\n", a); bench_usage(stderr); return 2; }
     }
@@ -258,8 +275,12 @@ int main(int argc, char **argv) {
     if (!wait_policy) wait_policy = "";
     double load_before = bench_loadavg();
 
+    int quant = base_quant_index(quant_name);
+    if (quant < 0) { fprintf(stderr, "bench_train: --quant: unknown base.quant '%s'\n", quant_name); return 2; }
     llama_model model;
-    if (model_load(&model, model_path) != 0) { fprintf(stderr, "bench_train: %s\n", slim_last_error()); return 1; }
+    long rss_before = bench_rss_bytes();
+    if (model_load_quant(&model, model_path, quant) != 0) { fprintf(stderr, "bench_train: %s\n", slim_last_error()); return 1; }
+    long rss_model = bench_rss_bytes() - rss_before;
 
     /* 1. sgemm peak (after loading, so that a bad model fails fast) */
     fprintf(stderr, "bench_train: sgemm peak, %d^3 F32, best of %d ...\n", peak_n, peak_reps);
@@ -352,6 +373,8 @@ int main(int argc, char **argv) {
     printf("\nslimtune training benchmark (%s, %d threads, %s)\n", cpu, n_threads, model_path);
     printf("  model            dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d\n", c->dim, c->n_layers,
            c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size);
+    printf("  base             base.quant %s: %.3f bytes/parameter stored (%zu parameters), resident growth at load %.3f bytes/parameter\n",
+           quant_name, (double)model.weight_bytes / model.n_params, model.n_params, (double)rss_model / model.n_params);
     printf("  run              LoRA r=%d alpha=%g x 7 projections, batch %d x seq %d = %d tokens/step, loss on every token\n",
            lora.r, lora.alpha, B, T, N);
     printf("  sgemm peak       %8.1f GFLOP/s (%d threads, %d^3)\n", peak_all, n_threads, peak_n);
@@ -387,6 +410,10 @@ int main(int argc, char **argv) {
     bench_json_str(f, model_path);
     fprintf(f, ",\n  \"omp_wait_policy\": ");
     bench_json_str(f, wait_policy);
+    fprintf(f, ",\n  \"base_quant\": ");
+    bench_json_str(f, quant_name);
+    fprintf(f, ",\n  \"base_bytes_per_param\": %.4f,\n  \"base_rss_bytes_per_param\": %.4f", (double)model.weight_bytes / model.n_params,
+            (double)rss_model / model.n_params);
     fprintf(f, ",\n  \"loadavg_before\": %.2f,\n  \"loadavg_after\": %.2f,\n", load_before, load_after);
     fprintf(f, "  \"config\": {\"dim\": %d, \"n_layers\": %d, \"n_heads\": %d, \"n_kv_heads\": %d, \"ffn_dim\": %d, "
                "\"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %g, \"batch\": %d, \"seq\": %d, \"warmup_steps\": %d, "

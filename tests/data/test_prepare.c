@@ -3,7 +3,10 @@
  * truncation that keeps the template suffix and the whole completion, bad rows reported with their
  * lines and counted, max_bad_rows failing with nothing written, and a corpus of bad inputs (NUL bytes,
  * invalid UTF-8, 1 MB fields, truncated JSON, unbalanced quotes, wrong types, missing keys/columns)
- * that must each give a clear message and no crash. Run from the repository root. */
+ * that must each give a clear message and no crash. Also: truncation never depends on the row's label
+ * (same text -> same prompt whatever the label), CSV quoting errors never turn the inside of a broken
+ * quoted field into rows, bare-CR line endings are numbered, and JSON \u0000 escapes are bad rows.
+ * Run from the repository root. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
@@ -151,6 +154,20 @@ static void check_reader(const char *path, const char *const *labels, int n_labe
     reader_free(&r);
 }
 
+/* Tokens of the completion " <label>" + EOS. */
+static int completion_len(const char *label) {
+    char ctext[64];
+    int32_t comp[64];
+    snprintf(ctext, sizeof ctext, " %s", label);
+    return encode(ctext, strlen(ctext), 0, 0, comp, 64) + 1;
+}
+
+/* The longest completion + EOS of {ham, spam}, computed with the tokenizer. */
+static int max_completion_len(void) {
+    int a = completion_len("ham"), b = completion_len("spam");
+    return a > b ? a : b;
+}
+
 /* ---- tests ---- */
 
 static void test_fixtures_intact(void) {
@@ -267,12 +284,15 @@ static void test_truncation(void) {
     CHECK(rc == 0, "read: %s", slim_last_error());
     if (rc) return;
     CHECK(d.n_examples == 4 && d.n_truncated == 3, "4 examples, 3 truncated");
+    /* every prompt gets the same budget: max_seq_len minus the longest completion + EOS of the set */
+    int budget = max_len - max_completion_len();
     const char *texts[3] = {longtext, utf, NULL};
     const char *labels[3] = {"spam", "ham", "spam"};
     for (int64_t e = 0; e < 3 && e < d.n_examples; e++) {
         int64_t a = d.offsets[e], len = d.offsets[e + 1] - a;
         int plen = d.prompt_len[e];
         CHECK(len <= max_len, "example %lld: %lld tokens > max_seq_len %d", (long long)e, (long long)len, max_len);
+        CHECK(plen <= budget, "example %lld: prompt %d tokens > budget %d", (long long)e, plen, budget);
         /* the whole completion is kept */
         int32_t comp[16];
         char ctext[16];
@@ -319,8 +339,8 @@ static void test_truncation(void) {
             p = slim_realloc(p, k2 + 64);
             snprintf(p, k2 + 64, "Text: %.*s\nLabel:", (int)k2, src);
             int np2 = encode(p, strlen(p), 1, 1, ids, 512);
-            CHECK(np2 + nc > max_len, "example %lld: the longest prefix was kept (%d + %d with one more char)",
-                  (long long)e, np2, nc);
+            CHECK(np2 > budget, "example %lld: the longest prefix was kept (%d > budget %d with one more char)",
+                  (long long)e, np2, budget);
             free(p);
         }
         free(src);
@@ -328,23 +348,156 @@ static void test_truncation(void) {
     if (d.n_examples == 4) check_example(&d, 3, "short", "ham", 0, 5, "short row after the 1 MB field");
     dataset_free(&d);
 
-    /* a completion that cannot fit at all is a bad row, counted */
+    /* a completion that cannot fit at all: every row's prompt budget leaves room for the longest
+     * completion of the label set, so no row can fit; prepare fails naming the label, nothing written */
     write_bytes(tmp_path("longlabel.csv"), "text,label\nhello,spam\nhello again,a very long label that cannot fit\n",
                 strlen("text,label\nhello,spam\nhello again,a very long label that cannot fit\n"));
     snprintf(body, sizeof body,
              "\"train\": \"%s\", \"max_seq_len\": 24, \"max_bad_rows\": 0.5", tmp_path("longlabel.csv"));
     cfg = write_config("longlabel.json", body);
     rc = run_prepare(&err, "--config", cfg, NULL);
-    CHECK(rc == 0, "long label run: %s", err);
-    CHECK(strstr(err, "completion too long") && strstr(err, "longlabel.csv:3:"), "too-long row reported: %s", err);
+    CHECK(rc == 1, "long label run must fail, rc %d: %s", rc, err);
+    CHECK(strstr(err, "longlabel.json") && strstr(err, "data.max_seq_len = 24") &&
+              strstr(err, "\"a very long label that cannot fit\""),
+          "too-long completion names the config, max_seq_len and the label: %s", err);
     free(err);
     snprintf(path, sizeof path, "%s/out-longlabel.json/data/train.h5", tmpdir);
-    if (dataset_read(&d, path) == 0) {
-        CHECK(d.n_examples == 1 && d.n_bad_rows == 1 && d.source_line[0] == 2, "one example, one bad row");
+    CHECK(!exists(path), "nothing written when no row can fit");
+}
+
+/* Example e's prompt tokens of d equal example f's of d2 (same prompt_len, same ids, same mask). */
+static int same_prompt(const slim_dataset *d, int64_t e, const slim_dataset *d2, int64_t f) {
+    if (d->prompt_len[e] != d2->prompt_len[f]) return 0;
+    for (int i = 0; i < d->prompt_len[e]; i++)
+        if (d->tokens[d->offsets[e] + i] != d2->tokens[d2->offsets[f] + i] ||
+            d->loss_mask[d->offsets[e] + i] != d2->loss_mask[d2->offsets[f] + i])
+            return 0;
+    return 1;
+}
+
+/* A story of exactly n bytes (n < cap - 80) from a small set of sentences (no quotes or commas). */
+static void long_text(char *buf, size_t cap, int seed, size_t n) {
+    static const char *parts[] = {"Once upon a time there was a little girl named Lily ",
+                                  "She loved to play outside in the park with her dog ",
+                                  "One day she saw a big red ball near the tree ",
+                                  "The sun was warm and the birds were singing ",
+                                  "Tom wanted to share his toys with his friends "};
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = seed; k < n && k + 80 < cap; i = (i * 7 + 3) % 5) k += (size_t)snprintf(buf + k, cap - k, "%s", parts[i]);
+    if (k > n) buf[n] = 0;
+}
+
+/* Truncation must not leak the label: labels tokenize to different lengths (" ham" < " spam"), and the
+ * prompt budget is the same for every row. (1) the same long text labelled ham and spam gives the same
+ * prompt tokens and prompt_len; (2) over a whole file of long rows, preparing it with every label flipped
+ * (and the label set collected from a JSONL file instead of declared for a CSV) gives the same prompts
+ * row by row, so no prompt length can tell the label. */
+static void test_label_independent_prompts(void) {
+    int nc_ham = completion_len("ham"), nc_spam = completion_len("spam");
+    CHECK(nc_ham != nc_spam, "the test needs labels of different completion lengths (%d, %d)", nc_ham, nc_spam);
+    const int max_len = 40;
+    int budget = max_len - max_completion_len();
+
+    /* (1) one text, two labels */
+    char text[2048];
+    long_text(text, sizeof text, 0, 600);
+    size_t cap = 4 * sizeof text + 256, n = 0;
+    char *csv = slim_malloc(cap);
+    n += (size_t)snprintf(csv + n, cap - n, "text,label\n%s,ham\n%s,spam\n%s,spam\n%s,ham\n", text, text, text, text);
+    write_bytes(tmp_path("same.csv"), csv, n);
+    char body[1024];
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": %d",
+             tmp_path("same.csv"), max_len);
+    char *err;
+    int rc = run_prepare(&err, "--config", write_config("same.json", body), NULL);
+    CHECK(rc == 0 && strstr(err, "4 rows read, 0 bad, 4 examples, 4 truncated"), "prepare same.csv: %s", err);
+    free(err);
+    slim_dataset d;
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-same.json/data/train.h5", tmpdir);
+    rc = dataset_read(&d, path);
+    CHECK(rc == 0, "read %s: %s", path, slim_last_error());
+    if (rc == 0) {
+        CHECK(d.n_examples == 4, "4 examples, got %lld", (long long)d.n_examples);
+        if (d.n_examples == 4) {
+            for (int e = 1; e < 4; e++)
+                CHECK(same_prompt(&d, 0, &d, e), "same text, label %s vs %s: prompt_len %d vs %d, tokens must match",
+                      d.label_names[d.labels[0]], d.label_names[d.labels[e]], d.prompt_len[0], d.prompt_len[e]);
+            CHECK(d.labels[0] != d.labels[1], "rows 1 and 2 have different labels");
+            CHECK(d.prompt_len[0] <= budget, "prompt_len %d <= budget %d", d.prompt_len[0], budget);
+            /* the completions differ and are whole: ham rows are shorter than max_seq_len by the difference */
+            for (int e = 0; e < 4; e++) {
+                int nc = d.labels[e] == 0 ? nc_ham : nc_spam;
+                CHECK(d.offsets[e + 1] - d.offsets[e] == d.prompt_len[e] + nc, "example %d: prompt + completion", e);
+            }
+        }
         dataset_free(&d);
-    } else {
-        CHECK(0, "read %s: %s", path, slim_last_error());
     }
+    free(csv);
+
+    /* (2) a whole file of long rows (some that fit only with the shorter completion), prepared twice:
+     * CSV with the declared labels, and JSONL with every label flipped and the label set collected */
+    const int n_rows = 24;
+    cap = (size_t)n_rows * (sizeof text + 64) + 64;
+    csv = slim_malloc(cap);
+    char *jsl = slim_malloc(cap);
+    size_t nj = 0;
+    n = (size_t)snprintf(csv, cap, "text,label\n");
+    int n_ham = 0;
+    for (int i = 0; i < n_rows; i++) {
+        /* lengths from 20 bytes (fits) to ~900 (always cut), so some rows sit at the budget's edge */
+        long_text(text, sizeof text, i % 5, 20 + (size_t)(i * 37) % 900);
+        size_t tl = strlen(text) - (size_t)(i % 9);
+        while (tl > 0 && text[tl - 1] == ' ') tl--; /* libcsv trims an unquoted field's spaces, JSON does not */
+        text[tl] = 0;
+        int ham = (i * 5 + i / 3) % 2;
+        n_ham += ham;
+        n += (size_t)snprintf(csv + n, cap - n, "%s,%s\n", text, ham ? "ham" : "spam");
+        nj += (size_t)snprintf(jsl + nj, cap - nj, "{\"text\": \"%s\", \"label\": \"%s\"}\n", text,
+                               ham ? "spam" : "ham");
+    }
+    CHECK(n_ham > 0 && n_ham < n_rows, "both labels present (%d ham of %d)", n_ham, n_rows);
+    write_bytes(tmp_path("long_a.csv"), csv, n);
+    write_bytes(tmp_path("long_b.jsonl"), jsl, nj);
+    free(csv);
+    free(jsl);
+    snprintf(body, sizeof body,
+             "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"spam\", \"ham\"], \"max_seq_len\": %d",
+             tmp_path("long_a.csv"), tmp_path("long_a.csv"), max_len);
+    rc = run_prepare(&err, "--config", write_config("long_a.json", body), "--split", "train", NULL);
+    CHECK(rc == 0, "prepare long_a.csv: %s", err);
+    free(err);
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"max_seq_len\": %d", tmp_path("long_b.jsonl"), max_len);
+    rc = run_prepare(&err, "--config", write_config("long_b.json", body), NULL);
+    CHECK(rc == 0, "prepare long_b.jsonl (collected labels): %s", err);
+    free(err);
+    slim_dataset a, b;
+    snprintf(path, sizeof path, "%s/out-long_a.json/data/train.h5", tmpdir);
+    int ra = dataset_read(&a, path);
+    CHECK(ra == 0, "read %s: %s", path, slim_last_error());
+    snprintf(path, sizeof path, "%s/out-long_b.json/data/train.h5", tmpdir);
+    int rb = dataset_read(&b, path);
+    CHECK(rb == 0, "read %s: %s", path, slim_last_error());
+    if (ra == 0 && rb == 0) {
+        CHECK(a.n_examples == n_rows && b.n_examples == n_rows, "%d examples each (%lld, %lld)", n_rows,
+              (long long)a.n_examples, (long long)b.n_examples);
+        CHECK(a.n_truncated > 0 && a.n_truncated < n_rows && a.n_truncated == b.n_truncated,
+              "some rows truncated, the same in both (%lld, %lld)", (long long)a.n_truncated, (long long)b.n_truncated);
+        int64_t same = 0, flipped = 0, over = 0, full = 0;
+        for (int64_t e = 0; e < a.n_examples && e < b.n_examples; e++) {
+            same += same_prompt(&a, e, &b, e);
+            flipped += a.labels[e] != b.labels[e];
+            over += a.prompt_len[e] > budget;
+            full += a.prompt_len[e] == budget;
+        }
+        CHECK(same == n_rows, "flipping every label changed %lld of %d prompts", (long long)(n_rows - same), n_rows);
+        CHECK(flipped == n_rows, "every label flipped (%lld)", (long long)flipped);
+        CHECK(over == 0, "%lld prompts over the budget %d", (long long)over, budget);
+        CHECK(full > 0, "some prompts use the whole budget");
+    }
+    if (ra == 0) dataset_free(&a);
+    if (rb == 0) dataset_free(&b);
 }
 
 static void test_bad_rows(void) {
@@ -444,7 +597,7 @@ static void test_bad_corpus(void) {
     /* a truncated JSONL file and unbalanced quotes everywhere: too many bad rows */
     static const char trunc[] = "{\"text\": \"a\", \"label\": \"ham\"}\n{\"text\": \"b\", \"la";
     expect_result("trunc.jsonl", trunc, sizeof trunc - 1, 0, "trunc.jsonl:2: invalid JSON", NULL);
-    static const char quotes[] = "text,label\n\"a,ham\n\"b,ham\nc,spam\n";
+    static const char quotes[] = "text,label\n\"a,ham\n\"b,ham\n\"c,spam\nd,ham\n";
     expect_result("quotes.csv", quotes, sizeof quotes - 1, 1, "quotes.csv:2: bad quoting", "max_bad_rows");
     /* a 1 MB label is just an unknown label; a 1 MB JSONL text is truncated */
     size_t big = 1 << 20;
@@ -498,6 +651,93 @@ static void test_bad_corpus(void) {
                      "test", NULL);
     CHECK(rc == 1 && strstr(err, "data.test"), "--split test without data.test: %s", err);
     free(err);
+}
+
+/* Returns the reader's row at source line `line` (NULL when none); r must be open. */
+static const reader_row *row_at(const data_reader *r, int64_t line) {
+    for (int64_t i = 0; i < r->n_rows; i++)
+        if (r->rows[i].line == line) return &r->rows[i];
+    return NULL;
+}
+
+/* CSV quoting-error recovery never makes rows out of the inside of a broken quoted field: a quoted
+ * field opened on line 2 and broken on line 4 is one bad row (2), parsing resumes on line 5; a quote
+ * never closed (line 10) costs one row and parsing restarts on the next line. */
+static void test_quote_recovery(void) {
+    int64_t lines[] = {2, 5, 6, 7, 9, 10, 11};
+    int reasons[] = {READ_BAD_QUOTE, READ_OK, READ_BAD_QUOTE, READ_OK, READ_OK, READ_BAD_QUOTE, READ_OK};
+    check_reader(FIX "/quotes.csv", NULL, 0, lines, reasons, 7);
+    data_reader r;
+    int rc = reader_open(&r, FIX "/quotes.csv", "auto", "text", "label", NULL, 0);
+    CHECK(rc == 0, "fixture " FIX "/quotes.csv: %s", slim_last_error());
+    if (rc) return;
+    CHECK(r.n_rows == 7 && r.n_bad == 3, "quotes.csv: 7 rows, 3 bad (got %lld, %lld)", (long long)r.n_rows,
+          (long long)r.n_bad);
+    const reader_row *a = row_at(&r, 2), *b = row_at(&r, 7);
+    CHECK(a && strstr(a->message, "lines 2-4"), "quotes.csv:2: message names the span: %s", a ? a->message : "none");
+    CHECK(!row_at(&r, 3) && !row_at(&r, 4), "no row made from lines 3-4 (inside the broken quoted field)");
+    CHECK(b && b->text && strcmp(b->text, "a field that\nspans lines") == 0, "multi-line field after the errors");
+    reader_free(&r);
+    /* prepare level: the summary counts them and names the lines */
+    char body[512], *err;
+    snprintf(body, sizeof body, "\"train\": \"" FIX "/quotes.csv\", \"max_bad_rows\": 0.5");
+    rc = run_prepare(&err, "--config", write_config("quotes_fix.json", body), NULL);
+    CHECK(rc == 0 && strstr(err, "7 rows read, 3 bad, 4 examples") && strstr(err, "3 bad rows: bad quoting") &&
+              strstr(err, "quotes.csv:2:") && strstr(err, "quotes.csv:6:") && strstr(err, "quotes.csv:10:"),
+          "quotes.csv summary: %s", err);
+    free(err);
+}
+
+/* A CSV with bare-CR line endings is numbered line by line (a multi-line quoted field included). */
+static void test_bare_cr(void) {
+    static const char cr[] = "text,label\rhello,ham\rbye,spam\r\"two\rlines\",ham\rtoo,many,fields\r"
+                             "last,spam";
+    write_bytes(tmp_path("cr.csv"), cr, sizeof cr - 1);
+    int64_t lines[] = {2, 3, 4, 6, 7};
+    int reasons[] = {READ_OK, READ_OK, READ_OK, READ_FIELD_COUNT, READ_OK};
+    check_reader(tmp_path("cr.csv"), NULL, 0, lines, reasons, 5);
+    data_reader r;
+    if (reader_open(&r, tmp_path("cr.csv"), "auto", "text", "label", NULL, 0) == 0) {
+        const reader_row *row = row_at(&r, 4);
+        CHECK(row && row->text && strcmp(row->text, "two\rlines") == 0, "cr.csv:4: the quoted CR is kept");
+        reader_free(&r);
+    }
+    /* mixed endings: LF, CRLF and bare CR each end one line */
+    static const char mixed[] = "text,label\r\na,ham\nb,spam\rc,eggs,x\r\nd,ham\n";
+    write_bytes(tmp_path("mixed.csv"), mixed, sizeof mixed - 1);
+    int64_t ml[] = {2, 3, 4, 5};
+    int mr[] = {READ_OK, READ_OK, READ_FIELD_COUNT, READ_OK};
+    check_reader(tmp_path("mixed.csv"), NULL, 0, ml, mr, 4);
+    static const char cr2[] = "text,label\rok,ham\rbad,eggs\rfine,spam\r";
+    expect_result("cr2.csv", cr2, sizeof cr2 - 1, 0, "cr2.csv:3: label \"eggs\"", NULL);
+}
+
+/* JSONL: a \u0000 escape would be decoded by cJSON into a NUL that cuts the string; the row is bad
+ * (NUL byte) with its line, and an escaped backslash before "u0000" is ordinary text. */
+static void test_json_nul_escape(void) {
+    static const char js[] = "{\"text\":\"abc\\u0000secret tail\",\"label\":\"ham\"}\n"
+                             "{\"text\":\"a \\\\u0000 literal\",\"label\":\"spam\"}\n"
+                             "{\"text\":\"fine\",\"label\":\"spam\\u0000x\"}\n"
+                             "{\"te\\u0000xt\":\"key\",\"text\":\"t\",\"label\":\"ham\"}\n"
+                             "{\"text\":\"ok\",\"label\":\"ham\"}\n";
+    write_bytes(tmp_path("nulesc.jsonl"), js, sizeof js - 1);
+    int64_t lines[] = {1, 2, 3, 4, 5};
+    int reasons[] = {READ_NUL_BYTE, READ_OK, READ_NUL_BYTE, READ_NUL_BYTE, READ_OK};
+    check_reader(tmp_path("nulesc.jsonl"), NULL, 0, lines, reasons, 5);
+    data_reader r;
+    if (reader_open(&r, tmp_path("nulesc.jsonl"), "auto", "text", "label", NULL, 0) == 0) {
+        const reader_row *row = row_at(&r, 2);
+        CHECK(row && row->text && strcmp(row->text, "a \\u0000 literal") == 0, "escaped backslash: text \"%s\"",
+              row && row->text ? row->text : "(none)");
+        row = row_at(&r, 1);
+        CHECK(row && strstr(row->message, "NUL") && strstr(row->message, "column 13"), "nulesc.jsonl:1: %s",
+              row ? row->message : "(none)");
+        reader_free(&r);
+    }
+    /* prepare level (two more good rows keep the bad fraction under max_bad_rows = 0.5) */
+    char more[sizeof js + 128];
+    int n = snprintf(more, sizeof more, "%s{\"text\":\"x\",\"label\":\"spam\"}\n{\"text\":\"y\",\"label\":\"ham\"}\n", js);
+    expect_result("nulesc2.jsonl", more, (size_t)n, 0, "nulesc2.jsonl:1: NUL byte", "3 bad rows: NUL byte");
 }
 
 static void test_cli_and_labels(void) {
@@ -563,8 +803,12 @@ int main(void) {
     test_fixtures_intact();
     test_good();
     test_truncation();
+    test_label_independent_prompts();
     test_bad_rows();
     test_bad_corpus();
+    test_quote_recovery();
+    test_bare_cr();
+    test_json_nul_escape();
     test_cli_and_labels();
 
     tokenizer_free(&g_tok);

@@ -83,7 +83,90 @@ static double loss_of(const lora_adapter *lora, llama_acts *s, const int32_t *to
     return model_forward(&model, lora, s, tokens, targets, B, T, NULL, NULL);
 }
 
-static void test_lora_gradients(void) {
+/* A copy of m whose every weight matrix is F32 = the dequantized storage of m: the on-the-fly
+ * dequantizing products must give the same results as plain sgemm on these. */
+static void model_dequantized_copy(const llama_model *m, llama_model *f, float **bufs, int *n_bufs) {
+    *f = *m;
+    f->layers = slim_malloc(sizeof(llama_layer) * m->cfg.n_layers);
+    memcpy(f->layers, m->layers, sizeof(llama_layer) * m->cfg.n_layers);
+    *n_bufs = 0;
+    qmatrix *mats[2 + 7 * 64];
+    int n = 0;
+    mats[n++] = &f->tok_embd;
+    mats[n++] = &f->output;
+    for (int l = 0; l < m->cfg.n_layers && l < 64; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) mats[n++] = &f->layers[l].w[t];
+    for (int i = 0; i < n; i++) {
+        qmatrix *W = mats[i];
+        float *buf = slim_malloc(sizeof(float) * W->rows * W->cols);
+        qmatrix_dequantize_rows(W, 0, W->rows, buf);
+        W->type = GGML_TYPE_F32;
+        W->data = (const uint8_t *)buf;
+        W->row_bytes = sizeof(float) * W->cols;
+        W->nf4 = NULL;
+        bufs[(*n_bufs)++] = buf;
+    }
+}
+
+static void test_quantized_bases(const char *path) {
+    int32_t ids[5] = {1, 403, 407, 261, 378};
+    int V = model.cfg.vocab_size;
+    float *ref = slim_malloc(sizeof(float) * 5 * V), *got = slim_malloc(sizeof(float) * 5 * V),
+          *deq = slim_malloc(sizeof(float) * 5 * V);
+    logits_of(ids, 5, NULL, ref, 0);
+    /* sanity bounds on max |logit - F32 logit| per storage type (stories260K's logits reach ~20; its
+     * dim-64 rows make block quantization relatively coarse): measured f16 0.011, bf16 0.067, q8_0 0.21,
+     * nf4 4.3. The exact check is the next one: on-the-fly dequantization == a dequantized copy. */
+    struct { int quant; float tol; int same_top; } cases[] = {
+        {QUANT_F16, 0.05f, 1}, {QUANT_BF16, 0.25f, 1}, {QUANT_Q8_0, 0.5f, 1}, {QUANT_NF4, 8.0f, 0}, {QUANT_KEEP, 0.0f, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        llama_model q, f;
+        if (model_load_quant(&q, path, cases[c].quant) != 0) {
+            CHECK(0, "model_load_quant %s: %s", base_quant_names[cases[c].quant], slim_last_error());
+            continue;
+        }
+        llama_acts s;
+        acts_init(&s, &q.cfg, 1, 5, 0);
+        model_forward(&q, NULL, &s, ids, NULL, 1, 5, NULL, got);
+        float *bufs[2 + 7 * 64];
+        int n_bufs;
+        model_dequantized_copy(&q, &f, bufs, &n_bufs);
+        model_forward(&f, NULL, &s, ids, NULL, 1, 5, NULL, deq);
+        float d_ref = 0, d_deq = 0;
+        for (int i = 0; i < 5 * V; i++) {
+            d_ref = fmaxf(d_ref, fabsf(got[i] - ref[i]));
+            d_deq = fmaxf(d_deq, fabsf(got[i] - deq[i]));
+        }
+        printf("base.quant %-4s: %.3f bytes/parameter, max |logit - f32| %.4f, on-the-fly vs dequantized copy %.2e\n",
+               base_quant_names[cases[c].quant], (double)q.weight_bytes / q.n_params, d_ref, d_deq);
+        CHECK(d_ref <= cases[c].tol, "%s logits differ from f32 by %g > %g", base_quant_names[cases[c].quant], d_ref,
+              cases[c].tol);
+        CHECK(d_deq <= 1e-4f, "%s: on-the-fly dequantization differs from a dequantized copy by %g",
+              base_quant_names[cases[c].quant], d_deq);
+        int top = 0;
+        for (int j = 1; j < V; j++) top = got[4 * V + j] > got[4 * V + top] ? j : top;
+        if (cases[c].same_top) CHECK(top == 432, "%s: next token after 'Once upon a time' is %d, not 432", base_quant_names[cases[c].quant], top);
+        if (cases[c].quant != QUANT_KEEP) CHECK(d_ref > 0, "%s logits equal f32 exactly: nothing was quantized", base_quant_names[cases[c].quant]);
+        for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+        free(f.layers);
+        acts_free(&s);
+        model_free(&q);
+    }
+    free(ref);
+    free(got);
+    free(deq);
+}
+
+static void test_lora_gradients(const char *path, int quant) {
+    llama_model qm, *saved = NULL;
+    if (quant != QUANT_F32) {
+        /* the same check on a quantized base: the backward dequantizes on the fly too */
+        if (model_load_quant(&qm, path, quant) != 0) { CHECK(0, "load %s: %s", base_quant_names[quant], slim_last_error()); return; }
+        saved = slim_malloc(sizeof model);
+        *saved = model;
+        model = qm;
+    }
+    printf("LoRA gradients on a %s base\n", base_quant_names[quant]);
     int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
     lora_adapter lora;
     lora_init(&lora, &model.cfg, 4, 8.0f, targets_on, 42);
@@ -135,7 +218,7 @@ static void test_lora_gradients(void) {
                     lora.params[i] = keep;
                     double num = (4.0 * d[1] - d[0]) / 3.0;
                     /* tolerance: float forward noise (absolute) plus a relative part */
-                    double err = fabs(num - grad[i]) / (3e-4 + 1e-2 * fabs(num));
+                    double err = fabs(num - grad[i]) / (5e-4 + 1e-2 * fabs(num));
                     if (err > max_err) max_err = err;
                     if (getenv("SLIM_VERBOSE") && err > 1.0)
                         printf("  layer %d %s %c [%zu]: analytic %.6e numeric %.6e\n", l, lora_target_names[t], ab ? 'B' : 'A', i - off, grad[i], num);
@@ -145,14 +228,19 @@ static void test_lora_gradients(void) {
                 }
             }
     double rel = sqrt(err2 / (num2 + 1e-30));
-    printf("lora gradients: %d parameters checked, worst |error| / (3e-4 + 1e-2 |numeric|) = %.2f, relative L2 error %.2e\n",
+    printf("lora gradients: %d parameters checked, worst |error| / (5e-4 + 1e-2 |numeric|) = %.2f, relative L2 error %.2e\n",
            n_checked, max_err, rel);
-    CHECK(max_err <= 1.0, "a LoRA gradient misses |error| <= 3e-4 + 1e-2 |numeric| by a factor %.2f", max_err);
+    CHECK(max_err <= 1.0, "a LoRA gradient misses |error| <= 5e-4 + 1e-2 |numeric| by a factor %.2f", max_err);
     CHECK(rel < 1e-3, "LoRA gradient relative L2 error %.3e", rel);
     CHECK(num2 > 1e-8, "finite-difference gradients are all ~zero: the check is vacuous");
     acts_free(&s);
     free(grad);
     lora_free(&lora);
+    if (saved) {
+        model_free(&model);
+        model = *saved;
+        free(saved);
+    }
 }
 
 int main(void) {
@@ -164,7 +252,10 @@ int main(void) {
     }
     test_llamacpp_reference();
     test_padding_and_batching();
-    test_lora_gradients();
+    test_lora_gradients(path, QUANT_F32);
+    test_lora_gradients(path, QUANT_Q8_0);
+    test_lora_gradients(path, QUANT_NF4);
+    test_quantized_bases(path);
     model_free(&model);
     return tu_finish("test_model");
 }

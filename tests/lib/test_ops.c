@@ -335,47 +335,58 @@ static void test_lora(void) {
 
 /* ---------------------------------------------------------------- rope */
 
-typedef struct { float *x, *y, *R; const int32_t *pos; int N, nh, hd; float theta; } rope_ctx;
+typedef struct { float *x, *y, *R; const int32_t *pos; int N, nh; const rope_cache *rc; } rope_ctx;
 
 static double rope_loss(void *p) {
     rope_ctx *c = p;
-    long n = (long)c->N * c->nh * c->hd;
+    long n = (long)c->N * c->nh * c->rc->hd;
     memcpy(c->y, c->x, sizeof(float) * n);
-    rope_forward(c->y, c->pos, c->N, c->nh, c->hd, c->theta);
+    rope_forward(c->y, c->pos, c->N, c->nh, c->rc);
     return dot_loss(c->y, c->R, n);
 }
 
-static void test_rope(void) {
+/* neox: pairs (i, i + hd/2) instead of (2i, 2i+1); freq: Llama 3 style per-pair frequency divisors */
+static void test_rope_case(int neox, int with_freq) {
     int N = 6, nh = 3, hd = 8;
-    float theta = 10000.0f;
+    float theta = 10000.0f, freq[4] = {1.0f, 1.5f, 4.0f, 8.0f};
     int32_t pos[6] = {0, 1, 2, 7, 33, 250}; /* includes large positions (many turns) */
     long n = (long)N * nh * hd;
-    printf("rope N=%d heads=%d hd=%d theta=%g\n", N, nh, hd, theta);
+    printf("rope N=%d heads=%d hd=%d theta=%g neox=%d freq_factors=%d\n", N, nh, hd, theta, neox, with_freq);
+    rope_cache rc;
+    rope_cache_init(&rc, hd, 256, theta, neox, with_freq ? freq : NULL);
     float *x = rand_buf(n, 0, 1), *R = rand_buf(n, 0, 1), *y = copy_buf(x, n);
-    rope_forward(y, pos, N, nh, hd, theta);
+    rope_forward(y, pos, N, nh, &rc);
     double *ref = slim_malloc(sizeof(double) * n);
     for (int t = 0; t < N; t++)
         for (int h = 0; h < nh; h++)
             for (int i = 0; i < hd / 2; i++) {
-                double ang = pos[t] * pow(theta, -2.0 * i / hd);
-                long o = (long)t * nh * hd + h * hd + 2 * i;
-                ref[o] = x[o] * cos(ang) - x[o + 1] * sin(ang);
-                ref[o + 1] = x[o] * sin(ang) + x[o + 1] * cos(ang);
+                double ang = pos[t] * pow(theta, -2.0 * i / hd) / (with_freq ? freq[i] : 1.0);
+                long o0 = (long)t * nh * hd + h * hd + (neox ? i : 2 * i), o1 = o0 + (neox ? hd / 2 : 1);
+                ref[o0] = x[o0] * cos(ang) - x[o1] * sin(ang);
+                ref[o1] = x[o0] * sin(ang) + x[o1] * cos(ang);
             }
     check_fwd("rope_forward", y, ref, n);
     /* rope_backward is in place (dx = rotation^T dout), no accumulation by contract */
     float *dx = copy_buf(R, n);
-    rope_backward(dx, pos, N, nh, hd, theta);
-    rope_ctx c = {x, y, R, pos, N, nh, hd, theta};
+    rope_backward(dx, pos, N, nh, &rc);
+    rope_ctx c = {x, y, R, pos, N, nh, &rc};
     check_grad("rope dx", dx, x, n, H_LINEAR, FD_TOL_MID, rope_loss, &c);
     /* backward(forward(x)) == x: the rotation is orthogonal */
     float *z = copy_buf(x, n);
-    rope_forward(z, pos, N, nh, hd, theta);
-    rope_backward(z, pos, N, nh, hd, theta);
+    rope_forward(z, pos, N, nh, &rc);
+    rope_backward(z, pos, N, nh, &rc);
     double worst = 0.0;
     for (long i = 0; i < n; i++) worst = fmax(worst, fabs(z[i] - x[i]));
     CHECK(worst < 1e-5, "rope backward(forward(x)) != x, max diff %.3g", worst);
     free(x); free(R); free(y); free(ref); free(dx); free(z);
+    rope_cache_free(&rc);
+}
+
+static void test_rope(void) {
+    test_rope_case(0, 0);
+    test_rope_case(1, 0);
+    test_rope_case(0, 1);
+    test_rope_case(1, 1);
 }
 
 /* ---------------------------------------------------------------- attention */

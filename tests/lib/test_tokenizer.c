@@ -223,6 +223,36 @@ static void test_stories(void) {
     CHECK(tokenizer_init_gguf(&t2, &g) == 0, "second init");
     CHECK(t2.fingerprint == t.fingerprint, "fingerprint not deterministic");
     tokenizer_free(&t2);
+
+    /* fingerprint: sensitive to each encoding rule. The same vocabulary with one bool key flipped
+     * (the key replaced in a copy of the key list, or appended when the file lacks it) must differ,
+     * and restoring the original value must give the original fingerprint back. */
+    const char *rules[3] = { "tokenizer.ggml.add_space_prefix", "tokenizer.ggml.add_bos_token",
+                             "tokenizer.ggml.add_eos_token" };
+    const int flipped[3] = { !t.add_space_prefix, !t.add_bos, !t.add_eos };
+    for (int r = 0; r < 3; r++) {
+        gguf_file g2 = g;
+        g2.kv = slim_malloc((size_t)(g.n_kv + 1) * sizeof(gguf_kv));
+        memcpy(g2.kv, g.kv, (size_t)g.n_kv * sizeof(gguf_kv));
+        gguf_kv *kv = (gguf_kv *)gguf_find_kv(&g2, rules[r]);
+        if (!kv) {
+            kv = &g2.kv[g2.n_kv++];
+            memset(kv, 0, sizeof *kv);
+            kv->key = (char *)rules[r];
+        }
+        kv->type = GGUF_TYPE_BOOL;
+        for (int v = 0; v < 2; v++) {
+            kv->u64 = (uint64_t)(v == 0 ? flipped[r] : !flipped[r]);
+            tokenizer t3;
+            rc = tokenizer_init_gguf(&t3, &g2);
+            CHECK(rc == 0, "%s = %d: %s", rules[r], (int)kv->u64, slim_last_error());
+            if (rc) continue;
+            if (v == 0) CHECK(t3.fingerprint != t.fingerprint, "fingerprint ignores %s", rules[r]);
+            else CHECK(t3.fingerprint == t.fingerprint, "fingerprint with %s restored", rules[r]);
+            tokenizer_free(&t3);
+        }
+        free(g2.kv);
+    }
     gguf_close(&g);
     tokenizer_free(&t);
 }

@@ -1,0 +1,283 @@
+/* safetensors.c — safetensors reader (mmap, fully bounds-checked). See safetensors.h.
+ *
+ * Facts from the format description in huggingface/safetensors (README "Format"): the header
+ * length is a little-endian u64 (this code assumes a little-endian host, as gguf.c does); the
+ * header is a JSON object; offsets are relative to the byte buffer after the header; dtype names
+ * "F32", "F16", "BF16" (others exist: F64, I64, I32, I16, I8, U8, BOOL, F8_E4M3, ...). */
+#define _GNU_SOURCE
+#include "safetensors.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "config.h"
+#include "gguf.h"
+
+size_t safetensors_dtype_size(const char *dtype, uint32_t *ggml_type) {
+    uint32_t t;
+    size_t sz;
+    if (strcmp(dtype, "F32") == 0) { t = GGML_TYPE_F32; sz = 4; }
+    else if (strcmp(dtype, "F16") == 0) { t = GGML_TYPE_F16; sz = 2; }
+    else if (strcmp(dtype, "BF16") == 0) { t = GGML_TYPE_BF16; sz = 2; }
+    else return 0;
+    if (ggml_type) *ggml_type = t;
+    return sz;
+}
+
+/* A JSON number that is a non-negative integer exactly representable in a double (<= 2^53). */
+static int st_json_uint(const cJSON *v, uint64_t *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= 0) || d > 9007199254740992.0 || d != floor(d)) return -1;
+    *out = (uint64_t)d;
+    return 0;
+}
+
+static int st_cmp_name(const void *a, const void *b) {
+    const safetensors_tensor *x = *(const safetensors_tensor *const *)a;
+    const safetensors_tensor *y = *(const safetensors_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static int st_cmp_offset(const void *a, const void *b) {
+    const safetensors_tensor *x = *(const safetensors_tensor *const *)a;
+    const safetensors_tensor *y = *(const safetensors_tensor *const *)b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* Fills t from its JSON entry e; data_size is the size of the byte buffer. */
+static int st_parse_tensor(const safetensors_file *f, safetensors_tensor *t, const cJSON *e,
+                           const uint8_t *data, uint64_t data_size) {
+    const char *path = f->path, *name = t->name;
+    if (!cJSON_IsObject(e))
+        return slim_set_error("%s: tensor '%s': entry is %s, expected an object", path, name,
+                              config_json_type_name(e));
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt))
+        return slim_set_error("%s: tensor '%s': 'dtype' is %s, expected a string", path, name,
+                              dt ? config_json_type_name(dt) : "missing");
+    size_t esz = safetensors_dtype_size(dt->valuestring, &t->type);
+    if (!esz)
+        return slim_set_error("%s: tensor '%s': dtype '%.32s' is not supported (F32, F16, BF16 only)", path,
+                              name, dt->valuestring);
+    if (!cJSON_IsArray(sh))
+        return slim_set_error("%s: tensor '%s': 'shape' is %s, expected an array", path, name,
+                              sh ? config_json_type_name(sh) : "missing");
+    int rank = cJSON_GetArraySize(sh);
+    if (rank > SAFETENSORS_MAX_DIMS)
+        return slim_set_error("%s: tensor '%s': rank %d is above the supported %d", path, name, rank,
+                              SAFETENSORS_MAX_DIMS);
+    t->n_dims = (uint32_t)rank;
+    uint64_t nel = 1;
+    int d = 0;
+    for (const cJSON *v = sh->child; v; v = v->next, d++) {
+        uint64_t n;
+        if (st_json_uint(v, &n) != 0)
+            return slim_set_error("%s: tensor '%s': shape[%d] is not a non-negative integer below 2^53", path,
+                                  name, d);
+        t->shape[d] = (int64_t)n;
+        if (__builtin_mul_overflow(nel, n, &nel))
+            return slim_set_error("%s: tensor '%s': element count overflows at shape[%d]", path, name, d);
+    }
+    for (; d < SAFETENSORS_MAX_DIMS; d++) t->shape[d] = 1;
+    uint64_t want;
+    if (__builtin_mul_overflow(nel, (uint64_t)esz, &want))
+        return slim_set_error("%s: tensor '%s': byte size overflows (%llu elements of %zu bytes)", path, name,
+                              (unsigned long long)nel, esz);
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+        return slim_set_error("%s: tensor '%s': 'data_offsets' must be an array [begin, end]", path, name);
+    uint64_t begin, end;
+    if (st_json_uint(off->child, &begin) != 0 || st_json_uint(off->child->next, &end) != 0)
+        return slim_set_error("%s: tensor '%s': data_offsets are not non-negative integers below 2^53", path,
+                              name);
+    if (end < begin)
+        return slim_set_error("%s: tensor '%s': data_offsets [%llu, %llu) end before they begin", path, name,
+                              (unsigned long long)begin, (unsigned long long)end);
+    if (end - begin != want)
+        return slim_set_error("%s: tensor '%s': data_offsets [%llu, %llu) hold %llu bytes, shape and dtype %s "
+                              "need %llu", path, name, (unsigned long long)begin, (unsigned long long)end,
+                              (unsigned long long)(end - begin), dt->valuestring, (unsigned long long)want);
+    if (end > data_size)
+        return slim_set_error("%s: tensor '%s': data_offsets [%llu, %llu) run past the end of the data "
+                              "(%llu bytes)", path, name, (unsigned long long)begin, (unsigned long long)end,
+                              (unsigned long long)data_size);
+    t->offset = begin;
+    t->nbytes = want;
+    t->data = data + begin;
+    return 0;
+}
+
+static int st_parse_meta(safetensors_file *f, const cJSON *m) {
+    if (!cJSON_IsObject(m))
+        return slim_set_error("%s: '__metadata__' is %s, expected an object", f->path, config_json_type_name(m));
+    uint64_t n = (uint64_t)cJSON_GetArraySize(m);
+    f->meta_keys = slim_calloc(n + 1, sizeof(char *));
+    f->meta_values = slim_calloc(n + 1, sizeof(char *));
+    for (const cJSON *v = m->child; v; v = v->next) {
+        if (!cJSON_IsString(v))
+            return slim_set_error("%s: '__metadata__' key '%.120s' is %s, expected a string", f->path,
+                                  v->string, config_json_type_name(v));
+        f->meta_keys[f->n_meta] = slim_strdup(v->string);
+        f->meta_values[f->n_meta] = slim_strdup(v->valuestring);
+        f->n_meta++;
+    }
+    return 0;
+}
+
+static int st_parse(safetensors_file *f) {
+    const char *path = f->path;
+    if (f->map_size < 8)
+        return slim_set_error("%s: not a safetensors file (only %zu bytes, the header length needs 8)", path,
+                              f->map_size);
+    uint64_t n;
+    memcpy(&n, f->map, 8);
+    if (n > f->map_size - 8)
+        return slim_set_error("%s: header length %llu runs past the end of the file (%zu bytes)", path,
+                              (unsigned long long)n, f->map_size);
+    if (n > SAFETENSORS_MAX_HEADER)
+        return slim_set_error("%s: header length %llu is above the limit of %u bytes", path,
+                              (unsigned long long)n, SAFETENSORS_MAX_HEADER);
+    if (n < 2 || f->map[8] != '{')
+        return slim_set_error("%s: header does not start with a JSON object '{'", path);
+    f->header_len = n;
+    const uint8_t *data = f->map + 8 + n;
+    uint64_t data_size = f->map_size - 8 - n;
+
+    const char *json_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)f->map + 8, (size_t)n, &json_end, 0);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long pos = at ? (long)(at - (const char *)f->map - 8) : -1;
+        return slim_set_error("%s: header JSON does not parse (near byte %ld of %llu)", path, pos,
+                              (unsigned long long)n);
+    }
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        slim_set_error("%s: header JSON is %s, expected an object", path, config_json_type_name(root));
+        goto done;
+    }
+    /* only whitespace (the writers pad with spaces) may follow the object */
+    for (const char *p = json_end; p < (const char *)data; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
+            slim_set_error("%s: header JSON: unexpected bytes after the object at byte %ld", path,
+                           (long)(p - (const char *)f->map - 8));
+            goto done;
+        }
+    uint64_t count = 0;
+    for (const cJSON *e = root->child; e; e = e->next)
+        if (strcmp(e->string, "__metadata__") != 0) count++;
+    f->tensors = slim_calloc(count + 1, sizeof(safetensors_tensor));
+    int seen_meta = 0;
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) {
+            if (seen_meta++) {
+                slim_set_error("%s: '__metadata__' appears twice", path);
+                goto done;
+            }
+            if (st_parse_meta(f, e) != 0) goto done;
+            continue;
+        }
+        safetensors_tensor *t = &f->tensors[f->n_tensors++];
+        t->name = slim_strdup(e->string);
+        if (!t->name[0]) {
+            slim_set_error("%s: a tensor has an empty name", path);
+            goto done;
+        }
+        if (st_parse_tensor(f, t, e, data, data_size) != 0) goto done;
+    }
+
+    safetensors_tensor **order = slim_malloc((size_t)(count + 1) * sizeof *order);
+    for (uint64_t i = 0; i < count; i++) order[i] = &f->tensors[i];
+    qsort(order, (size_t)count, sizeof *order, st_cmp_name);
+    for (uint64_t i = 1; i < count; i++)
+        if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
+            slim_set_error("%s: tensor '%s' appears twice in the header", path, order[i]->name);
+            free(order);
+            goto done;
+        }
+    qsort(order, (size_t)count, sizeof *order, st_cmp_offset);
+    for (uint64_t i = 1; i < count; i++) {
+        const safetensors_tensor *a = order[i - 1], *b = order[i];
+        if (a->nbytes && b->nbytes && a->offset + a->nbytes > b->offset) {
+            slim_set_error("%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", path, a->name,
+                           (unsigned long long)a->offset, (unsigned long long)(a->offset + a->nbytes), b->name,
+                           (unsigned long long)b->offset, (unsigned long long)(b->offset + b->nbytes));
+            free(order);
+            goto done;
+        }
+    }
+    free(order);
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int safetensors_open(safetensors_file *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return slim_set_error("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return slim_set_error("%s: not a regular file", path);
+    }
+    f->path = slim_strdup(path);
+    f->map_size = (size_t)st.st_size;
+    if (f->map_size >= 8) {
+        void *m = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        int e = errno;
+        if (m == MAP_FAILED) {
+            close(fd);
+            safetensors_close(f);
+            return slim_set_error("%s: cannot map: %s", path, strerror(e));
+        }
+        f->map = m;
+    }
+    close(fd);
+    if (st_parse(f) != 0) {
+        safetensors_close(f);
+        return -1;
+    }
+    return 0;
+}
+
+void safetensors_close(safetensors_file *f) {
+    if (!f) return;
+    for (uint64_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    free(f->tensors);
+    for (uint64_t i = 0; i < f->n_meta; i++) { free(f->meta_keys[i]); free(f->meta_values[i]); }
+    free(f->meta_keys);
+    free(f->meta_values);
+    if (f->map) munmap((void *)f->map, f->map_size);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+const safetensors_tensor *safetensors_find_tensor(const safetensors_file *f, const char *name) {
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    return NULL;
+}
+
+const char *safetensors_find_meta(const safetensors_file *f, const char *key) {
+    for (uint64_t i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
+    return NULL;
+}

@@ -1,0 +1,66 @@
+/* safetensors.h — reader for Hugging Face safetensors files (F32, F16 and BF16 tensors).
+ *
+ * Format (huggingface/safetensors, README "Format"): u64 little-endian N, then N bytes of UTF-8
+ * JSON, then the byte buffer. The JSON is an object
+ *   { "<name>": { "dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end] }, ...,
+ *     "__metadata__": { "<key>": "<string value>", ... } }   (metadata optional)
+ * where begin/end are byte offsets relative to the start of the byte buffer (8 + N) and shape is
+ * row-major, d0 slowest (a PyTorch [out, in] weight is shape [out, in]). Tensors must not overlap.
+ *
+ * The reader maps the file read-only; tensor data pointers point into the mapping and are NOT
+ * necessarily aligned (the spec does not require it): copy with memcpy. Every length, offset,
+ * shape and byte count is checked against the file; each failure names the file and the tensor. */
+#ifndef SLIM_SAFETENSORS_H
+#define SLIM_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAFETENSORS_MAX_DIMS 4
+/* Largest JSON header accepted (the reference implementation's limit is 100 MB). */
+#define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
+
+/* One tensor: shape[0..n_dims-1] as in the file (shape[0] slowest; rank 0 = a scalar), ggml_type
+ * GGML_TYPE_F32/F16/BF16 (gguf.h numbering), nbytes = product(shape) * element size, data inside the
+ * mapping. */
+typedef struct safetensors_tensor {
+    char *name;
+    uint32_t type;
+    uint32_t n_dims;
+    int64_t shape[SAFETENSORS_MAX_DIMS];
+    uint64_t offset; /* begin, relative to the byte buffer */
+    uint64_t nbytes;
+    const void *data;
+} safetensors_tensor;
+
+typedef struct safetensors_file {
+    char *path;
+    uint64_t n_tensors;
+    safetensors_tensor *tensors; /* in header order */
+    uint64_t n_meta;             /* "__metadata__" string pairs */
+    char **meta_keys;
+    char **meta_values;
+    uint64_t header_len;         /* N */
+    const uint8_t *map;          /* whole file, read-only mapping */
+    size_t map_size;
+} safetensors_file;
+
+/* Opens and validates a safetensors file. Returns 0, or -1 with an error naming the path and the
+ * tensor/field at fault: header length past the end of the file or above SAFETENSORS_MAX_HEADER,
+ * JSON that does not parse or is not an object, missing/ill-typed dtype/shape/data_offsets,
+ * unsupported dtype (only F32, F16, BF16), rank above 4, negative or non-integer numbers, element
+ * count or byte size overflow, end - begin != product(shape) * element size, data past the end of
+ * the file, overlapping data, duplicate names, non-string metadata. On failure *f is left freed. */
+int safetensors_open(safetensors_file *f, const char *path);
+void safetensors_close(safetensors_file *f);
+
+/* The tensor called name, or NULL. */
+const safetensors_tensor *safetensors_find_tensor(const safetensors_file *f, const char *name);
+/* The "__metadata__" value of key, or NULL. */
+const char *safetensors_find_meta(const safetensors_file *f, const char *key);
+
+/* Bytes per element of a safetensors dtype string ("F32" 4, "F16"/"BF16" 2) and its ggml type;
+ * returns 0 for dtypes this reader does not support. */
+size_t safetensors_dtype_size(const char *dtype, uint32_t *ggml_type);
+
+#endif
