@@ -42,6 +42,7 @@ static void test_defaults(void) {
     config_defaults(&c);
     CHECK(c.model == NULL, "model has no default");
     CHECK(strcmp(c.out_dir, "work/run") == 0, "out_dir %s", c.out_dir);
+    CHECK(strcmp(c.base_quant, "f32") == 0, "base.quant %s", c.base_quant);
     CHECK(strcmp(c.format, "auto") == 0, "format %s", c.format);
     CHECK(strcmp(c.text_column, "text") == 0 && strcmp(c.label_column, "label") == 0, "columns");
     CHECK(strcmp(c.prompt_template, "Text: {text}\nLabel:") == 0, "prompt template");
@@ -81,7 +82,7 @@ static void test_shipped(void) {
 
 static void test_round_trip(void) {
     const char *p = write_tmp("rt.json",
-                              "{\"model\": \"m.gguf\", \"out_dir\": \"o\",\n"
+                              "{\"model\": \"m.gguf\", \"out_dir\": \"o\", \"base\": {\"quant\": \"nf4\"},\n"
                               " \"data\": {\"train\": \"a.jsonl\", \"format\": \"jsonl\",\n"
                               "   \"columns\": {\"text\": \"body\", \"label\": \"cls\"},\n"
                               "   \"template\": {\"prompt\": \"Q: {text}\\nA:\", \"completion\": \" {label}!\"},\n"
@@ -103,6 +104,7 @@ static void test_round_trip(void) {
     CHECK(rc == 0, "reload: %s", slim_last_error());
     if (rc) { config_free(&a); return; }
     CHECK(strcmp(a.model, b.model) == 0 && strcmp(a.out_dir, b.out_dir) == 0, "model/out_dir");
+    CHECK(strcmp(b.base_quant, "nf4") == 0, "base.quant %s", b.base_quant);
     CHECK(strcmp(a.train_file, b.train_file) == 0 && b.test_file == NULL, "data files");
     CHECK(strcmp(b.format, "jsonl") == 0 && strcmp(b.text_column, "body") == 0 && strcmp(b.label_column, "cls") == 0,
           "format/columns");
@@ -143,6 +145,9 @@ static void test_round_trip(void) {
 
 static void test_bad(void) {
     expect_bad("unknown_top.json", "{\"model\": \"m\", \"modle\": 1}", "modle", "unknown key");
+    expect_bad("bad_quant.json", "{\"model\": \"m\", \"base\": {\"quant\": \"q3\"}}", "base.quant", "not one of");
+    expect_bad("type_quant.json", "{\"model\": \"m\", \"base\": {\"quant\": 4}}", "base.quant", "expected a string");
+    expect_bad("unknown_base.json", "{\"model\": \"m\", \"base\": {\"qaunt\": \"nf4\"}}", "base.qaunt", "unknown key");
     expect_bad("unknown_nested.json", "{\"model\": \"m\", \"train\": {\"learning_rate\": 0.1}}",
                "train.learning_rate", "unknown key");
     expect_bad("unknown_deep.json", "{\"model\": \"m\", \"data\": {\"columns\": {\"txt\": \"a\"}}}",
