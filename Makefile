@@ -3,7 +3,8 @@
 # make deps       install the Debian and npm packages the build, the demo and the tests need
 # make test       unit, gradient and end-to-end tests
 # make demo       dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
-# make bench      training throughput on a stories15M-shaped model
+# make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
+# make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
 
 BUILD   ?= build
@@ -25,7 +26,7 @@ TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all deps test unit-tests demo bench validate train clean
+.PHONY: all deps test unit-tests demo bench validate train golden clean
 all: $(BUILD)/slimtune
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
@@ -58,6 +59,10 @@ train: $(BUILD)/slimtune
 
 bench: $(BUILD)/slimtune
 	BUILD=$(BUILD) scripts/bench
+
+# regenerate tests/golden fixtures: tiny models, slimtune quantize, the PyTorch reference (python3-torch)
+golden: $(BUILD)/slimtune
+	BUILD=$(BUILD) /usr/bin/python3 tests/golden/reference.py --slimtune $(BUILD)/slimtune
 
 clean:
 	rm -rf $(BUILD)

@@ -475,22 +475,23 @@ static int hf_plan_all(hf_plans *ps, hf_weights *w, const hf_config *c, const ch
  * wavelen = 2 pi / freq; factor 1 when wavelen < orig/high, `factor` when wavelen > orig/low, else
  * 1 / ((1 - s) / factor + s) with s = (orig / wavelen - low) / (high - low). out: [hd/2]. */
 static void hf_llama3_factors(const hf_config *c, float *out) {
+    /* computed in double and rounded once: float32 powf differs from the converter's torch pow by an
+     * ulp for some frequencies, while double agrees with it (and with tests/golden) to within 2 ulp */
     const int64_t dim = c->head_dim;
-    const float factor = (float)c->factor, low = (float)c->low_freq;
-    const float orig = (float)c->orig_ctx;
-    const float low_wavelen = (float)((double)c->orig_ctx / c->low_freq);
-    const float high_wavelen = (float)((double)c->orig_ctx / c->high_freq);
-    const float span = (float)(c->high_freq - c->low_freq);
+    const double factor = c->factor, low = c->low_freq, orig = c->orig_ctx;
+    const double low_wavelen = orig / c->low_freq, high_wavelen = orig / c->high_freq;
+    const double span = c->high_freq - c->low_freq;
     for (int64_t i = 0; i < dim / 2; i++) {
-        float e = (float)(2 * i) / (float)dim;
-        float freq = 1.0f / powf((float)c->theta, e);
-        float wavelen = (float)(2 * M_PI) / freq;
-        if (wavelen < high_wavelen) out[i] = 1.0f;
-        else if (wavelen > low_wavelen) out[i] = factor;
+        double freq = 1.0 / pow(c->theta, (double)(2 * i) / (double)dim);
+        double wavelen = 2.0 * M_PI / freq;
+        double f;
+        if (wavelen < high_wavelen) f = 1.0;
+        else if (wavelen > low_wavelen) f = factor;
         else {
-            float s = (orig / wavelen - low) / span;
-            out[i] = 1.0f / ((1.0f - s) / factor + s);
+            double sm = (orig / wavelen - low) / span;
+            f = 1.0 / ((1.0 - sm) / factor + sm);
         }
+        out[i] = (float)f;
     }
 }
 
