@@ -90,9 +90,13 @@ static void dequant_f16(const uint16_t *x, float *y, int64_t n) {
     for (; i < n; i++) y[i] = h2f(x[i]);
 }
 
-static void dequant_bf16(const uint16_t *restrict x, float *restrict y, int64_t n) {
-    uint32_t *restrict yu = (uint32_t *)y;
-    for (int64_t i = 0; i < n; i++) yu[i] = (uint32_t)x[i] << 16;
+static void dequant_bf16(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) y[i] = slim_bf16_to_fp32(x[i]);
 }
 
 static void dequant_q8_0(const block_q8_0 *restrict x, float *restrict y, int64_t n) {
