@@ -274,8 +274,9 @@ static int config_parse_lora(slim_config *c, const char *file, const cJSON *l) {
 static int config_parse_train(slim_config *c, const char *file, const cJSON *t) {
     static const char *keys[] = {"epochs",       "max_steps", "batch_size", "grad_accum", "lr",
                                  "min_lr_ratio", "warmup_steps", "weight_decay", "beta1", "beta2",
-                                 "eps",          "grad_clip", "seed",       "log_every",  "threads"};
-    if (config_check_keys(file, "train", t, keys, 15)) return -1;
+                                 "eps",          "grad_clip", "seed",       "log_every",  "threads",
+                                 "packing"};
+    if (config_check_keys(file, "train", t, keys, 16)) return -1;
     const cJSON *v;
     const double big = 2147483647.0;
     if ((v = config_member(t, "epochs")) && config_get_int(file, "train.epochs", v, &c->epochs, 1, 1e6)) return -1;
@@ -310,6 +311,11 @@ static int config_parse_train(slim_config *c, const char *file, const cJSON *t) 
         return -1;
     if ((v = config_member(t, "threads")) && config_get_int(file, "train.threads", v, &c->threads, 0, 4096))
         return -1;
+    if ((v = config_member(t, "packing"))) {
+        if (!cJSON_IsBool(v))
+            return slim_set_error("%s: train.packing: expected true or false, got %s", file, config_json_type_name(v));
+        c->packing = cJSON_IsTrue(v);
+    }
     return 0;
 }
 
@@ -480,6 +486,7 @@ int config_save(const slim_config *c, const char *path) {
     cJSON_AddNumberToObject(t, "grad_clip", config_float_json(c->grad_clip));
     cJSON_AddNumberToObject(t, "seed", c->seed);
     cJSON_AddNumberToObject(t, "log_every", c->log_every);
+    cJSON_AddBoolToObject(t, "packing", c->packing);
     cJSON_AddNumberToObject(t, "threads", c->threads);
 
     cJSON *e = cJSON_AddObjectToObject(root, "eval");

@@ -19,15 +19,44 @@ typedef struct slim_config {
     /* "data": { ... } */
     char *train_file;        /* data.train: CSV or JSONL (required for data prepare) */
     char *test_file;         /* data.test: CSV or JSONL, optional */
-    char *format;            /* data.format: "csv" | "jsonl" | "auto" (default auto: by extension) */
+    char *format;            /* data.format: "csv" | "tsv" | "jsonl" | "auto" (default auto: by extension, then
+                                content; data/reader.h) */
+    char *shape;             /* data.shape: "auto" | "text_label" | "prompt_completion" | "alpaca" | "chat" |
+                                "text" (default auto: from the header / keys; data/example.h) */
     char *text_column;       /* data.columns.text (default "text") */
     char *label_column;      /* data.columns.label (default "label") */
+    char *prompt_column;     /* data.columns.prompt (default "prompt") */
+    char *completion_column; /* data.columns.completion (default "completion") */
+    char *instruction_column;/* data.columns.instruction (default "instruction") */
+    char *input_column;      /* data.columns.input (default "input") */
+    char *output_column;     /* data.columns.output (default "output") */
+    char *messages_column;   /* data.columns.messages (default "messages") */
+    int replace_bad_utf8;    /* data.invalid_utf8: "reject" (0, default: a bad row) | "replace" (1: U+FFFD) */
+    int has_split;           /* data.split given: data prepare splits data.train into train and test */
+    double split_test_fraction; /* data.split.test_fraction: in (0, 1) (default 0.1) */
+    int split_seed;          /* data.split.seed (default 1) */
     char *prompt_template;   /* data.template.prompt (default "Text: {text}\nLabel:") */
     char *completion_template; /* data.template.completion (default " {label}"); EOS is appended */
     int max_seq_len;         /* data.max_seq_len: prompt + completion tokens (default 256) */
     double max_bad_rows;     /* data.max_bad_rows: fraction of rows that may be bad before failing (default 0.01) */
     int n_labels;            /* data.labels: declared label set (optional; else collected, sorted) */
     char *labels[SLIM_MAX_LABELS];
+
+    /* "validate": { ... } — `slimtune data validate` (data/validate.h): gates and settings */
+    double val_max_invalid_rows;  /* validate.max_invalid_rows: fraction of bad rows per split (default 0.01) */
+    double val_max_duplicate_rate;/* validate.max_duplicate_rate: exact duplicates per split (default 0.01) */
+    double val_max_near_duplicate_rate; /* validate.max_near_duplicate_rate (default 0.05) */
+    double val_max_leakage;       /* validate.max_leakage: eval rows found in train, exact or near (default 0) */
+    double val_max_imbalance;     /* validate.max_imbalance: largest / smallest label count, 0 = no gate (default 20) */
+    int val_min_label_count;      /* validate.min_label_count: labels rarer than this are reported (default 10) */
+    double val_near_threshold;    /* validate.near_duplicate_threshold: Jaccard of shingle sets (default 0.8) */
+    char *val_shingle;            /* validate.shingle: "word" | "char" (default word) */
+    int val_shingle_size;         /* validate.shingle_size: words or characters per shingle (default 0: 3 words,
+                                     5 characters) */
+    int val_minhash_bands;        /* validate.minhash_bands: LSH bands (default 32) */
+    int val_minhash_rows;         /* validate.minhash_rows: MinHash values per band (default 4) */
+    int val_show_rows;            /* validate.show_rows: offending rows printed per check (default 5) */
+    int val_report_rows;          /* validate.report_rows: offending rows listed per check in the JSON (default 100) */
 
     /* "lora": { ... } */
     int lora_r;              /* lora.r (default 8) */
@@ -48,6 +77,8 @@ typedef struct slim_config {
     float grad_clip;         /* train.grad_clip: global L2 norm clip, 0 = off (default 1.0) */
     int seed;                /* train.seed (default 1): LoRA init and shuffling */
     int log_every;           /* train.log_every: steps between progress lines (default 10) */
+    int packing;             /* train.packing: pack examples into rows of the dataset's max_seq_len
+                                (best-fit decreasing; attention never crosses examples; default false) */
     int threads;             /* train.threads: OpenMP threads, 0 = default */
 
     /* "eval": { ... } */

@@ -543,7 +543,7 @@ size_t acts_bytes(const llama_config *c, int B, int T, int lora_r) {
     size_t sizes[ACTS_N_BUFFERS], total = 0;
     acts_sizes(c, B, T, lora_r, sizes);
     for (int i = 0; i < ACTS_N_BUFFERS; i++) total += sizes[i];
-    return total * sizeof(float) + 3 * sizeof(int32_t) * (size_t)B * T;
+    return total * sizeof(float) + 4 * sizeof(int32_t) * (size_t)B * T;
 }
 
 void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
@@ -564,6 +564,7 @@ void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
     float *p = s->mem;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { *ptrs[i] = p; p += sizes[i]; }
     s->pos = slim_malloc(N * sizeof(int32_t));
+    s->seg_start = slim_malloc(N * sizeof(int32_t));
     s->sel_row = slim_malloc(N * sizeof(int32_t));
     s->sel_tgt = slim_malloc(N * sizeof(int32_t));
     rope_cache_init(&s->rope, c->head_dim, T, c->rope_theta, c->rope_neox, c->rope_freqs);
@@ -572,6 +573,7 @@ void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
 void acts_free(llama_acts *s) {
     free(s->mem);
     free(s->pos);
+    free(s->seg_start);
     free(s->sel_row);
     free(s->sel_tgt);
     rope_cache_free(&s->rope);
@@ -631,13 +633,23 @@ static void model_proj_backward(float *dx, float *dlora, const float *dy, const 
 double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
                      const int32_t *tokens, const int32_t *targets, int B, int T,
                      float *target_logprob, float *all_logits) {
+    return model_forward_packed(m, lora, s, tokens, targets, NULL, NULL, B, T, target_logprob, all_logits);
+}
+
+double model_forward_packed(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+                            const int32_t *tokens, const int32_t *targets, const int32_t *pos,
+                            const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits) {
     const llama_config *c = &m->cfg;
     const int N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     const size_t kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
     s->cur_B = B;
     s->cur_T = T;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) s->pos[b * T + t] = t;
+    if (pos) memcpy(s->pos, pos, sizeof(int32_t) * N);
+    else
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) s->pos[b * T + t] = t;
+    s->packed = seg_start != NULL;
+    if (seg_start) memcpy(s->seg_start, seg_start, sizeof(int32_t) * N);
 
     if (m->tok_embd.type == GGML_TYPE_F32) embedding_forward(s->x, tokens, (const float *)m->tok_embd.data, N, d);
     else {
@@ -661,7 +673,7 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
                 k[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(k[i]));
                 v[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(v[i]));
             }
-        attention_forward(atty, att, q, k, v, B, T, H, Hkv, hd);
+        attention_forward(atty, att, q, k, v, s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
         model_proj_forward(xmid, LU(LORA_O), atty, m, lora, s, l, LORA_O, N);
         residual_forward(xmid, xmid, x, (long)N * d);
         rmsnorm_forward(xn2, rstd2, xmid, L->ffn_norm, N, d, c->norm_eps);
@@ -739,7 +751,8 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
         memset(s->dq, 0, sizeof(float) * N * qd);
         memset(s->dk, 0, sizeof(float) * N * kvd);
         memset(s->dv, 0, sizeof(float) * N * kvd);
-        attention_backward(s->dq, s->dk, s->dv, s->att_scratch, s->datty, q, k, v, att, B, T, H, Hkv, hd);
+        attention_backward(s->dq, s->dk, s->dv, s->att_scratch, s->datty, q, k, v, att,
+                           s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
         rope_backward(s->dq, s->pos, N, H, &s->rope);
         rope_backward(s->dk, s->pos, N, Hkv, &s->rope);
         memset(s->dxn, 0, sizeof(float) * N * d);

@@ -130,7 +130,9 @@ typedef struct llama_acts {
     int cur_B, cur_T;    /* shape of the last forward */
     int n_sel;           /* rows with a target in the last forward */
     float *mem;          /* one allocation for every buffer below */
-    int32_t *pos;        /* [B*T] */
+    int32_t *pos;        /* [B*T] position of each token inside its example */
+    int32_t *seg_start;  /* [B*T] row position where each token's example starts (packed rows) */
+    int packed;          /* the last forward had packed rows (seg_start in use) */
     float *x;            /* [L+1][N,dim] residual stream entering each layer; x[L] leaves the last */
     float *xn1, *rstd1;  /* [L][N,dim], [L][N] */
     float *q, *k, *v;    /* [L][N,H*hd], [L][N,Hkv*hd] x2 (after RoPE for q,k) */
@@ -171,6 +173,15 @@ void acts_free(llama_acts *s);
 double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
                      const int32_t *tokens, const int32_t *targets, int B, int T,
                      float *target_logprob, float *all_logits);
+
+/* Forward pass over packed rows: each row of tokens [B,T] holds several examples back to back.
+ * pos [B,T] gives each token's position inside its own example (RoPE restarts per example) and
+ * seg_start [B,T] the row position where its example starts (attention never crosses examples).
+ * Targets must not cross examples either (the caller sets -1 on each example's last token).
+ * Otherwise as model_forward, which is this with pos = t and one example per row. */
+double model_forward_packed(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+                            const int32_t *tokens, const int32_t *targets, const int32_t *pos,
+                            const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits);
 
 /* Backward pass of the last forward: dlora (same layout as lora->params) += d(loss_scale * summed
  * loss)/d(lora params). Frozen weights get no gradient. */

@@ -194,7 +194,7 @@ void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, f
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int H, int Hkv, int hd) {
+                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
     const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
     const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2)
@@ -208,12 +208,14 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, S, T);
             for (int i = 0; i < T; i++) {
                 float *row = S + (long)i * T;
-                float mx = row[0];
-                for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+                int j0 = seg_start ? seg_start[b * T + i] : 0; /* keys j0..i are visible */
+                float mx = row[j0];
+                for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
                 double sum = 0.0;
-                for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+                for (int j = j0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
                 float inv = (float)(1.0 / sum);
-                for (int j = 0; j <= i; j++) row[j] *= inv;
+                for (int j = 0; j < j0; j++) row[j] = 0.0f;
+                for (int j = j0; j <= i; j++) row[j] *= inv;
                 for (int j = i + 1; j < T; j++) row[j] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
@@ -225,7 +227,7 @@ long ops_attention_scratch_size(int T) { return (long)omp_get_max_threads() * T 
 
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *q, const float *k, const float *v, const float *att,
-                        int B, int T, int H, int Hkv, int hd) {
+                        const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
     const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
     const float scale = 1.0f / sqrtf((float)hd);
     /* one task per (sequence, kv head): the query heads of a group add into the same dk/dv columns */
@@ -249,9 +251,11 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
                 for (int i = 0; i < T; i++) {
                     const float *p = P + (long)i * T;
                     float *d = dS + (long)i * T;
+                    int j0 = seg_start ? seg_start[b * T + i] : 0;
                     double dot = 0.0;
-                    for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
-                    for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot) * scale;
+                    for (int j = j0; j <= i; j++) dot += (double)p[j] * d[j];
+                    for (int j = 0; j < j0; j++) d[j] = 0.0f;
+                    for (int j = j0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot) * scale;
                     for (int j = i + 1; j < T; j++) d[j] = 0.0f;
                 }
                 /* dQ += dS K; dK += dS^T Q */

@@ -77,14 +77,17 @@ long ops_qmatmul_scratch_size(const qmatrix *W);
  * q [B,T,H*hd], k and v [B,T,Hkv*hd] (query head h reads kv head h / (H/Hkv)),
  * out [B,T,H*hd]; att [B,H,T,T] saves the softmax probabilities (row i has zeros for j > i).
  * Scores are scaled by 1/sqrt(hd). Positions beyond a sequence's real length (right padding) only
- * attend to earlier positions, so they never affect real positions. */
+ * attend to earlier positions, so they never affect real positions.
+ * seg_start [B*T] (may be NULL): packed rows hold several examples; the token at row position i
+ * attends only to positions seg_start[i] .. i (the start of its own example), so attention never
+ * crosses examples. NULL means every row is one sequence (seg_start = 0). */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int H, int Hkv, int hd);
+                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd);
 /* dq [B,T,H*hd], dk and dv [B,T,Hkv*hd] += ...; dout [B,T,H*hd]; scratch [n_threads][T*T] floats
  * (ops_attention_scratch_size gives the total). */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *q, const float *k, const float *v, const float *att,
-                        int B, int T, int H, int Hkv, int hd);
+                        const int32_t *seg_start, int B, int T, int H, int Hkv, int hd);
 /* Floats of scratch attention_backward needs for sequences of length T. */
 long ops_attention_scratch_size(int T);
 

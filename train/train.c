@@ -20,6 +20,7 @@
 #include "dataset.h"
 #include "model.h"
 #include "optim.h"
+#include "pack.h"
 
 static void train_usage(FILE *f) {
     fprintf(f,
@@ -31,32 +32,70 @@ static void train_usage(FILE *f) {
             "  --threads N      OpenMP threads (overrides train.threads)\n");
 }
 
-/* Fills tokens/targets [B,T] for examples idx[0..B) of d, padded on the right; returns the number of
- * target tokens. T must be at least the longest example. */
-static long train_fill_batch(const slim_dataset *d, const int64_t *idx, int B, int T, int pad_id,
-                             int32_t *tokens, int32_t *targets) {
-    long n_targets = 0;
-    for (int b = 0; b < B; b++) {
-        int64_t e = idx[b], off = d->offsets[e], len = d->offsets[e + 1] - off;
-        for (int t = 0; t < T; t++) {
-            tokens[b * T + t] = t < len ? d->tokens[off + t] : pad_id;
-            int tgt = -1;
-            if (t + 1 < len && d->loss_mask[off + t + 1]) tgt = d->tokens[off + t + 1];
-            targets[b * T + t] = tgt;
-            n_targets += tgt >= 0;
-        }
+/* The units a micro-batch is made of: single examples, or packed rows of several (train.packing). */
+typedef struct train_units {
+    const slim_dataset *d;
+    const pack_plan *plan; /* NULL: unit u is example u */
+    int64_t n;
+} train_units;
+
+/* Examples of unit u: points *list at their indices and returns how many (with a plan, a slice of
+ * plan->items; else the single example u, stored in *single). */
+static int64_t train_unit_examples(const train_units *U, int64_t u, const int64_t **list, int64_t *single) {
+    if (!U->plan) {
+        *single = u;
+        *list = single;
+        return 1;
     }
-    return n_targets;
+    *list = U->plan->items + U->plan->row_start[u];
+    return U->plan->row_start[u + 1] - U->plan->row_start[u];
 }
 
-/* Longest example among idx[0..B). */
-static int train_batch_len(const slim_dataset *d, const int64_t *idx, int B) {
+/* Tokens of the longest unit among idx[0..B). */
+static int train_batch_len(const train_units *U, const int64_t *idx, int B) {
     int64_t mx = 1;
     for (int b = 0; b < B; b++) {
-        int64_t len = d->offsets[idx[b] + 1] - d->offsets[idx[b]];
+        const int64_t *ex;
+        int64_t single, len = 0;
+        int64_t n = train_unit_examples(U, idx[b], &ex, &single);
+        for (int64_t k = 0; k < n; k++) len += U->d->offsets[ex[k] + 1] - U->d->offsets[ex[k]];
         if (len > mx) mx = len;
     }
     return (int)mx;
+}
+
+/* Fills tokens, targets, pos and seg_start [B,T] for units idx[0..B), examples back to back in each
+ * row, padded on the right (padding tokens are their own one-token examples, with no target). A target
+ * never crosses examples. Returns the number of target tokens. */
+static long train_fill_batch(const train_units *U, const int64_t *idx, int B, int T, int pad_id, int32_t *tokens,
+                             int32_t *targets, int32_t *pos, int32_t *seg) {
+    const slim_dataset *d = U->d;
+    long n_targets = 0;
+    for (int b = 0; b < B; b++) {
+        const int64_t *ex;
+        int64_t single;
+        int64_t n = train_unit_examples(U, idx[b], &ex, &single);
+        int t = 0;
+        for (int64_t k = 0; k < n; k++) {
+            int64_t off = d->offsets[ex[k]], len = d->offsets[ex[k] + 1] - off;
+            int start = t;
+            for (int64_t i = 0; i < len; i++, t++) {
+                tokens[b * T + t] = d->tokens[off + i];
+                int tgt = (i + 1 < len && d->loss_mask[off + i + 1]) ? d->tokens[off + i + 1] : -1;
+                targets[b * T + t] = tgt;
+                n_targets += tgt >= 0;
+                pos[b * T + t] = (int32_t)i;
+                seg[b * T + t] = start;
+            }
+        }
+        for (; t < T; t++) {
+            tokens[b * T + t] = pad_id;
+            targets[b * T + t] = -1;
+            pos[b * T + t] = 0;
+            seg[b * T + t] = t;
+        }
+    }
+    return n_targets;
 }
 
 /* Walks the examples in a fresh shuffle each epoch; the permutation of epoch e is a pure function of
@@ -67,14 +106,14 @@ typedef struct train_sampler {
     int64_t cursor; /* position in the current epoch's order */
 } train_sampler;
 
-/* Makes order [n_examples] the permutation of s->epoch (Fisher-Yates with an RNG seeded from seed and
+/* Makes order [n] (n units) the permutation of s->epoch (Fisher-Yates with an RNG seeded from seed and
  * epoch) unless *order_epoch says it already is. */
-static void train_sampler_order(const train_sampler *s, const slim_dataset *d, int64_t *order, int64_t *order_epoch) {
+static void train_sampler_order(const train_sampler *s, int64_t n, int64_t *order, int64_t *order_epoch) {
     if (*order_epoch == s->epoch) return;
     slim_rng rng;
     slim_rng_seed(&rng, s->seed * 1000003u + (uint64_t)s->epoch);
-    for (int64_t i = 0; i < d->n_examples; i++) order[i] = i;
-    for (int64_t i = d->n_examples - 1; i > 0; i--) {
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)(slim_rng_u32(&rng) % (uint32_t)(i + 1));
         int64_t tmp = order[i];
         order[i] = order[j];
@@ -85,18 +124,18 @@ static void train_sampler_order(const train_sampler *s, const slim_dataset *d, i
 
 /* Writes up to B example indices of the next micro-batch to idx and returns how many (the last
  * micro-batch of an epoch may be smaller). Returns 1 in *epoch_end when the micro-batch ends the epoch. */
-static int train_sampler_next(train_sampler *s, const slim_dataset *d, int64_t *order, int64_t *order_epoch,
+static int train_sampler_next(train_sampler *s, int64_t n, int64_t *order, int64_t *order_epoch,
                               int64_t *idx, int B, int *epoch_end) {
-    if (s->cursor >= d->n_examples) {
+    if (s->cursor >= n) {
         s->epoch++;
         s->cursor = 0;
     }
-    train_sampler_order(s, d, order, order_epoch);
-    int64_t left = d->n_examples - s->cursor;
+    train_sampler_order(s, n, order, order_epoch);
+    int64_t left = n - s->cursor;
     int nb = (int)(left < B ? left : B);
     for (int b = 0; b < nb; b++) idx[b] = order[s->cursor + b];
     s->cursor += nb;
-    *epoch_end = s->cursor >= d->n_examples;
+    *epoch_end = s->cursor >= n;
     return nb;
 }
 
@@ -179,19 +218,38 @@ int train_main(int argc, char **argv) {
     adamw_init(&opt, lora.n_params, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
 
     int T_max = 1;
+    int64_t *lengths = slim_malloc(sizeof(int64_t) * data.n_examples);
     for (int64_t e = 0; e < data.n_examples; e++) {
-        int64_t len = data.offsets[e + 1] - data.offsets[e];
-        if (len > T_max) T_max = (int)len;
+        lengths[e] = data.offsets[e + 1] - data.offsets[e];
+        if (lengths[e] > T_max) T_max = (int)lengths[e];
     }
+    pack_plan plan = {0};
+    train_units units = {.d = &data, .plan = NULL, .n = data.n_examples};
+    if (cfg.packing) {
+        /* rows as long as the dataset's longest allowed example */
+        if (data.max_seq_len > T_max) T_max = data.max_seq_len;
+        if (pack_plan_build(&plan, lengths, data.n_examples, T_max) != 0) {
+            fprintf(stderr, "slimtune train: %s\n", slim_last_error());
+            free(lengths);
+            goto out_lora;
+        }
+        units.plan = &plan;
+        units.n = plan.n_rows;
+        fprintf(stderr, "slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
+                "real (%.1f%% without packing)\n", (long long)data.n_examples, (long long)plan.n_rows, T_max,
+                100.0 * pack_plan_efficiency(&plan), 100.0 * data.n_tokens / ((double)data.n_examples * T_max));
+    }
+    free(lengths);
     const int B = cfg.batch_size;
     llama_acts acts;
     acts_init(&acts, &model.cfg, B, T_max, lora.r);
     int32_t *tokens = slim_malloc(sizeof(int32_t) * B * T_max), *targets = slim_malloc(sizeof(int32_t) * B * T_max);
-    int64_t *order = slim_malloc(sizeof(int64_t) * data.n_examples);
+    int32_t *pos = slim_malloc(sizeof(int32_t) * B * T_max), *seg = slim_malloc(sizeof(int32_t) * B * T_max);
+    int64_t *order = slim_malloc(sizeof(int64_t) * units.n);
     int64_t *batch_idx = slim_malloc(sizeof(int64_t) * B);
     const int pad_id = model.tok.eos_id >= 0 ? model.tok.eos_id : 0;
 
-    long micro_per_epoch = (long)((data.n_examples + B - 1) / B);
+    long micro_per_epoch = (long)((units.n + B - 1) / B);
     long steps_per_epoch = (micro_per_epoch + cfg.grad_accum - 1) / cfg.grad_accum;
     long total_steps = steps_per_epoch * cfg.epochs;
     if (cfg.max_steps > 0 && cfg.max_steps < total_steps) total_steps = cfg.max_steps;
@@ -233,12 +291,13 @@ int train_main(int argc, char **argv) {
             sampler = start;
             for (int micro = 0; micro < cfg.grad_accum; micro++) {
                 int epoch_end;
-                int nb = train_sampler_next(&sampler, &data, order, &order_epoch, batch_idx, B, &epoch_end);
-                int T = train_batch_len(&data, batch_idx, nb);
-                long nt = train_fill_batch(&data, batch_idx, nb, T, pad_id, tokens, targets);
+                int nb = train_sampler_next(&sampler, units.n, order, &order_epoch, batch_idx, B, &epoch_end);
+                int T = train_batch_len(&units, batch_idx, nb);
+                long nt = train_fill_batch(&units, batch_idx, nb, T, pad_id, tokens, targets, pos, seg);
                 if (pass == 0) step_targets += nt;
                 else if (nt > 0) {
-                    step_loss += model_forward(&model, &lora, &acts, tokens, targets, nb, T, NULL, NULL);
+                    step_loss += model_forward_packed(&model, &lora, &acts, tokens, targets, pos,
+                                                      units.plan ? seg : NULL, nb, T, NULL, NULL);
                     model_backward(&model, &lora, &acts, grads, 1.0f / (float)step_targets);
                     tokens_since_log += (long)nb * T;
                     tokens_total += (long)nb * T;
@@ -296,9 +355,13 @@ int train_main(int argc, char **argv) {
 out_all:
     free(tokens);
     free(targets);
+    free(pos);
+    free(seg);
+    pack_plan_free(&plan);
     free(order);
     free(batch_idx);
     acts_free(&acts);
+out_lora:
     adamw_free(&opt);
     free(grads);
     lora_free(&lora);

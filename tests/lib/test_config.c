@@ -91,7 +91,7 @@ static void test_round_trip(void) {
                               " \"train\": {\"epochs\": 3, \"max_steps\": 7, \"batch_size\": 2, \"grad_accum\": 4,\n"
                               "   \"lr\": 0.0003, \"min_lr_ratio\": 0.05, \"warmup_steps\": 0, \"weight_decay\": 0.01,\n"
                               "   \"beta1\": 0.8, \"beta2\": 0.95, \"eps\": 1e-6, \"grad_clip\": 0, \"seed\": 42,\n"
-                              "   \"log_every\": 1, \"threads\": 2},\n"
+                              "   \"log_every\": 1, \"threads\": 2, \"packing\": true},\n"
                               " \"eval\": {\"min_accuracy\": 0.5, \"min_gain\": 0.1, \"max_examples\": 100}}\n");
     slim_config a, b;
     int rc = config_load(&a, p);
@@ -120,6 +120,7 @@ static void test_round_trip(void) {
     CHECK(b.weight_decay == 0.01f && b.beta1 == 0.8f && b.beta2 == 0.95f && b.eps == 1e-6f && b.grad_clip == 0.0f,
           "adam");
     CHECK(b.seed == 42 && b.log_every == 1 && b.threads == 2, "seed/log/threads");
+    CHECK(b.packing == 1, "train.packing");
     CHECK(b.min_accuracy == 0.5 && b.min_gain == 0.1 && b.eval_max_examples == 100, "eval");
     /* saved text is pretty JSON with every key, and floats are written short */
     char *text;
@@ -145,6 +146,7 @@ static void test_round_trip(void) {
 
 static void test_bad(void) {
     expect_bad("unknown_top.json", "{\"model\": \"m\", \"modle\": 1}", "modle", "unknown key");
+    expect_bad("type_packing.json", "{\"model\": \"m\", \"train\": {\"packing\": 1}}", "train.packing", "true or false");
     expect_bad("bad_quant.json", "{\"model\": \"m\", \"base\": {\"quant\": \"q3\"}}", "base.quant", "not one of");
     expect_bad("type_quant.json", "{\"model\": \"m\", \"base\": {\"quant\": 4}}", "base.quant", "expected a string");
     expect_bad("unknown_base.json", "{\"model\": \"m\", \"base\": {\"qaunt\": \"nf4\"}}", "base.qaunt", "unknown key");

@@ -391,16 +391,17 @@ static void test_rope(void) {
 
 /* ---------------------------------------------------------------- attention */
 
-typedef struct { float *out, *att, *q, *k, *v, *R; int B, T, H, Hkv, hd; } att_ctx;
+typedef struct { float *out, *att, *q, *k, *v, *R; const int32_t *seg; int B, T, H, Hkv, hd; } att_ctx;
 
 static double att_loss(void *p) {
     att_ctx *c = p;
-    attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->hd);
+    attention_forward(c->out, c->att, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->Hkv, c->hd);
     return dot_loss(c->out, c->R, (long)c->B * c->T * c->H * c->hd);
 }
 
-/* Naive causal softmax attention with GQA in double: out [B,T,H*hd], att [B,H,T,T]. */
-static void att_ref(double *out, double *att, const float *q, const float *k, const float *v,
+/* Naive causal softmax attention with GQA in double: out [B,T,H*hd], att [B,H,T,T]; with seg (packed
+ * rows) position i sees only keys seg[b*T+i] .. i. */
+static void att_ref(double *out, double *att, const float *q, const float *k, const float *v, const int32_t *seg,
                     int B, int T, int H, int Hkv, int hd) {
     int group = H / Hkv;
     for (int b = 0; b < B; b++)
@@ -409,8 +410,9 @@ static void att_ref(double *out, double *att, const float *q, const float *k, co
             for (int i = 0; i < T; i++) {
                 double *P = att + (((long)b * H + h) * T + i) * T;
                 double mx = -INFINITY, sum = 0.0;
+                int j0 = seg ? seg[b * T + i] : 0;
                 for (int j = 0; j < T; j++) {
-                    if (j > i) { P[j] = 0.0; continue; }
+                    if (j > i || j < j0) { P[j] = 0.0; continue; }
                     double s = 0.0;
                     for (int d = 0; d < hd; d++)
                         s += (double)q[((long)b * T + i) * H * hd + h * hd + d] *
@@ -418,11 +420,11 @@ static void att_ref(double *out, double *att, const float *q, const float *k, co
                     P[j] = s / sqrt((double)hd);
                     mx = fmax(mx, P[j]);
                 }
-                for (int j = 0; j <= i; j++) { P[j] = exp(P[j] - mx); sum += P[j]; }
-                for (int j = 0; j <= i; j++) P[j] /= sum;
+                for (int j = j0; j <= i; j++) { P[j] = exp(P[j] - mx); sum += P[j]; }
+                for (int j = j0; j <= i; j++) P[j] /= sum;
                 for (int d = 0; d < hd; d++) {
                     double o = 0.0;
-                    for (int j = 0; j <= i; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
+                    for (int j = j0; j <= i; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
                     out[((long)b * T + i) * H * hd + h * hd + d] = o;
                 }
             }
@@ -436,32 +438,41 @@ typedef struct { att_ctx *c; double *out, *att; } attref_ctx;
 static double attref_loss(void *p) {
     attref_ctx *r = p;
     att_ctx *c = r->c;
-    att_ref(r->out, r->att, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->hd);
+    att_ref(r->out, r->att, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->Hkv, c->hd);
     double s = 0.0;
     for (long i = 0; i < (long)c->B * c->T * c->H * c->hd; i++) s += r->out[i] * c->R[i];
     return s;
 }
 
-static void test_attention(int B, int T, int H, int Hkv, int hd) {
+static void test_attention(int B, int T, int H, int Hkv, int hd, int packed) {
     char name[64];
-    printf("attention B=%d T=%d H=%d Hkv=%d hd=%d\n", B, T, H, Hkv, hd);
+    printf("attention B=%d T=%d H=%d Hkv=%d hd=%d%s\n", B, T, H, Hkv, hd, packed ? " packed" : "");
+    /* packed rows: row b holds examples of lengths 2, b + 1, then the rest */
+    int32_t *seg = NULL;
+    if (packed) {
+        seg = slim_malloc(sizeof(int32_t) * B * T);
+        for (int b = 0; b < B; b++) {
+            int cut1 = 2, cut2 = 2 + b + 1 < T ? 2 + b + 1 : T;
+            for (int t = 0; t < T; t++) seg[b * T + t] = t < cut1 ? 0 : t < cut2 ? cut1 : cut2;
+        }
+    }
     long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T;
     float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1), *R = rand_buf(nq, 0, 1);
     float *out = slim_malloc(sizeof(float) * nq), *att = slim_malloc(sizeof(float) * na);
     for (long i = 0; i < na; i++) att[i] = NAN; /* the masked part must be written as zeros */
-    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
+    attention_forward(out, att, q, k, v, seg, B, T, H, Hkv, hd);
     double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
-    att_ref(ref, ref_att, q, k, v, B, T, H, Hkv, hd);
+    att_ref(ref, ref_att, q, k, v, seg, B, T, H, Hkv, hd);
     snprintf(name, sizeof name, "attention_forward out hd=%d H=%d/%d", hd, H, Hkv);
     check_fwd(name, out, ref, nq);
     snprintf(name, sizeof name, "attention_forward att hd=%d H=%d/%d", hd, H, Hkv);
     check_fwd(name, att, ref_att, na);
 
-    att_ctx c = {out, att, q, k, v, R, B, T, H, Hkv, hd};
+    att_ctx c = {out, att, q, k, v, R, seg, B, T, H, Hkv, hd};
     float *dq = pre_buf(nq), *dk = pre_buf(nk), *dv = pre_buf(nk);
     float *scratch = slim_malloc(sizeof(float) * ops_attention_scratch_size(T));
-    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
-    attention_backward(dq, dk, dv, scratch, R, q, k, v, att, B, T, H, Hkv, hd);
+    attention_forward(out, att, q, k, v, seg, B, T, H, Hkv, hd);
+    attention_backward(dq, dk, dv, scratch, R, q, k, v, att, seg, B, T, H, Hkv, hd);
     unpre(dq, nq);
     unpre(dk, nk);
     unpre(dv, nk);
@@ -488,7 +499,7 @@ static void test_attention(int B, int T, int H, int Hkv, int hd) {
     /* right padding: sequence b has real length L; changing q, k, v at positions >= L must leave
      * out (and att) at positions < L bit-identical. */
     int L = T / 2 + 1;
-    attention_forward(out, att, q, k, v, B, T, H, Hkv, hd);
+    attention_forward(out, att, q, k, v, NULL, B, T, H, Hkv, hd);
     float *out0 = copy_buf(out, nq), *att0 = copy_buf(att, na);
     float *q2 = copy_buf(q, nq), *k2 = copy_buf(k, nk), *v2 = copy_buf(v, nk);
     for (int b = 0; b < B; b++)
@@ -499,7 +510,7 @@ static void test_attention(int B, int T, int H, int Hkv, int hd) {
                 v2[((long)b * T + t) * Hkv * hd + i] = 50.0f * slim_rng_normal(&rng);
             }
         }
-    attention_forward(out, att, q2, k2, v2, B, T, H, Hkv, hd);
+    attention_forward(out, att, q2, k2, v2, NULL, B, T, H, Hkv, hd);
     int same = 1, changed = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
@@ -525,7 +536,7 @@ static void test_attention(int B, int T, int H, int Hkv, int hd) {
     memset(dq, 0, sizeof(float) * nq);
     memset(dk, 0, sizeof(float) * nk);
     memset(dv, 0, sizeof(float) * nk);
-    attention_backward(dq, dk, dv, scratch, Rm, q2, k2, v2, att, B, T, H, Hkv, hd);
+    attention_backward(dq, dk, dv, scratch, Rm, q2, k2, v2, att, NULL, B, T, H, Hkv, hd);
     int zero = 1;
     for (int b = 0; b < B; b++)
         for (int t = L; t < T; t++) {
@@ -535,7 +546,7 @@ static void test_attention(int B, int T, int H, int Hkv, int hd) {
         }
     CHECK(zero, "attention: gradient reaches padding positions >= %d from a loss on positions < %d", L, L);
 
-    free(q); free(k); free(v); free(R); free(out); free(att); free(ref); free(ref_att);
+    free(q); free(k); free(v); free(R); free(out); free(att); free(ref); free(ref_att); free(seg);
     free(dq); free(dk); free(dv); free(scratch); free(out0); free(att0); free(q2); free(k2); free(v2);
     free(Rm);
 }
@@ -635,10 +646,11 @@ int main(void) {
     test_matmul();
     test_lora();
     test_rope();
-    test_attention(2, 5, 4, 2, 4); /* GQA */
-    test_attention(2, 5, 4, 4, 4); /* H == Hkv */
-    test_attention(2, 5, 4, 2, 8); /* hd = 8 */
-    test_attention(1, 7, 4, 1, 8); /* one kv head for all */
+    test_attention(2, 5, 4, 2, 4, 0); /* GQA */
+    test_attention(2, 5, 4, 4, 4, 0); /* H == Hkv */
+    test_attention(2, 5, 4, 2, 8, 0); /* hd = 8 */
+    test_attention(1, 7, 4, 1, 8, 0); /* one kv head for all */
+    test_attention(2, 7, 4, 2, 4, 1); /* packed rows: three examples a row */
     test_swiglu();
     test_crossentropy();
     test_residual();
