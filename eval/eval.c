@@ -179,6 +179,7 @@ int eval_score(const llama_model *m, const lora_adapter *lora, const slim_datase
     /* A row is prompt + completion without its last token (nothing is predicted from it). */
     const int Tmax = max_prompt + max_comp - 1, Bmax = batch_rows;
     acts_init(&s, &m->cfg, Bmax, Tmax, lora ? lora->r : 0);
+    s.inference = 1; /* scoring only: no backward follows */
     tokens = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
     targets = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
     logprob = slim_malloc((size_t)Bmax * Tmax * sizeof(float));

@@ -533,7 +533,7 @@ static void acts_sizes(const llama_config *c, int B, int T, int lora_r, size_t s
     size_t all[ACTS_N_BUFFERS] = {
         (L + 1) * N * d, L * N * d, L * N, L * N * qd, L * N * kvd, L * N * kvd, L * B * c->n_heads * T * T,
         L * N * qd, L * N * d, L * N * d, L * N, L * N * f, L * N * f, L * N * f, L * LORA_N_TARGETS * N * r,
-        N * d, N, N * d, N * V, N,
+        N * d, N, N * d, (N < HEAD_CHUNK ? N : HEAD_CHUNK) * V, N,
         N * d, N * d, N * d, N * d, N * qd, N * kvd, N * kvd, N * qd, N * f, N * f, N * f, N * r,
         (size_t)ops_attention_scratch_size(T), (size_t)QMATMUL_TILE + (d > f ? (d > qd ? d : qd) : (f > qd ? f : qd))};
     memcpy(sizes, all, sizeof all);
@@ -700,9 +700,18 @@ double model_forward_packed(const llama_model *m, const lora_adapter *lora, llam
     }
     s->n_sel = M;
     double loss = 0.0;
-    if (M > 0) {
-        qmatmul_forward(s->logits, s->sel_x, &m->output, M, 0.0f, s->qscratch);
-        loss = crossentropy_forward(s->logits, s->losses, s->sel_tgt, M, c->vocab_size);
+    /* the head in chunks of HEAD_CHUNK rows, so that logits never take more than HEAD_CHUNK x vocab
+     * floats; unless inference-only, each chunk's gradient d(summed loss)/d(sel_x) is computed at once
+     * into dsel (model_backward scales it by loss_scale) */
+    for (int c0 = 0; c0 < M; c0 += HEAD_CHUNK) {
+        int mc = M - c0 < HEAD_CHUNK ? M - c0 : HEAD_CHUNK;
+        qmatmul_forward(s->logits, s->sel_x + (size_t)c0 * d, &m->output, mc, 0.0f, s->qscratch);
+        loss += crossentropy_forward(s->logits, s->losses + c0, s->sel_tgt + c0, mc, c->vocab_size);
+        if (!s->inference) {
+            crossentropy_backward(s->logits, s->sel_tgt + c0, mc, c->vocab_size, 1.0f);
+            memset(s->dsel + (size_t)c0 * d, 0, sizeof(float) * mc * d);
+            qmatmul_backward(s->dsel + (size_t)c0 * d, s->logits, &m->output, mc, s->qscratch);
+        }
     }
     if (target_logprob) {
         memset(target_logprob, 0, sizeof(float) * N);
@@ -717,15 +726,13 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
               Hkv = c->n_kv_heads, hd = c->head_dim, M = s->n_sel;
     const size_t qd = (size_t)H * hd, kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
 
-    /* head: dlogits -> dsel [M,d] -> scattered into dxf [N,d] -> final RMSNorm -> dx */
+    /* head: dsel [M,d] (from the forward) * loss_scale, scattered into dxf [N,d] -> final RMSNorm -> dx */
     memset(s->dxf, 0, sizeof(float) * N * d);
     memset(s->dx, 0, sizeof(float) * N * d);
-    if (M > 0) {
-        crossentropy_backward(s->logits, s->sel_tgt, M, c->vocab_size, loss_scale);
-        memset(s->dsel, 0, sizeof(float) * M * d);
-        qmatmul_backward(s->dsel, s->logits, &m->output, M, s->qscratch);
-        for (int i = 0; i < M; i++)
-            memcpy(s->dxf + (size_t)s->sel_row[i] * d, s->dsel + (size_t)i * d, sizeof(float) * d);
+    for (int i = 0; i < M; i++) {
+        const float *src = s->dsel + (size_t)i * d;
+        float *dst = s->dxf + (size_t)s->sel_row[i] * d;
+        for (int j = 0; j < d; j++) dst[j] = loss_scale * src[j];
     }
     rmsnorm_backward(s->dx, NULL, s->dxf, s->x + (size_t)c->n_layers * N * d, m->output_norm, s->rstdf, N, d);
 

@@ -124,6 +124,9 @@ int lora_save(const lora_adapter *a, const llama_model *m, const char *path);
 /* Loads an adapter saved by lora_save (checks the shapes against the model). */
 int lora_load(lora_adapter *a, const llama_model *m, const char *path);
 
+/* Rows of the output head computed at a time (bounds the logits buffer to HEAD_CHUNK x vocab). */
+#define HEAD_CHUNK 256
+
 /* Activations and scratch for micro-batches of up to B sequences of up to T tokens; allocated once. */
 typedef struct llama_acts {
     int B, T;            /* capacity */
@@ -146,7 +149,7 @@ typedef struct llama_acts {
     int32_t *sel_row;    /* [N] row of each selected target */
     int32_t *sel_tgt;    /* [N] target id of each selected row */
     float *sel_x;        /* [N,dim] */
-    float *logits;       /* [N,vocab] (selected rows only) */
+    float *logits;       /* [min(N, HEAD_CHUNK), vocab] one chunk of the selected rows' logits */
     float *losses;       /* [N] */
     /* backward scratch */
     float *dx, *dxn, *dsel, *dxf;    /* [N,dim], [N,dim], [N,dim], [N,dim] */
@@ -157,6 +160,8 @@ typedef struct llama_acts {
     float *qscratch;                 /* QMATMUL_TILE + max feature size: dequantized weight tiles */
     rope_cache rope;                 /* cos/sin for positions 0..T-1 */
     int lora_r;
+    int inference;       /* set to 1 when no backward will follow: the forward then skips the head's
+                            gradient (training leaves it 0) */
     int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
                             default F16 KV cache does (to compare with figures taken with it) */
 } llama_acts;
@@ -183,8 +188,8 @@ double model_forward_packed(const llama_model *m, const lora_adapter *lora, llam
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits);
 
-/* Backward pass of the last forward: dlora (same layout as lora->params) += d(loss_scale * summed
- * loss)/d(lora params). Frozen weights get no gradient. */
+/* Backward pass of the last forward (which must not have had s->inference set): dlora (same layout
+ * as lora->params) += d(loss_scale * summed loss)/d(lora params). Frozen weights get no gradient. */
 void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *s, float *dlora,
                     float loss_scale);
 

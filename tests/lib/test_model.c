@@ -106,6 +106,50 @@ static void test_packed_rows(void) {
     free(lp);
 }
 
+/* More target rows than HEAD_CHUNK: the chunked head must give the gradient of the whole batch, equal
+ * to the sum of the gradients of its rows taken one at a time (each within one chunk). */
+static void test_head_chunks(void) {
+    const int B = 2, T = 200; /* 2 x 199 targets > HEAD_CHUNK */
+    int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
+    lora_adapter lora;
+    lora_init(&lora, &model.cfg, 4, 8.0f, targets_on, 5);
+    slim_rng rng;
+    slim_rng_seed(&rng, 9);
+    for (size_t i = 0; i < lora.n_params; i++)
+        if (lora.params[i] == 0.0f) lora.params[i] = 0.02f * slim_rng_normal(&rng);
+    int32_t *tok = slim_malloc(sizeof(int32_t) * B * T), *tgt = slim_malloc(sizeof(int32_t) * B * T);
+    for (int i = 0; i < B * T; i++) tok[i] = 3 + (int32_t)(slim_rng_u32(&rng) % 500);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -1;
+    float *g_all = slim_calloc(lora.n_params, sizeof(float)), *g_rows = slim_calloc(lora.n_params, sizeof(float));
+    llama_acts s;
+    acts_init(&s, &model.cfg, B, T, lora.r);
+    double l_all = model_forward(&model, &lora, &s, tok, tgt, B, T, NULL, NULL);
+    CHECK(s.n_sel > HEAD_CHUNK, "the batch must span several head chunks (%d targets)", s.n_sel);
+    model_backward(&model, &lora, &s, g_all, 1.0f);
+    double l_rows = 0.0;
+    for (int b = 0; b < B; b++) {
+        l_rows += model_forward(&model, &lora, &s, tok + b * T, tgt + b * T, 1, T, NULL, NULL);
+        model_backward(&model, &lora, &s, g_rows, 1.0f);
+    }
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < lora.n_params; i++) {
+        num += (double)(g_all[i] - g_rows[i]) * (g_all[i] - g_rows[i]);
+        den += (double)g_rows[i] * g_rows[i];
+    }
+    double rel = sqrt(num / (den + 1e-30));
+    printf("head chunks: %d targets, loss %.4f vs %.4f by rows, gradient relative difference %.2e\n", 2 * (T - 1), l_all,
+           l_rows, rel);
+    CHECK(fabs(l_all - l_rows) < 1e-3 * fabs(l_rows), "chunked loss %g != %g", l_all, l_rows);
+    CHECK(rel < 1e-5, "chunked head gradient differs from per-row gradients by %.3g", rel);
+    acts_free(&s);
+    free(tok);
+    free(tgt);
+    free(g_all);
+    free(g_rows);
+    lora_free(&lora);
+}
+
 /* Summed loss of the adapted model on a fixed batch. */
 static double loss_of(const lora_adapter *lora, llama_acts *s, const int32_t *tokens, const int32_t *targets, int B, int T) {
     return model_forward(&model, lora, s, tokens, targets, B, T, NULL, NULL);
@@ -281,6 +325,7 @@ int main(void) {
     test_llamacpp_reference();
     test_padding_and_batching();
     test_packed_rows();
+    test_head_chunks();
     test_lora_gradients(path, QUANT_F32);
     test_lora_gradients(path, QUANT_Q8_0);
     test_lora_gradients(path, QUANT_NF4);
