@@ -13,7 +13,7 @@ ARCH    ?= -march=x86-64-v3
 CFLAGS  ?= -O2 -g $(ARCH)
 PKGS     = hdf5 openblas libcjson
 CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -fopenmp -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lutf8proc -fopenmp -lm
 SLIM_SHARED ?= ../shared
 export SLIM_SHARED
 # idle OpenMP threads sleep instead of spinning: on 2 busy cores spinning costs 2-7x (see slimtune.c)

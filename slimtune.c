@@ -4,7 +4,9 @@
  *   slimtune train          LoRA fine-tuning                          (train/train.c)
  *   slimtune eval           label scoring against baselines           (eval/eval.c)
  *   slimtune export         merged GGUF for llama.cpp + LoRA GGUF     (export/export.c)
- *   slimtune info MODEL     what a GGUF model holds                   (below) */
+ *   slimtune info MODEL     what a GGUF model holds                   (below)
+ *   slimtune quantize       GGUF weights to F16/Q8_0/Q4_K/...         (export/quantize.c)
+ *   slimtune tokenize       a text's tokens, as llama-tokenize prints  (data/tokenize.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "common.h"
 #include "../data/prepare.h"
+#include "../data/tokenize.h"
 #include "../eval/eval.h"
 #include "../export/export.h"
 #include "../export/quantize.h"
@@ -29,7 +32,8 @@ static void usage(FILE *f) {
             "  eval --config FILE           score the test split against baselines (<out_dir>/eval/report.*)\n"
             "  export --config FILE         merge the adapter and write GGUF (<out_dir>/export/)\n"
             "  info MODEL                   architecture, tensors, tokenizer and training memory of a model\n"
-            "  quantize IN.gguf OUT.gguf --type T   write a GGUF with its weights in F16/Q8_0/Q4_0/Q4_K/...\n");
+            "  quantize IN.gguf OUT.gguf --type T   write a GGUF with its weights in F16/Q8_0/Q4_0/Q4_K/...\n"
+            "  tokenize MODEL [--text S | --file F] [--ids-only] [--no-bos] [--parse-special]   tokens of a text\n");
 }
 
 /* `slimtune info MODEL [--batch B] [--seq T] [--rank R]`: hyper-parameters, tensor types and bytes,
@@ -144,6 +148,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "export")) return export_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return info_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return quantize_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return tokenize_main(argc - 1, argv + 1);
     fprintf(stderr, "slimtune: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,7 +1,8 @@
-/* tokenizer.c — SentencePiece-BPE tokenizer (tokenizer.ggml.model = "llama"). See tokenizer.h.
+/* tokenizer.c — the SentencePiece-BPE tokenizer (tokenizer.ggml.model = "llama"), special-token
+ * splitting and the public entry points; byte-level BPE is in tokenizer_bpe.c. See tokenizer.h.
  *
- * Behaviour follows llama.cpp's llm_tokenizer_spm (llama-vocab.cpp), which the test vectors in
- * ../shared were checked against:
+ * SentencePiece behaviour follows llama.cpp's llm_tokenizer_spm (llama-vocab.cpp), which the test
+ * vectors in ../shared were checked against:
  *   1. an optional " " dummy prefix, then every ' ' becomes U+2581 "▁";
  *   2. the text is split into UTF-8 characters (length from the lead byte only, so invalid bytes
  *      become one-byte symbols);
@@ -9,14 +10,22 @@
  *      score; the best pair (highest score, then leftmost) is merged, and the new neighbours are
  *      queued; stale queue entries are skipped;
  *   4. each final symbol is emitted as its piece id, or, when it is not a piece, as one <0xXX>
- *      byte token per byte. */
+ *      byte token per byte.
+ *
+ * Special tokens (llama.cpp tokenizer_st_partition, Hugging Face added tokens): before the model
+ * runs, the text is cut at every occurrence of a recognized special piece (leftmost, longest first);
+ * the pieces between are encoded as text. For SPM the dummy prefix goes on the first text fragment
+ * and on every fragment that follows a special token, as llama.cpp does. */
 #include "tokenizer.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "pretok.h"
+#include "tokenizer_impl.h"
 
 /* ---------------------------------------------------------------------------------------------
  * piece -> id hash */
@@ -48,11 +57,81 @@ static void tok_hash_insert(tokenizer *t, int id) {
     }
 }
 
+void tok_build_hash(tokenizer *t) {
+    t->hash_cap = 16;
+    while (t->hash_cap < 2 * (size_t)t->n_vocab) t->hash_cap *= 2;
+    t->hash_ids = slim_malloc(t->hash_cap * sizeof(int));
+    for (size_t i = 0; i < t->hash_cap; i++) t->hash_ids[i] = -1;
+    for (int i = 0; i < t->n_vocab; i++)
+        if (t->piece_lens[i] > 0 || t->types[i] != TOK_TYPE_UNUSED) tok_hash_insert(t, i);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * special tokens written in text */
+
+struct tok_specials {
+    int n;
+    int *ids;            /* [n] grouped by first byte, longest first within a group */
+    int start[257];      /* ids[start[b] .. start[b+1]) begin with byte b */
+    uint8_t *flags;      /* [n_vocab] TOK_ADDED_* or NULL */
+};
+
+typedef struct { int first, len, id; } tok_special_key;
+
+/* grouped by first byte, longest first within a group, then the lower id (same text twice) */
+static int tok_special_cmp(const void *a, const void *b) {
+    const tok_special_key *x = a, *y = b;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int tok_is_special_type(int type) {
+    return type == TOK_TYPE_CONTROL || type == TOK_TYPE_USER_DEFINED || type == TOK_TYPE_UNKNOWN;
+}
+
+void tok_build_specials(tokenizer *t, const uint8_t *added_flags) {
+    struct tok_specials *s = slim_calloc(1, sizeof *s);
+    for (int i = 0; i < t->n_vocab; i++) s->n += tok_is_special_type(t->types[i]) && t->piece_lens[i] > 0;
+    s->ids = slim_malloc((size_t)(s->n ? s->n : 1) * sizeof(int));
+    tok_special_key *keys = slim_malloc((size_t)(s->n ? s->n : 1) * sizeof(tok_special_key));
+    int k = 0;
+    for (int i = 0; i < t->n_vocab; i++)
+        if (tok_is_special_type(t->types[i]) && t->piece_lens[i] > 0)
+            keys[k++] = (tok_special_key){ (uint8_t)t->pieces[i][0], t->piece_lens[i], i };
+    qsort(keys, (size_t)s->n, sizeof *keys, tok_special_cmp);
+    for (k = 0; k < s->n; k++) s->ids[k] = keys[k].id;
+    free(keys);
+    int b = 0;
+    for (k = 0; k < s->n; k++) {
+        int first = (uint8_t)t->pieces[s->ids[k]][0];
+        while (b <= first) s->start[b++] = k;
+    }
+    while (b <= 256) s->start[b++] = s->n;
+    if (added_flags) {
+        s->flags = slim_malloc((size_t)t->n_vocab);
+        memcpy(s->flags, added_flags, (size_t)t->n_vocab);
+    }
+    t->specials = s;
+}
+
+/* The special token that starts at text[i] (longest), or -1. parse_all: CONTROL/UNKNOWN too. */
+static int tok_match_special(const tokenizer *t, const char *text, size_t len, size_t i, int parse_all) {
+    const struct tok_specials *s = t->specials;
+    uint8_t b = (uint8_t)text[i];
+    for (int k = s->start[b]; k < s->start[b + 1]; k++) {
+        int id = s->ids[k];
+        size_t pl = (size_t)t->piece_lens[id];
+        if (pl > len - i || (!parse_all && t->types[id] != TOK_TYPE_USER_DEFINED)) continue;
+        if (memcmp(text + i, t->pieces[id], pl) == 0) return id;
+    }
+    return -1;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * init / free */
 
-/* Reads an optional special id; absent -> def, 0xFFFFFFFF -> -1. Returns 0 or -1 (bad type or out of range). */
-static int tok_get_id(const gguf_file *g, const char *key, int n_vocab, int def, int *out) {
+int tok_gguf_id(const gguf_file *g, const char *key, int n_vocab, int def, int *out) {
     *out = def;
     if (!gguf_find_kv(g, key)) return 0;
     uint32_t v;
@@ -65,8 +144,7 @@ static int tok_get_id(const gguf_file *g, const char *key, int n_vocab, int def,
     return 0;
 }
 
-/* Reads an optional bool; absent -> def. */
-static int tok_get_bool(const gguf_file *g, const char *key, int def, int *out) {
+int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out) {
     const gguf_kv *kv = gguf_find_kv(g, key);
     *out = def;
     if (!kv) return 0;
@@ -75,13 +153,7 @@ static int tok_get_bool(const gguf_file *g, const char *key, int def, int *out) 
     return 0;
 }
 
-int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
-    memset(t, 0, sizeof *t);
-    const char *model = gguf_get_str(g, "tokenizer.ggml.model");
-    if (!model) return -1;
-    if (strcmp(model, "llama") != 0)
-        return slim_set_error("%s: key 'tokenizer.ggml.model': unsupported tokenizer \"%s\" (supported: llama)",
-                              g->path, model);
+static int tok_init_spm(tokenizer *t, const gguf_file *g) {
     const gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
     if (!tok) return slim_set_error("%s: key 'tokenizer.ggml.tokens' is missing", g->path);
     if (tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING)
@@ -101,15 +173,16 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
             return slim_set_error("%s: key 'tokenizer.ggml.tokens': token %d is too long", g->path, i);
 
     int bos, eos, unk, pad, add_bos, add_eos, add_sp;
-    if (tok_get_id(g, "tokenizer.ggml.bos_token_id", n, n > 1 ? 1 : -1, &bos) ||
-        tok_get_id(g, "tokenizer.ggml.eos_token_id", n, n > 2 ? 2 : -1, &eos) ||
-        tok_get_id(g, "tokenizer.ggml.unknown_token_id", n, 0, &unk) ||
-        tok_get_id(g, "tokenizer.ggml.padding_token_id", n, -1, &pad) ||
-        tok_get_bool(g, "tokenizer.ggml.add_bos_token", 1, &add_bos) ||
-        tok_get_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
-        tok_get_bool(g, "tokenizer.ggml.add_space_prefix", 1, &add_sp))
+    if (tok_gguf_id(g, "tokenizer.ggml.bos_token_id", n, n > 1 ? 1 : -1, &bos) ||
+        tok_gguf_id(g, "tokenizer.ggml.eos_token_id", n, n > 2 ? 2 : -1, &eos) ||
+        tok_gguf_id(g, "tokenizer.ggml.unknown_token_id", n, 0, &unk) ||
+        tok_gguf_id(g, "tokenizer.ggml.padding_token_id", n, -1, &pad) ||
+        tok_gguf_bool(g, "tokenizer.ggml.add_bos_token", 1, &add_bos) ||
+        tok_gguf_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
+        tok_gguf_bool(g, "tokenizer.ggml.add_space_prefix", 1, &add_sp))
         return -1;
 
+    t->kind = TOK_KIND_SPM;
     t->n_vocab = n;
     t->pieces = slim_malloc((size_t)n * sizeof(char *));
     t->piece_lens = slim_malloc((size_t)n * sizeof(int));
@@ -127,12 +200,7 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
     }
     t->bos_id = bos; t->eos_id = eos; t->unk_id = unk; t->pad_id = pad;
     t->add_bos = add_bos; t->add_eos = add_eos; t->add_space_prefix = add_sp;
-
-    t->hash_cap = 16;
-    while (t->hash_cap < 2 * (size_t)n) t->hash_cap *= 2;
-    t->hash_ids = slim_malloc(t->hash_cap * sizeof(int));
-    for (size_t i = 0; i < t->hash_cap; i++) t->hash_ids[i] = -1;
-    for (int i = 0; i < n; i++) tok_hash_insert(t, i);
+    tok_build_hash(t);
 
     /* byte fallback: "<0xXX>" (upper-case hex), else the raw one-byte piece (llama.cpp byte_to_token) */
     for (int b = 0; b < 256; b++) {
@@ -144,6 +212,30 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
             t->byte_ids[b] = tokenizer_find_piece(t, &c, 1);
         }
     }
+    /* Phi-3: llama.cpp strips the whitespace that follows a special token (attribute RSTRIP) for
+     * models whose general.name says phi-3/phi3 — every special token but <unk>, <s> and
+     * <|endoftext|> — a rule the GGUF does not carry, keyed on the name as llama.cpp keys it */
+    uint8_t *flags = NULL;
+    const gguf_kv *name_kv = gguf_find_kv(g, "general.name");
+    if (name_kv && name_kv->type == GGUF_TYPE_STRING) {
+        char lower[256];
+        size_t k = 0;
+        for (; name_kv->str[k] && k + 1 < sizeof lower; k++) lower[k] = (char)tolower((unsigned char)name_kv->str[k]);
+        lower[k] = 0;
+        if (strstr(lower, "phi-3") || strstr(lower, "phi3")) {
+            flags = slim_calloc((size_t)n, 1);
+            for (int i = 0; i < n; i++) {
+                const char *pc = t->pieces[i];
+                int special = t->types[i] == TOK_TYPE_CONTROL || t->types[i] == TOK_TYPE_USER_DEFINED ||
+                              t->types[i] == TOK_TYPE_UNKNOWN;
+                if ((special || !strcmp(pc, "</s>")) && strcmp(pc, "<unk>") && strcmp(pc, "<s>") &&
+                    strcmp(pc, "<|endoftext|>"))
+                    flags[i] = TOK_ADDED_RSTRIP_ASCII;
+            }
+        }
+    }
+    tok_build_specials(t, flags);
+    free(flags);
 
     uint64_t h = slim_fnv1a(SLIM_FNV_INIT, "llama", 5);
     for (int i = 0; i < n; i++) {
@@ -161,6 +253,20 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
     return 0;
 }
 
+int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
+    memset(t, 0, sizeof *t);
+    const char *model = gguf_get_str(g, "tokenizer.ggml.model");
+    if (!model) return -1;
+    int rc;
+    if (strcmp(model, "llama") == 0) rc = tok_init_spm(t, g);
+    else if (strcmp(model, "gpt2") == 0) rc = tok_bpe_init_gguf(t, g);
+    else
+        return slim_set_error("%s: key 'tokenizer.ggml.model': unsupported tokenizer \"%s\" (supported: llama, gpt2)",
+                              g->path, model);
+    if (rc) tokenizer_free(t);
+    return rc;
+}
+
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
     if (t->pieces)
@@ -170,11 +276,17 @@ void tokenizer_free(tokenizer *t) {
     free(t->scores);
     free(t->types);
     free(t->hash_ids);
+    tok_bpe_free(t->bpe);
+    if (t->specials) {
+        free(t->specials->ids);
+        free(t->specials->flags);
+        free(t->specials);
+    }
     memset(t, 0, sizeof *t);
 }
 
 /* ---------------------------------------------------------------------------------------------
- * encoding */
+ * SentencePiece encoding */
 
 typedef struct { int prev, next, off, n; } tok_sym; /* n = 0: merged away */
 typedef struct { int left, right, size; float score; } tok_bigram;
@@ -232,32 +344,25 @@ static int tok_utf8_len(uint8_t c) {
     return lookup[c >> 4];
 }
 
-int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int space_prefix,
-                     int32_t *out, int cap) {
-    size_t n_out = 0;
-#define TOK_EMIT(id)                                         \
-    do {                                                     \
-        if (n_out < (size_t)(cap > 0 ? cap : 0)) out[n_out] = (id); \
-        n_out++;                                             \
-    } while (0)
-    if (add_bos) {
-        if (t->bos_id < 0) return slim_set_error("tokenizer: BOS requested but the vocabulary has none");
-        TOK_EMIT(t->bos_id);
-    }
-    if (len == 0) return (int)n_out; /* empty text: no dummy prefix either (llama.cpp) */
-    if (len > (size_t)INT_MAX / 4) return slim_set_error("tokenizer: text of %zu bytes is too long", len);
-
-    /* escaped text: optional dummy prefix, ' ' -> U+2581 (3 bytes) */
+/* Encodes one SPM text fragment text[0..len) (len > 0) whose first byte is at offset base. */
+static int tok_spm_encode(const tokenizer *t, const char *text, size_t len, size_t base, int prefix, tok_sink *sink) {
+    /* escaped text: optional dummy prefix, ' ' -> U+2581 (3 bytes); src[k] = text offset of byte k */
     size_t n_sp = 0;
     for (size_t i = 0; i < len; i++) n_sp += text[i] == ' ';
-    int prefix = t->add_space_prefix && space_prefix;
     size_t n = len + 2 * n_sp + (prefix ? 3 : 0);
     char *s = slim_malloc(n + 1);
+    uint32_t *src = slim_malloc((n + 1) * sizeof(uint32_t));
     size_t k = 0;
-    if (prefix) { memcpy(s, "\xe2\x96\x81", 3); k = 3; }
+    if (prefix) { memcpy(s, "\xe2\x96\x81", 3); src[0] = src[1] = src[2] = 0; k = 3; }
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') { memcpy(s + k, "\xe2\x96\x81", 3); k += 3; }
-        else s[k++] = text[i];
+        if (text[i] == ' ') {
+            memcpy(s + k, "\xe2\x96\x81", 3);
+            src[k] = src[k + 1] = src[k + 2] = (uint32_t)i;
+            k += 3;
+        } else {
+            src[k] = (uint32_t)i;
+            s[k++] = text[i];
+        }
     }
     s[k] = 0;
 
@@ -291,8 +396,9 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_b
 
     int err = 0;
     for (int i = 0; i != -1 && n_sym > 0; i = sym[i].next) {
+        size_t at = base + src[sym[i].off];
         int id = tokenizer_find_piece(t, s + sym[i].off, (size_t)sym[i].n);
-        if (id >= 0) { TOK_EMIT(id); continue; }
+        if (id >= 0) { tok_sink_push(sink, id, at); continue; }
         for (int j = 0; j < sym[i].n; j++) {
             int bid = t->byte_ids[(uint8_t)s[sym[i].off + j]];
             if (bid < 0) bid = t->unk_id;
@@ -301,16 +407,94 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_b
                                      (uint8_t)s[sym[i].off + j]);
                 break;
             }
-            TOK_EMIT(bid);
+            tok_sink_push(sink, bid, base + src[sym[i].off + j]);
         }
         if (err) break;
     }
     free(sym);
+    free(src);
     free(s);
-#undef TOK_EMIT
-    if (err) return -1;
-    if (n_out > INT_MAX) return slim_set_error("tokenizer: too many tokens");
-    return (int)n_out;
+    return err ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the public encoder */
+
+/* Encodes a text fragment with the tokenizer's model. */
+static int tok_encode_fragment(const tokenizer *t, tok_work **w, const char *s, size_t n, size_t base, int prefix,
+                               tok_sink *sink) {
+    if (n == 0) return 0;
+    if (t->kind == TOK_KIND_SPM) return tok_spm_encode(t, s, n, base, prefix, sink);
+    if (!*w) *w = tok_work_new();
+    return tok_bpe_encode(t, *w, s, n, base, sink);
+}
+
+/* Length of the White_Space run at the end (dir < 0) or start (dir > 0) of s[0..n) (HF lstrip/rstrip). */
+static size_t tok_space_run(const char *s, size_t n, int dir) {
+    if (n == 0) return 0;
+    uint32_t *cp = slim_malloc((n + 1) * sizeof(uint32_t)), *off = slim_malloc((n + 1) * sizeof(uint32_t));
+    uint8_t *cls = slim_malloc(n + 1);
+    int k = pretok_decode(s, n, cp, cls, off), j;
+    size_t run;
+    if (dir > 0) {
+        for (j = 0; j < k && (cls[j] & PRETOK_S); j++) {}
+        run = off[j];
+    } else {
+        for (j = k; j > 0 && (cls[j - 1] & PRETOK_S); j--) {}
+        run = n - off[j];
+    }
+    free(cp);
+    free(off);
+    free(cls);
+    return run;
+}
+
+int tokenizer_encode_ex(const tokenizer *t, const char *text, size_t len, int flags, int32_t *out, int cap,
+                        int32_t *offsets) {
+    tok_sink sink = { out, offsets, cap > 0 && out ? (size_t)cap : 0, 0 };
+    if (flags & TOK_ADD_BOS) {
+        if (t->bos_id < 0) return slim_set_error("tokenizer: BOS requested but the vocabulary has none");
+        tok_sink_push(&sink, t->bos_id, 0);
+    }
+    if (len == 0) return (int)sink.n; /* empty text: no dummy prefix either (llama.cpp) */
+    if (len > (size_t)INT_MAX / 4) return slim_set_error("tokenizer: text of %zu bytes is too long", len);
+    if (!text) return slim_set_error("tokenizer: NULL text of %zu bytes", len);
+
+    int parse_all = (flags & TOK_PARSE_SPECIAL) != 0;
+    /* SPM: every text fragment is either the first or follows a special token, and both get the
+     * dummy prefix (llama.cpp is_prev_special) */
+    int prefix = t->add_space_prefix && (flags & TOK_SPACE_PREFIX);
+    const struct tok_specials *sp = t->specials;
+    tok_work *w = NULL;
+    int rc = 0;
+    size_t frag = 0; /* start of the text fragment not yet encoded */
+    for (size_t i = 0; i < len && rc == 0;) {
+        int id = -1;
+        if (sp && sp->start[(uint8_t)text[i]] != sp->start[(uint8_t)text[i] + 1])
+            id = tok_match_special(t, text, len, i, parse_all);
+        if (id < 0) { i++; continue; }
+        uint8_t fl = sp->flags ? sp->flags[id] : 0;
+        size_t end = i;
+        if (fl & TOK_ADDED_LSTRIP) end -= tok_space_run(text + frag, i - frag, -1);
+        if (end > frag) rc = tok_encode_fragment(t, &w, text + frag, end - frag, frag, prefix, &sink);
+        tok_sink_push(&sink, id, i);
+        i += (size_t)t->piece_lens[id];
+        if (fl & TOK_ADDED_RSTRIP) i += tok_space_run(text + i, len - i, 1);
+        if (fl & TOK_ADDED_RSTRIP_ASCII)
+            while (i < len && isspace((unsigned char)text[i])) i++;
+        frag = i;
+    }
+    if (rc == 0 && frag < len) rc = tok_encode_fragment(t, &w, text + frag, len - frag, frag, prefix, &sink);
+    if (w) tok_work_free(w);
+    if (rc) return -1;
+    if (sink.n > INT_MAX) return slim_set_error("tokenizer: too many tokens");
+    return (int)sink.n;
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int add_bos, int space_prefix,
+                     int32_t *out, int cap) {
+    return tokenizer_encode_ex(t, text, len, (add_bos ? TOK_ADD_BOS : 0) | (space_prefix ? TOK_SPACE_PREFIX : 0), out,
+                               cap, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -328,19 +512,21 @@ static void tok_put(char *buf, size_t cap, size_t *at, char c) {
     if (*at + 1 < cap) buf[(*at)++] = c;
 }
 
-int tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap) {
+int tokenizer_decode_token_ex(const tokenizer *t, int32_t id, int special, char *buf, size_t cap) {
     if (id < 0 || id >= t->n_vocab)
         return slim_set_error("tokenizer: token id %d is outside the vocabulary of %d", (int)id, t->n_vocab);
     const char *p = t->pieces[id];
     int plen = t->piece_lens[id], type = t->types[id], n = 0;
     size_t at = (buf && cap) ? strnlen(buf, cap - 1) : 0;
     if (!buf) cap = 0;
-    if (type == TOK_TYPE_CONTROL || type == TOK_TYPE_UNUSED) {
+    if ((type == TOK_TYPE_CONTROL || type == TOK_TYPE_UNUSED) && !special) {
         /* decodes to nothing */
     } else if (type == TOK_TYPE_BYTE && plen == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>' &&
                tok_hex(p[3]) >= 0 && tok_hex(p[4]) >= 0) {
         tok_put(buf, cap, &at, (char)(tok_hex(p[3]) * 16 + tok_hex(p[4])));
         n = 1;
+    } else if (type == TOK_TYPE_NORMAL && t->kind == TOK_KIND_BPE) {
+        n = tok_bpe_decode_piece(t, p, plen, buf, cap, &at);
     } else if (type == TOK_TYPE_NORMAL) {
         for (int i = 0; i < plen; i++, n++) {
             if (i + 2 < plen && memcmp(p + i, "\xe2\x96\x81", 3) == 0) { tok_put(buf, cap, &at, ' '); i += 2; }
@@ -352,4 +538,8 @@ int tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap
     }
     if (cap) buf[at] = 0;
     return n;
+}
+
+int tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap) {
+    return tokenizer_decode_token_ex(t, id, 0, buf, cap);
 }

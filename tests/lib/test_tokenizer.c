@@ -204,6 +204,18 @@ static void test_stories(void) {
     n = tokenizer_encode(&t, "\xff", 1, 0, 0, ids, 16);
     CHECK(n == 1 && ids[0] == 3 + 0xff, "byte fallback of 0xFF: n %d id %d", n, (int)ids[0]);
 
+    /* offsets: the dummy prefix and each "▁" start where their space (or the text) starts */
+    int32_t offs[16];
+    n = tokenizer_encode_ex(&t, text, strlen(text), TOK_ADD_BOS | TOK_SPACE_PREFIX, ids, 16, offs);
+    CHECK(n == 5 && offs[0] == 0 && offs[1] == 0 && offs[2] == 4 && offs[3] == 9 && offs[4] == 11,
+          "offsets %d %d %d %d %d", offs[0], offs[1], offs[2], offs[3], offs[4]);
+    /* control tokens: text unless TOK_PARSE_SPECIAL; after one, the next text gets the dummy prefix (llama.cpp) */
+    const char *sp = "<s>Once upon a time";
+    n = tokenizer_encode_ex(&t, sp, strlen(sp), TOK_SPACE_PREFIX | TOK_PARSE_SPECIAL, ids, 16, offs);
+    CHECK(n == 5 && memcmp(ids, want, sizeof want) == 0 && offs[0] == 0 && offs[1] == 3, "parse special <s>: n %d", n);
+    n = tokenizer_encode_ex(&t, sp, strlen(sp), TOK_SPACE_PREFIX, ids, 16, NULL);
+    CHECK(n > 5 && ids[0] != 1, "<s> is text without TOK_PARSE_SPECIAL: n %d", n);
+
     /* decode_token */
     char buf[64] = "";
     CHECK(tokenizer_decode_token(&t, 1, buf, sizeof buf) == 0 && buf[0] == 0, "<s> decodes to nothing");
@@ -257,7 +269,7 @@ static void test_stories(void) {
     tokenizer_free(&t);
 }
 
-/* Fingerprints of different vocabularies differ; a non-llama tokenizer is refused with its key. */
+/* Fingerprints of different vocabularies differ; an unsupported tokenizer model is refused with its key. */
 static void test_other_vocabs(void) {
     const char *rel[] = { "vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-phi-3.gguf" };
     uint64_t fp[2] = { 0, 0 };
@@ -274,13 +286,25 @@ static void test_other_vocabs(void) {
     }
     CHECK(fp[0] != fp[1] && fp[0] && fp[1], "llama-spm and phi-3 fingerprints");
 
+    /* an unsupported tokenizer.ggml.model is refused naming the key (the key's value replaced in a copy) */
     char path[1024];
-    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", slim_shared_dir());
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-spm.gguf", slim_shared_dir());
     gguf_file g;
     tokenizer t;
     CHECK(gguf_open(&g, path) == 0, "%s: %s", path, slim_last_error());
-    CHECK(tokenizer_init_gguf(&t, &g) == -1 && strstr(slim_last_error(), "tokenizer.ggml.model"),
-          "gpt2 must be refused naming the key: \"%s\"", slim_last_error());
+    gguf_file g2 = g;
+    g2.kv = slim_malloc((size_t)g.n_kv * sizeof(gguf_kv));
+    memcpy(g2.kv, g.kv, (size_t)g.n_kv * sizeof(gguf_kv));
+    gguf_kv *kv = (gguf_kv *)gguf_find_kv(&g2, "tokenizer.ggml.model");
+    CHECK(kv != NULL, "tokenizer.ggml.model present");
+    if (kv) {
+        kv->str = "bert";
+        kv->str_len = 4;
+        CHECK(tokenizer_init_gguf(&t, &g2) == -1 && strstr(slim_last_error(), "tokenizer.ggml.model") &&
+                  strstr(slim_last_error(), "bert"),
+              "an unsupported model must be refused naming the key: \"%s\"", slim_last_error());
+    }
+    free(g2.kv);
     gguf_close(&g);
 }
 

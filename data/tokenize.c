@@ -1,0 +1,139 @@
+/* tokenize.c — `slimtune tokenize`: the tokens of a text with a model's own tokenizer. See tokenize.h.
+ *
+ * Output, as llama.cpp's llama-tokenize prints it: one line per token, "%6d -> '%s'" with the token's
+ * text (control tokens as their text, byte-level pieces as their bytes; a token holding part of a
+ * UTF-8 character prints those bytes as they are); with --ids-only a single line "[id, id, ...]". */
+#include "tokenize.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "gguf.h"
+#include "tokenizer.h"
+
+static void tokenize_usage(FILE *f) {
+    fprintf(f,
+            "usage: slimtune tokenize MODEL [--text S | --file F] [--ids-only] [--no-bos] [--parse-special]\n"
+            "\n"
+            "Prints the tokens of a text with the model's tokenizer, one a line: \"id -> 'piece'\".\n"
+            "  MODEL            a GGUF file, a tokenizer.json, or a directory holding tokenizer.json\n"
+            "  --text S         the text\n"
+            "  --file F         read the text from file F ('-': standard input)\n"
+            "  --ids-only       print only the ids, as [id, id, ...]\n"
+            "  --no-bos         do not add BOS (added by default when the tokenizer asks for it)\n"
+            "  --parse-special  recognize control tokens written in the text (e.g. <|im_start|>)\n"
+            "  --help           this text\n");
+}
+
+/* Reads all of standard input into a fresh buffer. */
+static int tokenize_read_stdin(char **data, size_t *size) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = slim_malloc(cap);
+    for (;;) {
+        if (n + 4096 > cap) { cap *= 2; buf = slim_realloc(buf, cap); }
+        size_t got = fread(buf + n, 1, cap - n - 1, stdin);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(stdin)) { free(buf); return slim_set_error("standard input: read error"); }
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return 0;
+}
+
+/* Opens the tokenizer of MODEL: a directory or a .json file -> tokenizer.json, else GGUF. */
+static int tokenize_open(tokenizer *t, const char *model) {
+    struct stat st;
+    if (stat(model, &st) != 0) return slim_set_error("%s: no such file or directory", model);
+    size_t n = strlen(model);
+    if (S_ISDIR(st.st_mode) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
+    gguf_file g;
+    if (gguf_open(&g, model)) return -1;
+    int rc = tokenizer_init_gguf(t, &g);
+    gguf_close(&g);
+    return rc;
+}
+
+int tokenize_main(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *file = NULL;
+    int ids_only = 0, no_bos = 0, parse_special = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { tokenize_usage(stdout); return 0; }
+        else if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
+        else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
+        else if (!strcmp(argv[i], "--ids-only")) ids_only = 1;
+        else if (!strcmp(argv[i], "--no-bos")) no_bos = 1;
+        else if (!strcmp(argv[i], "--parse-special")) parse_special = 1;
+        else if (!model && argv[i][0] != '-') model = argv[i];
+        else {
+            fprintf(stderr, "slimtune tokenize: unknown or incomplete argument '%s'\n", argv[i]);
+            tokenize_usage(stderr);
+            return 2;
+        }
+    }
+    if (!model || (!text) == (!file)) {
+        fprintf(stderr, "slimtune tokenize: give MODEL and exactly one of --text or --file\n");
+        tokenize_usage(stderr);
+        return 2;
+    }
+    char *data = NULL;
+    size_t len;
+    if (file) {
+        if (!strcmp(file, "-") ? tokenize_read_stdin(&data, &len) : slim_read_file(file, &data, &len)) {
+            fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
+            return 1;
+        }
+        text = data;
+    } else {
+        len = strlen(text);
+    }
+    tokenizer t;
+    if (tokenize_open(&t, model)) {
+        fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
+        free(data);
+        return 1;
+    }
+    int flags = TOK_SPACE_PREFIX | (t.add_bos && !no_bos ? TOK_ADD_BOS : 0) | (parse_special ? TOK_PARSE_SPECIAL : 0);
+    int n = tokenizer_encode_ex(&t, text, len, flags, NULL, 0, NULL);
+    int32_t *ids = n > 0 ? slim_malloc((size_t)n * sizeof(int32_t)) : NULL;
+    if (n > 0 && tokenizer_encode_ex(&t, text, len, flags, ids, n, NULL) != n) n = -1;
+    if (n < 0) {
+        fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
+        free(ids);
+        free(data);
+        tokenizer_free(&t);
+        return 1;
+    }
+    if (ids_only) {
+        putchar('[');
+        for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", (int)ids[i]);
+        printf("]\n");
+    } else {
+        size_t cap = 256;
+        char *piece = slim_malloc(cap);
+        for (int i = 0; i < n; i++) {
+            piece[0] = 0;
+            int k = tokenizer_decode_token_ex(&t, ids[i], 1, piece, cap);
+            if (k >= 0 && (size_t)k + 1 > cap) {
+                cap = (size_t)k + 1;
+                piece = slim_realloc(piece, cap);
+                piece[0] = 0;
+                k = tokenizer_decode_token_ex(&t, ids[i], 1, piece, cap);
+            }
+            printf("%6d -> '", (int)ids[i]);
+            fwrite(piece, 1, k > 0 ? (size_t)k : 0, stdout);
+            printf("'\n");
+        }
+        free(piece);
+    }
+    int rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+    if (rc) fprintf(stderr, "slimtune tokenize: cannot write the output\n");
+    free(ids);
+    free(data);
+    tokenizer_free(&t);
+    return rc;
+}
