@@ -78,8 +78,9 @@ static int info_main(int argc, char **argv) {
     for (int ty = 0; ty < 64; ty++)
         if (count[ty]) printf("  %-6s      %llu tensors, %.2f MiB\n", ggml_type_name(ty), (unsigned long long)count[ty], bytes[ty] / 1048576.0);
     const char *tk = gguf_find_kv(&g, "tokenizer.ggml.model") ? gguf_get_str(&g, "tokenizer.ggml.model") : NULL;
+    if (is_dir && tk && !strcmp(tk, "none")) tk = "tokenizer.json";
     tokenizer tok;
-    if (tokenizer_init_gguf(&tok, &g) == 0) {
+    if (tokenizer_init_gguf(&tok, &g) == 0 || (is_dir && tokenizer_init_hf(&tok, path) == 0)) {
         printf("tokenizer     %s, %d tokens, BOS %d, EOS %d, fingerprint %016llx\n", tk ? tk : "?", tok.n_vocab, tok.bos_id,
                tok.eos_id, (unsigned long long)tok.fingerprint);
         tokenizer_free(&tok);

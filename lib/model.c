@@ -300,7 +300,8 @@ int model_load_quant(llama_model *m, const char *path, int quant) {
     llama_config *c = &m->cfg;
     model_loader ld = {.m = m, .sizing = 1};
     if (model_read_config(g, c) != 0) goto fail;
-    if (tokenizer_init_gguf(&m->tok, g) == 0) {
+    /* the GGUF's own vocabulary, or for a Hugging Face directory its tokenizer.json */
+    if (tokenizer_init_gguf(&m->tok, g) == 0 || (is_dir && tokenizer_init_hf(&m->tok, path) == 0)) {
         m->has_tokenizer = 1;
         if (m->tok.n_vocab > c->vocab_size) {
             slim_set_error("%s: tokenizer has %d tokens but token_embd.weight has only %d rows", path, m->tok.n_vocab,
