@@ -3,6 +3,7 @@
 # make deps       install the Debian and npm packages the build, the demo and the tests need
 # make test       unit, gradient and end-to-end tests
 # make demo       dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
+# make validate   check a dataset for curators: DATA=train.csv [EVAL=test.csv] [CONFIG=...]
 # make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
@@ -11,7 +12,7 @@ BUILD   ?= build
 CC      ?= gcc
 ARCH    ?= -march=x86-64-v3
 CFLAGS  ?= -O2 -g $(ARCH)
-PKGS     = hdf5 openblas libcjson
+PKGS     = hdf5 openblas libcjson nettle
 CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lutf8proc -fopenmp -lm
 SLIM_SHARED ?= ../shared
@@ -53,6 +54,10 @@ test: $(BUILD)/slimtune $(TEST_BIN)
 CONFIG ?= configs/spam-stories260k.json
 demo: $(BUILD)/slimtune
 	BUILD=$(BUILD) scripts/demo $(CONFIG)
+
+# make validate DATA=train.csv [EVAL=test.csv] [CONFIG=c.json]
+validate: $(BUILD)/slimtune
+	$(BUILD)/slimtune data validate --config $(CONFIG) $(if $(DATA),--train $(DATA)) $(if $(EVAL),--eval $(EVAL))
 
 train: $(BUILD)/slimtune
 	$(BUILD)/slimtune train --config $(CONFIG)

@@ -1,6 +1,7 @@
 /* slimtune.c — the command-line entry point: dispatches to the stages.
  *
- *   slimtune data prepare   CSV/JSONL -> tokenized HDF5 dataset       (data/prepare.c)
+ *   slimtune data prepare   CSV/TSV/JSONL -> tokenized HDF5 dataset   (data/prepare.c)
+ *   slimtune data validate  a dataset report for curators, exit code  (data/validate.c)
  *   slimtune train          LoRA fine-tuning                          (train/train.c)
  *   slimtune eval           label scoring against baselines           (eval/eval.c)
  *   slimtune export         merged GGUF for llama.cpp + LoRA GGUF     (export/export.c)
@@ -16,6 +17,7 @@
 #include "common.h"
 #include "../data/prepare.h"
 #include "../data/tokenize.h"
+#include "../data/validate.h"
 #include "../eval/eval.h"
 #include "../export/export.h"
 #include "../export/quantize.h"
@@ -27,7 +29,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: slimtune <command> [options]   (each command takes --help)\n"
-            "  data prepare --config FILE   tokenize a CSV/JSONL dataset into HDF5 (<out_dir>/data/*.h5)\n"
+            "  data prepare --config FILE   tokenize a CSV/TSV/JSONL dataset into HDF5 (<out_dir>/data/*.h5)\n"
+            "  data validate --config FILE  check a dataset: duplicates, leakage, labels, lengths (report + exit code)\n"
             "  train --config FILE          train LoRA adapters (<out_dir>/train/adapter.gguf)\n"
             "  eval --config FILE           score the test split against baselines (<out_dir>/eval/report.*)\n"
             "  export --config FILE         merge the adapter and write GGUF (<out_dir>/export/)\n"
@@ -138,11 +141,10 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "data")) {
-        if (argc < 3 || strcmp(argv[2], "prepare") != 0) {
-            fprintf(stderr, "usage: slimtune data prepare --config FILE (see --help)\n");
-            return 2;
-        }
-        return data_prepare_main(argc - 2, argv + 2);
+        if (argc >= 3 && !strcmp(argv[2], "prepare")) return data_prepare_main(argc - 2, argv + 2);
+        if (argc >= 3 && !strcmp(argv[2], "validate")) return data_validate_main(argc - 2, argv + 2);
+        fprintf(stderr, "usage: slimtune data prepare|validate --config FILE (see --help)\n");
+        return 2;
     }
     if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return eval_main(argc - 1, argv + 1);

@@ -1,17 +1,17 @@
-/* prepare.c — `slimtune data prepare`: reads the raw rows of each split, renders the prompt and
- * completion templates, tokenizes with the base model's own tokenizer, and writes the HDF5 datasets
- * described in dataset.h. See prepare.h.
+/* prepare.c — `slimtune data prepare`: reads the raw rows of each split, renders them by shape,
+ * tokenizes with the base model's own tokenizer, and writes the HDF5 datasets described in
+ * dataset.h. See prepare.h.
  *
- * Truncation: the prompt budget is data.max_seq_len minus the LONGEST completion + EOS over the whole
- * label set (declared data.labels, else the labels collected from the train file), never the row's
- * own completion: labels tokenize to different lengths (" ham" 2 tokens, " spam" 3), and a budget
- * that followed the row's label would give the same text a label-dependent prompt, from whose length
- * the model could learn the label. When the prompt exceeds the budget, only the {text} substitution
- * is shortened (at a UTF-8 character boundary): a binary search finds the longest prefix of the text
- * whose re-tokenized prompt still fits, so the template's suffix (e.g. "\nLabel:") and the whole
- * completion are always kept. If even the prompt without text plus the longest completion cannot
- * fit, prepare fails before tokenizing any row (every row would be too long). Rows are tokenized in
- * parallel (OpenMP); output order is source order. Either every requested split is written or none is. */
+ * Truncation (text_label): the prompt budget is data.max_seq_len minus the LONGEST completion + EOS
+ * over the whole label set (declared data.labels, else the labels collected from the train file),
+ * never the row's own completion: labels tokenize to different lengths (" ham" 2 tokens, " spam" 3),
+ * and a budget that followed the row's label would give the same text a label-dependent prompt, from
+ * whose length the model could learn the label. When a prompt exceeds its budget, only the variable
+ * text is shortened (at a UTF-8 character boundary): a binary search finds the longest prefix of the
+ * text whose re-tokenized prompt still fits, so the template's fixed text (e.g. "\nLabel:") and the
+ * whole completion are always kept. If even the text_label prompt without text plus the longest
+ * completion cannot fit, prepare fails before tokenizing any row (every row would be too long). Rows
+ * are tokenized in parallel (OpenMP); output order is source order. */
 #define _GNU_SOURCE
 #include "prepare.h"
 
@@ -20,68 +20,35 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
 #include "gguf.h"
 #include "reader.h"
+#include "split.h"
 #include "tokenizer.h"
 
 #define PREP_SHOW_LINES 3 /* file:line examples shown per bad-row reason */
 
-/* Everything a worker thread needs to tokenize one row, shared read-only. */
-typedef struct prep_ctx {
-    const tokenizer *tok;
-    const char *pre, *post;    /* prompt template around {text} */
-    size_t pre_len, post_len;
-    int n_labels;
-    int32_t **comp_ids;        /* [n_labels] completion ids + EOS */
-    int *comp_len;             /* [n_labels] */
-    int max_comp_len;          /* max of comp_len: the completion space reserved in every row */
-    int max_comp_label;        /* index of a label with that length */
-    const char *max_comp_name; /* its name */
-    int base_len;              /* tokens of pre + post with BOS (the prompt with an empty text) */
-    int prompt_budget;         /* max_seq_len - max_comp_len: the most prompt tokens any row gets */
-    int max_seq_len;
-    size_t max_text_bytes;     /* a text longer than this can never fit */
-} prep_ctx;
+/* ---- rendering ---- */
 
-/* One tokenized row (or why it failed). */
-typedef struct prep_example {
-    int32_t *tokens;
-    int n_tokens, prompt_len, label, truncated;
-    int bad;                   /* READ_TOO_LONG when the completion cannot fit */
-    int fatal;                 /* tokenizer error */
-    char message[200];
-} prep_example;
-
-/* Per-split state and statistics. */
-typedef struct prep_split {
-    const char *name;          /* "train" / "test" */
-    const char *source;        /* data file */
-    data_reader rd;
-    int opened;
-    int64_t n_read, n_bad, n_truncated;
-    int64_t bad_by_reason[READ_N_REASONS];
-    int64_t shown_line[READ_N_REASONS][PREP_SHOW_LINES];
-    char shown_msg[READ_N_REASONS][PREP_SHOW_LINES][200];
-    slim_dataset ds;
-    int max_len;
-} prep_split;
-
-static void prep_usage(FILE *f) {
-    fprintf(f,
-            "usage: slimtune data prepare --config FILE [--split train|test|all] [--out DIR]\n"
-            "\n"
-            "Tokenizes the config's data.train / data.test files (CSV or JSONL) with the base model's\n"
-            "tokenizer and writes <out>/data/train.h5 and <out>/data/test.h5.\n"
-            "  --config FILE   run configuration (JSON), required\n"
-            "  --split S       train, test or all (default all: every split the config names)\n"
-            "  --out DIR       output directory (default: the config's out_dir)\n"
-            "  --help          this text\n");
+static void prep_reserve(prep_rendered *w, int n) {
+    if (n <= w->cap) return;
+    w->cap = n + 64;
+    w->tokens = slim_realloc(w->tokens, (size_t)w->cap * sizeof(int32_t));
+    w->mask = slim_realloc(w->mask, (size_t)w->cap);
 }
 
-/* Encodes text into *buf (capacity *cap, grown as needed). Returns the token count or -1. */
+void prep_rendered_free(prep_rendered *w) {
+    free(w->tokens);
+    free(w->mask);
+    free(w->ids);
+    free(w->scratch);
+    memset(w, 0, sizeof *w);
+}
+
+/* Encodes s into *buf (capacity *cap, grown as needed). Returns the token count or -1. */
 static int prep_encode(const tokenizer *t, const char *s, size_t n, int add_bos, int space_prefix, int32_t **buf,
                        int *cap) {
     int got = tokenizer_encode(t, s, n, add_bos, space_prefix, *buf, *cap);
@@ -93,16 +60,16 @@ static int prep_encode(const tokenizer *t, const char *s, size_t n, int add_bos,
     return got;
 }
 
-/* Builds pre + text[0..k) + post into *scratch and returns its prompt token count (with BOS). */
-static int prep_prompt_tokens(const prep_ctx *c, const char *text, size_t k, char **scratch, size_t *scap,
-                              int32_t **ids, int *icap) {
-    size_t n = c->pre_len + k + c->post_len;
-    if (n + 1 > *scap) { *scap = n + 1; *scratch = slim_realloc(*scratch, *scap); }
-    memcpy(*scratch, c->pre, c->pre_len);
-    memcpy(*scratch + c->pre_len, text, k);
-    memcpy(*scratch + c->pre_len + k, c->post, c->post_len);
-    (*scratch)[n] = 0;
-    return prep_encode(c->tok, *scratch, n, 1, 1, ids, icap);
+/* Tokens of pre + var[0..k) + post (BOS when the tokenizer adds one) into w->ids. Returns the count or -1. */
+static int prep_prompt_tokens(const prep_renderer *r, const char *pre, size_t pre_len, const char *var, size_t k,
+                              const char *post, size_t post_len, prep_rendered *w) {
+    size_t n = pre_len + k + post_len;
+    if (n + 1 > w->scratch_cap) { w->scratch_cap = n + 1; w->scratch = slim_realloc(w->scratch, w->scratch_cap); }
+    memcpy(w->scratch, pre, pre_len);
+    memcpy(w->scratch + pre_len, var, k);
+    memcpy(w->scratch + pre_len + k, post, post_len);
+    w->scratch[n] = 0;
+    return prep_encode(r->tok, w->scratch, n, r->add_bos, 1, &w->ids, &w->ids_cap);
 }
 
 /* Start of the UTF-8 character holding byte k (k itself when it is a boundary). */
@@ -111,68 +78,53 @@ static size_t prep_char_start(const char *s, size_t k) {
     return k;
 }
 
-/* Tokenizes one good row into e. The prompt is cut to c->prompt_budget tokens whatever the row's
- * label, so two rows with the same text get the same prompt tokens. */
-static void prep_tokenize_row(const prep_ctx *c, const reader_row *row, int label, prep_example *e, char **scratch,
-                              size_t *scap, int32_t **ids, int *icap) {
-    e->label = label;
-    int nc = c->comp_len[label];
-    int budget = c->prompt_budget;
-    if (c->base_len > budget) { /* prep_init_ctx refuses this; kept so a row can never overflow */
-        e->bad = READ_TOO_LONG;
-        snprintf(e->message, sizeof e->message,
-                 "the longest completion (label \"%.40s\") needs %d tokens and the prompt without text %d: more "
-                 "than data.max_seq_len = %d",
-                 c->max_comp_name, c->max_comp_len, c->base_len, c->max_seq_len);
-        return;
+/* Fits pre + var + post into budget tokens by keeping the longest prefix of var that fits. On return
+ * w->ids holds the prompt tokens. Returns their count, -2 when even an empty var does not fit, -1 on
+ * a tokenizer error. *full gets the untruncated count when full != NULL. */
+static int prep_fit_prompt(const prep_renderer *r, const char *pre, size_t pre_len, const char *var, size_t var_len,
+                           const char *post, size_t post_len, int budget, prep_rendered *w, int *truncated, int *full) {
+    size_t k = var_len;
+    int cut = 0;
+    if (k > r->max_text_bytes) { k = prep_char_start(var, r->max_text_bytes); cut = 1; }
+    if (full) {
+        int nf = prep_prompt_tokens(r, pre, pre_len, var, var_len, post, post_len, w);
+        if (nf < 0) return -1;
+        *full = nf;
+        if (!cut && nf <= budget) return nf;
     }
-    size_t k = row->text_len;
-    if (k > c->max_text_bytes) { k = prep_char_start(row->text, c->max_text_bytes); e->truncated = 1; }
-    int np = prep_prompt_tokens(c, row->text, k, scratch, scap, ids, icap);
-    if (np < 0) goto fatal;
-    if (np > budget) {
-        /* longest prefix [0, lo) that fits: lo always fits, hi never does */
-        size_t lo = 0, hi = k;
-        e->truncated = 1;
-        for (;;) {
-            size_t next = lo + 1;
-            while (next < hi && ((unsigned char)row->text[next] & 0xC0) == 0x80) next++;
-            if (next >= hi) break;
-            size_t mid = prep_char_start(row->text, lo + (hi - lo) / 2);
-            if (mid <= lo) mid = next;
-            int m = prep_prompt_tokens(c, row->text, mid, scratch, scap, ids, icap);
-            if (m < 0) goto fatal;
-            if (m <= budget) lo = mid;
-            else hi = mid;
-        }
-        k = lo;
-        np = prep_prompt_tokens(c, row->text, k, scratch, scap, ids, icap);
-        if (np < 0) goto fatal;
-        if (np > budget) { /* cannot happen: k = 0 gives base_len <= budget */
-            e->bad = READ_TOO_LONG;
-            snprintf(e->message, sizeof e->message, "cannot truncate the text to fit data.max_seq_len = %d",
-                     c->max_seq_len);
-            return;
-        }
+    int np = prep_prompt_tokens(r, pre, pre_len, var, k, post, post_len, w);
+    if (np < 0) return -1;
+    if (cut) *truncated = 1;
+    if (np <= budget) return np;
+    *truncated = 1;
+    /* longest prefix [0, lo) that fits: hi never does */
+    size_t lo = 0, hi = k;
+    int nb = prep_prompt_tokens(r, pre, pre_len, var, 0, post, post_len, w);
+    if (nb < 0) return -1;
+    if (nb > budget) return -2;
+    for (;;) {
+        size_t next = lo + 1;
+        while (next < hi && ((unsigned char)var[next] & 0xC0) == 0x80) next++;
+        if (next >= hi) break;
+        size_t mid = prep_char_start(var, lo + (hi - lo) / 2);
+        if (mid <= lo) mid = next;
+        int m = prep_prompt_tokens(r, pre, pre_len, var, mid, post, post_len, w);
+        if (m < 0) return -1;
+        if (m <= budget) lo = mid;
+        else hi = mid;
     }
-    e->n_tokens = np + nc;
-    e->prompt_len = np;
-    e->tokens = slim_malloc((size_t)e->n_tokens * sizeof(int32_t));
-    memcpy(e->tokens, *ids, (size_t)np * sizeof(int32_t));
-    memcpy(e->tokens + np, c->comp_ids[label], (size_t)nc * sizeof(int32_t));
-    return;
-fatal:
-    e->fatal = 1;
-    snprintf(e->message, sizeof e->message, "%s", slim_last_error());
+    return prep_prompt_tokens(r, pre, pre_len, var, lo, post, post_len, w);
 }
 
-static void prep_note_bad(prep_split *s, int reason, int64_t line, const char *msg) {
-    int64_t k = s->bad_by_reason[reason]++;
-    s->n_bad++;
-    if (k < PREP_SHOW_LINES) {
-        s->shown_line[reason][k] = line;
-        snprintf(s->shown_msg[reason][k], sizeof s->shown_msg[reason][k], "%s", msg);
-    }
+/* out = w->ids[0..np) (prompt, mask 0) + comp[0..nc) (mask 1). */
+static void prep_emit(prep_rendered *w, int np, const int32_t *comp, int nc) {
+    prep_reserve(w, np + nc);
+    memcpy(w->tokens, w->ids, (size_t)np * sizeof(int32_t));
+    memcpy(w->tokens + np, comp, (size_t)nc * sizeof(int32_t));
+    memset(w->mask, 0, (size_t)np);
+    memset(w->mask + np, 1, (size_t)nc);
+    w->n_tokens = np + nc;
+    w->prompt_len = np;
 }
 
 static int prep_find_label(char **names, int n, const char *label) {
@@ -186,43 +138,416 @@ static int prep_find_label(char **names, int n, const char *label) {
     return -1;
 }
 
+static int prep_render_text_label(const prep_renderer *r, const data_example *e, int want_full, prep_rendered *w) {
+    int label = prep_find_label(r->label_names, r->n_labels, e->label);
+    if (label < 0) { /* the reader checks the label set; kept so a row can never index out of range */
+        w->bad = READ_UNKNOWN_LABEL;
+        snprintf(w->message, sizeof w->message, "label \"%.60s\" is not in the label set", e->label);
+        return 0;
+    }
+    w->label = label;
+    int full = 0;
+    int np = prep_fit_prompt(r, r->pre, r->pre_len, e->text, e->text_len, r->post, r->post_len, r->prompt_budget, w,
+                             &w->truncated, want_full ? &full : NULL);
+    if (np == -1) return -1;
+    if (np == -2) { /* prep_renderer_init refuses this; kept so a row can never overflow */
+        w->bad = READ_TOO_LONG;
+        snprintf(w->message, sizeof w->message,
+                 "the longest completion (label \"%.40s\") needs %d tokens and the prompt without text %d: more "
+                 "than data.max_seq_len = %d",
+                 r->max_comp_name, r->max_comp_len, r->base_len, r->max_seq_len);
+        return 0;
+    }
+    prep_emit(w, np, r->comp_ids[label], r->comp_len[label]);
+    w->full_len = want_full ? full + r->comp_len[label] : w->n_tokens;
+    return 0;
+}
+
+/* prompt_completion and alpaca: the completion is the label slot + EOS, encoded without BOS or space prefix. */
+static int prep_render_prompted(const prep_renderer *r, const data_example *e, int want_full, prep_rendered *w) {
+    const tokenizer *t = r->tok;
+    /* the completion first (into w->tokens as a scratch, moved after the prompt below) */
+    int32_t *comp = NULL;
+    int ccap = 0;
+    int nc = prep_encode(t, e->label, e->label_len, 0, 0, &comp, &ccap);
+    if (nc < 0) { free(comp); return -1; }
+    comp = slim_realloc(comp, (size_t)(nc + 1) * sizeof(int32_t));
+    comp[nc++] = t->eos_id;
+    int budget = r->max_seq_len - nc, full = 0, np;
+    if (r->shape == SHAPE_PROMPT_COMPLETION) {
+        np = prep_fit_prompt(r, "", 0, e->text, e->text_len, "", 0, budget, w, &w->truncated, want_full ? &full : NULL);
+    } else if (e->input_len == 0) {
+        np = prep_fit_prompt(r, PREP_ALPACA_HEAD, strlen(PREP_ALPACA_HEAD), e->text, e->text_len, PREP_ALPACA_RESPONSE,
+                             strlen(PREP_ALPACA_RESPONSE), budget, w, &w->truncated, want_full ? &full : NULL);
+    } else {
+        /* cut the input first; if even no input is too long, cut the instruction and drop the input */
+        size_t hl = strlen(PREP_ALPACA_HEAD_INPUT), il = strlen(PREP_ALPACA_INPUT);
+        char *pre = slim_malloc(hl + e->text_len + il + 1);
+        memcpy(pre, PREP_ALPACA_HEAD_INPUT, hl);
+        memcpy(pre + hl, e->text, e->text_len);
+        memcpy(pre + hl + e->text_len, PREP_ALPACA_INPUT, il);
+        np = prep_fit_prompt(r, pre, hl + e->text_len + il, e->input, e->input_len, PREP_ALPACA_RESPONSE,
+                             strlen(PREP_ALPACA_RESPONSE), budget, w, &w->truncated, want_full ? &full : NULL);
+        free(pre);
+        if (np == -2) {
+            static const char post[] = PREP_ALPACA_INPUT PREP_ALPACA_RESPONSE;
+            np = prep_fit_prompt(r, PREP_ALPACA_HEAD_INPUT, hl, e->text, e->text_len, post, sizeof post - 1, budget, w,
+                                 &w->truncated, NULL);
+            w->truncated = 1;
+        }
+    }
+    if (np == -1) { free(comp); return -1; }
+    if (np == -2) {
+        w->bad = READ_TOO_LONG;
+        snprintf(w->message, sizeof w->message,
+                 "the %s needs %d tokens with EOS, and with the prompt's fixed text (even with its variable text "
+                 "cut to nothing) it cannot fit data.max_seq_len = %d",
+                 r->shape == SHAPE_ALPACA ? "output" : "completion", nc, r->max_seq_len);
+        w->full_len = want_full ? full + nc : nc;
+        free(comp);
+        return 0;
+    }
+    prep_emit(w, np, comp, nc);
+    w->full_len = want_full ? full + nc : w->n_tokens;
+    free(comp);
+    return 0;
+}
+
+static int prep_render_text(const prep_renderer *r, const data_example *e, prep_rendered *w) {
+    int n = prep_encode(r->tok, e->text, e->text_len, r->add_bos, 1, &w->ids, &w->ids_cap);
+    if (n < 0) return -1;
+    w->ids = slim_realloc(w->ids, (size_t)(n + 1) * sizeof(int32_t));
+    w->ids_cap = n + 1;
+    w->ids[n++] = r->tok->eos_id;
+    prep_reserve(w, n);
+    memcpy(w->tokens, w->ids, (size_t)n * sizeof(int32_t));
+    memset(w->mask, 1, (size_t)n);
+    w->mask[0] = 0; /* the first token has no position to be predicted from */
+    w->n_tokens = n;
+    w->prompt_len = 1;
+    w->full_len = n;
+    w->truncated = 0;
+    return 0;
+}
+
+/* chat: chat_encode, then the first max_seq_len tokens when it is longer. */
+static int prep_render_chat(const prep_renderer *r, const data_example *e, prep_rendered *w) {
+    chat_message *m = slim_malloc((size_t)(e->n_turns ? e->n_turns : 1) * sizeof(chat_message));
+    for (int i = 0; i < e->n_turns; i++) {
+        m[i].role = example_role_name(e->turns[i].role);
+        m[i].content = e->turns[i].content;
+    }
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    int n = 0;
+    int rc = chat_encode(r->tok, r->chat_tmpl, m, e->n_turns, r->chat_loss, &ids, &mask, &n);
+    free(m);
+    if (rc) { /* the template refuses this conversation (the tokens were checked at init) */
+        w->bad = READ_BAD_ROLE;
+        snprintf(w->message, sizeof w->message, "chat template %s: %s", chat_template_name(r->chat_tmpl),
+                 slim_last_error());
+        return 0;
+    }
+    w->full_len = n;
+    int keep = n;
+    if (keep > r->max_seq_len) { keep = r->max_seq_len; w->truncated = 1; }
+    int first = 0;
+    while (first < keep && !mask[first]) first++;
+    if (first == keep) {
+        w->bad = READ_TOO_LONG;
+        snprintf(w->message, sizeof w->message,
+                 "the first assistant token is at position %d of %d: nothing to learn within data.max_seq_len = %d",
+                 first, n, r->max_seq_len);
+        free(ids);
+        free(mask);
+        return 0;
+    }
+    prep_reserve(w, keep);
+    memcpy(w->tokens, ids, (size_t)keep * sizeof(int32_t));
+    memcpy(w->mask, mask, (size_t)keep);
+    w->mask[0] = 0;
+    w->n_tokens = keep;
+    w->prompt_len = first;
+    free(ids);
+    free(mask);
+    return 0;
+}
+
+int prep_render(const prep_renderer *r, const data_example *e, int want_full_len, prep_rendered *w) {
+    w->n_tokens = w->prompt_len = w->full_len = w->truncated = w->bad = 0;
+    w->label = -1;
+    w->message[0] = 0;
+    switch (r->shape) {
+    case SHAPE_TEXT_LABEL: return prep_render_text_label(r, e, want_full_len, w);
+    case SHAPE_PROMPT_COMPLETION:
+    case SHAPE_ALPACA: return prep_render_prompted(r, e, want_full_len, w);
+    case SHAPE_TEXT: return prep_render_text(r, e, w);
+    case SHAPE_CHAT: return prep_render_chat(r, e, w);
+    default: return slim_set_error("prep_render: shape %s cannot be rendered", example_shape_name(r->shape));
+    }
+}
+
+int64_t prep_text_chunks(int64_t n, int max_seq_len, int add_bos) {
+    if (n <= max_seq_len) return 1;
+    int64_t step = max_seq_len - (add_bos ? 1 : 0);
+    return 1 + (n - max_seq_len + step - 1) / step;
+}
+
+const char *prep_prompt_template(const slim_config *cfg, int shape) {
+    switch (shape) {
+    case SHAPE_PROMPT_COMPLETION: return "{prompt}";
+    case SHAPE_ALPACA: return PREP_ALPACA_HEAD_INPUT "{instruction}" PREP_ALPACA_INPUT "{input}" PREP_ALPACA_RESPONSE;
+    case SHAPE_TEXT: return "{text}";
+    case SHAPE_CHAT: return cfg->chat_template;
+    default: return cfg->prompt_template;
+    }
+}
+
+const char *prep_completion_template(const slim_config *cfg, int shape) {
+    switch (shape) {
+    case SHAPE_PROMPT_COMPLETION: return "{completion}";
+    case SHAPE_ALPACA: return "{output}";
+    case SHAPE_TEXT: return "";
+    case SHAPE_CHAT: return cfg->chat_loss_last ? "chat_loss: last" : "chat_loss: all";
+    default: return cfg->completion_template;
+    }
+}
+
+static uint64_t prep_fp_str(uint64_t h, const char *s) {
+    h = slim_fnv1a(h, s ? s : "", s ? strlen(s) + 1 : 1);
+    return h;
+}
+
+uint64_t prep_config_fingerprint(const slim_config *cfg, int shape, char **names, int n_names) {
+    uint64_t h = SLIM_FNV_INIT;
+    h = prep_fp_str(h, "slimtune-data-1");
+    h = prep_fp_str(h, example_shape_name(shape));
+    h = prep_fp_str(h, cfg->format);
+    const char *cols[] = {cfg->text_column,  cfg->label_column, cfg->prompt_column, cfg->completion_column,
+                          cfg->instruction_column, cfg->input_column, cfg->output_column, cfg->messages_column};
+    for (int i = 0; i < 8; i++) h = prep_fp_str(h, cols[i]);
+    h = prep_fp_str(h, prep_prompt_template(cfg, shape));
+    h = prep_fp_str(h, prep_completion_template(cfg, shape));
+    for (int i = 0; i < n_names; i++) h = prep_fp_str(h, names[i]);
+    int32_t v[4] = {cfg->max_seq_len, cfg->replace_bad_utf8, cfg->has_split, cfg->split_seed};
+    h = slim_fnv1a(h, v, sizeof v);
+    double f = cfg->has_split ? cfg->split_test_fraction : 0.0;
+    h = slim_fnv1a(h, &f, sizeof f);
+    return h;
+}
+
+int prep_renderer_init(prep_renderer *r, const tokenizer *t, const slim_config *cfg, int shape, char **names,
+                       int n_names, const char *chat_jinja) {
+    memset(r, 0, sizeof *r);
+    r->tok = t;
+    r->shape = shape;
+    r->max_seq_len = cfg->max_seq_len;
+    r->add_bos = t->add_bos && t->bos_id >= 0;
+    const char *cfg_path = cfg->path ? cfg->path : "config";
+    char why[512];
+    if (shape == SHAPE_CHAT) {
+        if (strcmp(cfg->chat_template, "auto") == 0) {
+            if (!chat_jinja || !*chat_jinja)
+                return slim_set_error("%s: data.chat_template is auto, but the model %s has no tokenizer.chat_template: "
+                                      "the chat format needs a chat template; set data.chat_template (chatml, llama3, "
+                                      "llama2, ...)",
+                                      cfg_path, cfg->model ? cfg->model : "(none)");
+            r->chat_tmpl = chat_template_detect(chat_jinja);
+            if (r->chat_tmpl < 0) {
+                snprintf(why, sizeof why, "%s", slim_last_error());
+                return slim_set_error("%s: data.chat_template auto: %s", cfg_path, why);
+            }
+        } else {
+            r->chat_tmpl = chat_template_from_name(cfg->chat_template);
+            if (r->chat_tmpl < 0) {
+                snprintf(why, sizeof why, "%s", slim_last_error());
+                return slim_set_error("%s: data.chat_template: %s", cfg_path, why);
+            }
+        }
+        r->chat_loss = cfg->chat_loss_last ? CHAT_LOSS_LAST_ASSISTANT : CHAT_LOSS_ALL_ASSISTANT;
+        /* a probe conversation: the template's markers must be tokens of this tokenizer */
+        chat_message probe[2] = {{"user", "Hi"}, {"assistant", "Hello"}};
+        int32_t *ids = NULL;
+        uint8_t *mask = NULL;
+        int n = 0;
+        int rc = chat_encode(t, r->chat_tmpl, probe, 2, r->chat_loss, &ids, &mask, &n);
+        free(ids);
+        free(mask);
+        if (rc) {
+            snprintf(why, sizeof why, "%s", slim_last_error());
+            return slim_set_error("%s: data.chat_template %s: %s", cfg_path, chat_template_name(r->chat_tmpl), why);
+        }
+        return 0;
+    }
+    if (shape < SHAPE_TEXT_LABEL || shape >= SHAPE_N) return slim_set_error("unknown data shape %d", shape);
+    if (t->eos_id < 0) return slim_set_error("%s: the tokenizer has no EOS token", cfg->model);
+    /* every token decodes to at most max_piece bytes, so a text of (max_seq_len + 1) * max_piece bytes
+     * already needs more than max_seq_len tokens: longer texts are cut there before the search */
+    size_t max_piece = 1;
+    for (int i = 0; i < t->n_vocab; i++)
+        if ((size_t)t->piece_lens[i] > max_piece) max_piece = (size_t)t->piece_lens[i];
+    r->max_text_bytes = ((size_t)r->max_seq_len + 1) * max_piece;
+    if (shape != SHAPE_TEXT_LABEL) return 0;
+
+    const char *p = strstr(cfg->prompt_template, "{text}");
+    if (!p) return slim_set_error("%s: data.template.prompt: no {text}", cfg->path);
+    r->pre = cfg->prompt_template;
+    r->pre_len = (size_t)(p - cfg->prompt_template);
+    r->post = p + 6;
+    r->post_len = strlen(r->post);
+    r->completion_template = cfg->completion_template;
+    if (n_names < 1) return slim_set_error("%s: the label set is empty", cfg->path);
+    r->n_labels = n_names;
+    r->label_names = names;
+    r->comp_ids = slim_calloc((size_t)n_names, sizeof(int32_t *));
+    r->comp_len = slim_calloc((size_t)n_names, sizeof(int));
+    const char *ct = cfg->completion_template, *lp = strstr(ct, "{label}");
+    if (!lp) return slim_set_error("%s: data.template.completion: no {label}", cfg->path);
+    for (int i = 0; i < n_names; i++) {
+        size_t a = (size_t)(lp - ct), l = strlen(names[i]), b = strlen(lp + 7);
+        char *s = slim_malloc(a + l + b + 1);
+        memcpy(s, ct, a);
+        memcpy(s + a, names[i], l);
+        memcpy(s + a + l, lp + 7, b + 1);
+        int32_t *ids = NULL;
+        int cap = 0;
+        int n = prep_encode(t, s, a + l + b, 0, 0, &ids, &cap);
+        free(s);
+        if (n < 0) { free(ids); return -1; }
+        ids = slim_realloc(ids, (size_t)(n + 1) * sizeof(int32_t));
+        ids[n] = t->eos_id;
+        r->comp_ids[i] = ids;
+        r->comp_len[i] = n + 1;
+    }
+    int max_label = 0;
+    for (int i = 0; i < n_names; i++)
+        if (r->comp_len[i] > r->comp_len[max_label]) max_label = i;
+    r->max_comp_len = r->comp_len[max_label];
+    r->max_comp_name = names[max_label];
+    prep_rendered w;
+    memset(&w, 0, sizeof w);
+    r->base_len = prep_prompt_tokens(r, r->pre, r->pre_len, "", 0, r->post, r->post_len, &w);
+    prep_rendered_free(&w);
+    if (r->base_len < 0) return -1;
+    r->prompt_budget = r->max_seq_len - r->max_comp_len;
+    if (r->base_len > r->prompt_budget)
+        return slim_set_error("%s: data.max_seq_len = %d cannot hold the prompt without text (%d tokens) plus the "
+                              "longest completion, for label \"%.60s\" (%d tokens with EOS): every row's prompt is cut "
+                              "to leave room for the longest completion, so no row would fit; raise data.max_seq_len "
+                              "or shorten the labels/templates",
+                              cfg->path, r->max_seq_len, r->base_len, r->max_comp_name, r->max_comp_len);
+    return 0;
+}
+
+void prep_renderer_free(prep_renderer *r) {
+    for (int i = 0; i < r->n_labels && r->comp_ids; i++) free(r->comp_ids[i]);
+    free(r->comp_ids);
+    free(r->comp_len);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the command ---- */
+
+/* One rendered row kept for assembly (tokens copied out of the thread's buffers). */
+typedef struct prep_example {
+    int32_t *tokens;
+    uint8_t *mask;
+    int n_tokens, prompt_len, label, truncated;
+    int bad;                   /* READ_TOO_LONG when the completion cannot fit */
+    int fatal;                 /* tokenizer error */
+    char message[200];
+} prep_example;
+
+/* Per-split state and statistics. */
+typedef struct prep_split {
+    const char *name;          /* "train" / "test" */
+    const char *source;        /* data file */
+    data_reader *rd;           /* rows (shared by both splits when splitting data.train) */
+    const int8_t *assign;      /* NULL, or per row: 0 train, 1 test, -1 bad */
+    int8_t want;               /* the assign value of this split */
+    int64_t n_read, n_bad, n_truncated, n_chunked;
+    int64_t bad_by_reason[READ_N_REASONS];
+    int64_t shown_line[READ_N_REASONS][PREP_SHOW_LINES];
+    char shown_msg[READ_N_REASONS][PREP_SHOW_LINES][200];
+    slim_dataset ds;
+    int max_len;
+} prep_split;
+
+static void prep_usage(FILE *f) {
+    fprintf(f,
+            "usage: slimtune data prepare --config FILE [--split train|test|all] [--out DIR]\n"
+            "\n"
+            "Renders the config's data.train / data.test files (CSV, TSV or JSONL; shapes text_label,\n"
+            "prompt_completion, alpaca, chat, text) with the base model's tokenizer and writes\n"
+            "<out>/data/train.h5 and <out>/data/test.h5 (with data.split and no data.test, both from data.train).\n"
+            "  --config FILE   run configuration (JSON), required\n"
+            "  --split S       train, test or all (default all: every split the config names)\n"
+            "  --out DIR       output directory (default: the config's out_dir)\n"
+            "  --help          this text\n");
+}
+
+static void prep_note_bad(prep_split *s, int reason, int64_t line, const char *msg) {
+    int64_t k = s->bad_by_reason[reason]++;
+    s->n_bad++;
+    if (k < PREP_SHOW_LINES) {
+        s->shown_line[reason][k] = line;
+        snprintf(s->shown_msg[reason][k], sizeof s->shown_msg[reason][k], "%s", msg);
+    }
+}
+
 static int prep_cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Tokenizes the rows of an opened split and fills s->ds (label_names are copied from names). */
-static int prep_build_split(prep_split *s, const prep_ctx *c, const slim_config *cfg, char **names, int n_names,
-                            int n_threads) {
-    data_reader *rd = &s->rd;
+/* Whether row i belongs to split s (bad rows belong to train when splitting). */
+static int prep_in_split(const prep_split *s, int64_t i) {
+    if (!s->assign) return 1;
+    int8_t a = s->assign[i];
+    return a == s->want || (a < 0 && s->want == 0);
+}
+
+/* Tokenizes the rows of split s and fills s->ds (label_names are copied from names). */
+static int prep_build_split(prep_split *s, const prep_renderer *rr, const slim_config *cfg, char **names, int n_names,
+                            uint64_t cfg_fp, int n_threads) {
+    data_reader *rd = s->rd;
     int64_t n = rd->n_rows;
     prep_example *ex = slim_calloc((size_t)(n ? n : 1), sizeof(prep_example));
     int fatal = 0;
 #pragma omp parallel num_threads(n_threads)
     {
-        char *scratch = NULL;
-        size_t scap = 0;
-        int32_t *ids = NULL;
-        int icap = 0;
+        prep_rendered w;
+        memset(&w, 0, sizeof w);
 #pragma omp for schedule(dynamic, 8)
         for (int64_t i = 0; i < n; i++) {
             const reader_row *row = &rd->rows[i];
-            if (row->reason != READ_OK) continue;
-            int label = prep_find_label(names, n_names, row->label);
-            if (label < 0) { /* cannot happen: the reader checked the label set */
-                ex[i].bad = READ_UNKNOWN_LABEL;
-                snprintf(ex[i].message, sizeof ex[i].message, "label \"%.60s\" is not in the label set", row->label);
+            if (row->reason != READ_OK || !prep_in_split(s, i)) continue;
+            prep_example *e = &ex[i];
+            if (prep_render(rr, row, 0, &w)) {
+                e->fatal = 1;
+                snprintf(e->message, sizeof e->message, "%s", slim_last_error());
                 continue;
             }
-            prep_tokenize_row(c, row, label, &ex[i], &scratch, &scap, &ids, &icap);
+            e->bad = w.bad;
+            if (w.bad) { snprintf(e->message, sizeof e->message, "%s", w.message); continue; }
+            e->n_tokens = w.n_tokens;
+            e->prompt_len = w.prompt_len;
+            e->label = w.label;
+            e->truncated = w.truncated;
+            e->tokens = slim_malloc((size_t)w.n_tokens * sizeof(int32_t));
+            e->mask = slim_malloc((size_t)w.n_tokens);
+            memcpy(e->tokens, w.tokens, (size_t)w.n_tokens * sizeof(int32_t));
+            memcpy(e->mask, w.mask, (size_t)w.n_tokens);
         }
-        free(scratch);
-        free(ids);
+        prep_rendered_free(&w);
     }
 
-    int64_t n_good = 0, n_tok = 0;
-    s->n_read = n;
+    int64_t n_good = 0, n_tok = 0, n_ex = 0;
+    int L = cfg->max_seq_len;
+    int text = rr->shape == SHAPE_TEXT;
     for (int64_t i = 0; i < n; i++) {
+        if (!prep_in_split(s, i)) continue;
         const reader_row *row = &rd->rows[i];
+        s->n_read++;
         if (ex[i].fatal && !fatal) {
             fatal = slim_set_error("%s:%lld: tokenizer failed: %s", s->source, (long long)row->line, ex[i].message);
         } else if (row->reason != READ_OK) {
@@ -231,48 +556,78 @@ static int prep_build_split(prep_split *s, const prep_ctx *c, const slim_config 
             prep_note_bad(s, ex[i].bad, row->line, ex[i].message);
         } else {
             n_good++;
-            n_tok += ex[i].n_tokens;
+            int64_t nc = text ? prep_text_chunks(ex[i].n_tokens, L, rr->add_bos) : 1;
+            n_ex += nc;
+            n_tok += ex[i].n_tokens + (nc - 1) * (rr->add_bos ? 1 : 0);
+            s->n_chunked += nc > 1;
             s->n_truncated += ex[i].truncated;
         }
     }
     if (!fatal) {
         slim_dataset *d = &s->ds;
-        d->n_examples = n_good;
+        d->n_examples = n_ex;
         d->n_tokens = n_tok;
         d->tokens = slim_malloc((size_t)(n_tok ? n_tok : 1) * sizeof(int32_t));
         d->loss_mask = slim_malloc((size_t)(n_tok ? n_tok : 1));
-        d->offsets = slim_malloc((size_t)(n_good + 1) * sizeof(int64_t));
-        d->prompt_len = slim_malloc((size_t)(n_good ? n_good : 1) * sizeof(int32_t));
-        d->labels = slim_malloc((size_t)(n_good ? n_good : 1) * sizeof(int32_t));
-        d->source_line = slim_malloc((size_t)(n_good ? n_good : 1) * sizeof(int64_t));
+        d->offsets = slim_malloc((size_t)(n_ex + 1) * sizeof(int64_t));
+        d->prompt_len = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
+        d->labels = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
+        d->source_line = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int64_t));
         int64_t e = 0, at = 0;
         d->offsets[0] = 0;
         for (int64_t i = 0; i < n; i++) {
-            if (rd->rows[i].reason != READ_OK || ex[i].bad) continue;
-            memcpy(d->tokens + at, ex[i].tokens, (size_t)ex[i].n_tokens * sizeof(int32_t));
-            memset(d->loss_mask + at, 0, (size_t)ex[i].prompt_len);
-            memset(d->loss_mask + at + ex[i].prompt_len, 1, (size_t)(ex[i].n_tokens - ex[i].prompt_len));
-            at += ex[i].n_tokens;
-            d->offsets[e + 1] = at;
-            d->prompt_len[e] = ex[i].prompt_len;
-            d->labels[e] = ex[i].label;
-            d->source_line[e] = rd->rows[i].line;
-            if (ex[i].n_tokens > s->max_len) s->max_len = ex[i].n_tokens;
-            e++;
+            if (!prep_in_split(s, i) || rd->rows[i].reason != READ_OK || ex[i].bad) continue;
+            const prep_example *x = &ex[i];
+            /* text: chunks of at most L tokens, each later chunk opening with BOS; other shapes: one example */
+            int64_t pos = 0;
+            while (pos < x->n_tokens) {
+                int bos = pos > 0 && rr->add_bos;
+                int64_t take = (text ? L - bos : x->n_tokens);
+                if (take > x->n_tokens - pos) take = x->n_tokens - pos;
+                int64_t start = at;
+                if (bos) { d->tokens[at] = rr->tok->bos_id; d->loss_mask[at] = 0; at++; }
+                memcpy(d->tokens + at, x->tokens + pos, (size_t)take * sizeof(int32_t));
+                memcpy(d->loss_mask + at, x->mask + pos, (size_t)take);
+                d->loss_mask[start] = 0; /* never a target: nothing precedes it */
+                at += take;
+                pos += take;
+                d->offsets[e + 1] = at;
+                d->prompt_len[e] = text ? 1 : x->prompt_len;
+                d->labels[e] = x->label;
+                d->source_line[e] = rd->rows[i].line;
+                if (at - start > s->max_len) s->max_len = (int)(at - start);
+                e++;
+            }
         }
+        for (int64_t i = 0; i < at; i++) d->n_loss_tokens += d->loss_mask[i];
         d->n_labels = n_names;
         d->label_names = slim_malloc((size_t)(n_names ? n_names : 1) * sizeof(char *));
         for (int i = 0; i < n_names; i++) d->label_names[i] = slim_strdup(names[i]);
-        d->tokenizer_fingerprint = c->tok->fingerprint;
+        d->tokenizer_fingerprint = rr->tok->fingerprint;
+        d->config_fingerprint = cfg_fp;
         d->model = slim_strdup(cfg->model);
-        d->prompt_template = slim_strdup(cfg->prompt_template);
-        d->completion_template = slim_strdup(cfg->completion_template);
+        d->shape = slim_strdup(example_shape_name(rr->shape));
+        d->prompt_template = slim_strdup(rr->shape == SHAPE_CHAT ? chat_template_name(rr->chat_tmpl)
+                                                                 : prep_prompt_template(cfg, rr->shape));
+        d->completion_template = slim_strdup(prep_completion_template(cfg, rr->shape));
         d->source_file = slim_strdup(s->source);
+        d->source_sha256 = slim_strdup(rd->sha256);
+        d->source_bytes = (int64_t)rd->size;
+        d->split = slim_strdup(s->name);
+        char rule[200];
+        if (s->assign)
+            snprintf(rule, sizeof rule, "hash: seed=%d test_fraction=%g stratified=%s", cfg->split_seed,
+                     cfg->split_test_fraction, rr->shape == SHAPE_TEXT_LABEL ? "label" : "none");
+        else
+            snprintf(rule, sizeof rule, "file");
+        d->split_rule = slim_strdup(rule);
         d->max_seq_len = cfg->max_seq_len;
         d->n_truncated = s->n_truncated;
+        d->n_chunked = s->n_chunked;
         d->n_bad_rows = s->n_bad;
+        d->n_rows = s->n_read;
     }
-    for (int64_t i = 0; i < n; i++) free(ex[i].tokens);
+    for (int64_t i = 0; i < n; i++) { free(ex[i].tokens); free(ex[i].mask); }
     free(ex);
     return fatal;
 }
@@ -286,6 +641,9 @@ static void prep_print_summary(const prep_split *s) {
             "length mean %.1f max %d\n",
             s->name, s->source, (long long)s->n_read, (long long)s->n_bad, (long long)d->n_examples,
             (long long)s->n_truncated, (long long)d->n_tokens, mean, s->max_len);
+    if (s->n_chunked)
+        fprintf(stderr, "  %lld long texts split into chunks of at most data.max_seq_len = %d tokens\n",
+                (long long)s->n_chunked, d->max_seq_len);
     for (int r = 1; r < READ_N_REASONS; r++) {
         if (!s->bad_by_reason[r]) continue;
         fprintf(stderr, "  %lld bad rows: %s\n", (long long)s->bad_by_reason[r], reader_reason_name(r));
@@ -338,75 +696,18 @@ static int prep_parse_args(int argc, char **argv, const char **config, const cha
     return 0;
 }
 
-/* Renders the completion for each label, tokenizes it (+ EOS), and measures the empty-text prompt. */
-static int prep_init_ctx(prep_ctx *c, const tokenizer *t, const slim_config *cfg, char **names, int n_names) {
-    memset(c, 0, sizeof *c);
-    c->tok = t;
-    c->max_seq_len = cfg->max_seq_len;
-    c->n_labels = n_names;
-    const char *p = strstr(cfg->prompt_template, "{text}");
-    if (!p) return slim_set_error("%s: data.template.prompt: no {text}", cfg->path);
-    c->pre = cfg->prompt_template;
-    c->pre_len = (size_t)(p - cfg->prompt_template);
-    c->post = p + 6;
-    c->post_len = strlen(c->post);
-    if (t->eos_id < 0) return slim_set_error("%s: the tokenizer has no EOS token", cfg->model);
-    c->comp_ids = slim_calloc((size_t)n_names, sizeof(int32_t *));
-    c->comp_len = slim_calloc((size_t)n_names, sizeof(int));
-    const char *ct = cfg->completion_template, *lp = strstr(ct, "{label}");
-    if (!lp) return slim_set_error("%s: data.template.completion: no {label}", cfg->path);
-    for (int i = 0; i < n_names; i++) {
-        size_t a = (size_t)(lp - ct), l = strlen(names[i]), b = strlen(lp + 7);
-        char *s = slim_malloc(a + l + b + 1);
-        memcpy(s, ct, a);
-        memcpy(s + a, names[i], l);
-        memcpy(s + a + l, lp + 7, b + 1);
-        int32_t *ids = NULL;
-        int cap = 0;
-        int n = prep_encode(t, s, a + l + b, 0, 0, &ids, &cap);
-        free(s);
-        if (n < 0) { free(ids); return -1; }
-        ids = slim_realloc(ids, (size_t)(n + 1) * sizeof(int32_t));
-        ids[n] = t->eos_id;
-        c->comp_ids[i] = ids;
-        c->comp_len[i] = n + 1;
-    }
-    if (n_names < 1) return slim_set_error("%s: the label set is empty", cfg->path);
-    c->max_comp_label = -1;
-    for (int i = 0; i < n_names; i++)
-        if (c->max_comp_label < 0 || c->comp_len[i] > c->max_comp_len) {
-            c->max_comp_len = c->comp_len[i];
-            c->max_comp_label = i;
-        }
-    char *scratch = NULL;
-    size_t scap = 0;
-    int32_t *ids = NULL;
-    int icap = 0;
-    c->base_len = prep_prompt_tokens(c, "", 0, &scratch, &scap, &ids, &icap);
-    free(scratch);
-    free(ids);
-    if (c->base_len < 0) return -1;
-    c->max_comp_name = names[c->max_comp_label];
-    c->prompt_budget = c->max_seq_len - c->max_comp_len;
-    if (c->base_len > c->prompt_budget)
-        return slim_set_error("%s: data.max_seq_len = %d cannot hold the prompt without text (%d tokens) plus the "
-                              "longest completion, for label \"%.60s\" (%d tokens with EOS): every row's prompt is cut "
-                              "to leave room for the longest completion, so no row would fit; raise data.max_seq_len "
-                              "or shorten the labels/templates",
-                              cfg->path, c->max_seq_len, c->base_len, c->max_comp_name, c->max_comp_len);
-    /* every token decodes to at most max_piece bytes, so a text of (max_seq_len + 1) * max_piece bytes
-     * already needs more than max_seq_len tokens: longer texts are cut there before the search */
-    size_t max_piece = 1;
-    for (int i = 0; i < t->n_vocab; i++)
-        if ((size_t)t->piece_lens[i] > max_piece) max_piece = (size_t)t->piece_lens[i];
-    c->max_text_bytes = ((size_t)c->max_seq_len + 1) * max_piece;
-    return 0;
-}
-
-static void prep_free_ctx(prep_ctx *c) {
-    for (int i = 0; i < c->n_labels && c->comp_ids; i++) free(c->comp_ids[i]);
-    free(c->comp_ids);
-    free(c->comp_len);
+/* Reader options from the config (shape: cfg's, or forced when >= 0). */
+static void prep_reader_opts(reader_opts *o, const slim_config *cfg, int shape, char **names, int n_names) {
+    memset(o, 0, sizeof *o);
+    o->format = cfg->format;
+    o->shape = shape;
+    const char *cols[COL_N] = {cfg->text_column,         cfg->label_column, cfg->prompt_column,
+                               cfg->completion_column,   cfg->instruction_column, cfg->input_column,
+                               cfg->output_column,       cfg->messages_column};
+    for (int k = 0; k < COL_N; k++) o->columns[k] = cols[k];
+    o->labels = (const char *const *)names;
+    o->n_labels = n_names;
+    o->replace_bad_utf8 = cfg->replace_bad_utf8;
 }
 
 int data_prepare_main(int argc, char **argv) {
@@ -422,59 +723,81 @@ int data_prepare_main(int argc, char **argv) {
     slim_config cfg;
     gguf_file g;
     tokenizer tok;
-    prep_ctx ctx;
+    prep_renderer rr;
+    data_reader rds[2];
+    int opened[2] = {0, 0};
     prep_split sp[2];
-    int have_gguf = 0, have_tok = 0, have_ctx = 0, rc = -1;
+    int8_t *assign = NULL;
+    int have_gguf = 0, have_tok = 0, have_rr = 0, rc = -1;
     int n_names = 0;
     char **names = NULL;
     memset(&g, 0, sizeof g);
     memset(&tok, 0, sizeof tok);
-    memset(&ctx, 0, sizeof ctx);
+    memset(&rr, 0, sizeof rr);
     memset(sp, 0, sizeof sp);
+    memset(rds, 0, sizeof rds);
     sp[0].name = "train";
     sp[1].name = "test";
     char paths[2][4200] = {"", ""};
     int written[2] = {0, 0};
 
     if (config_load(&cfg, config_path)) { fprintf(stderr, "slimtune data prepare: %s\n", slim_last_error()); return 1; }
+    int splitting = cfg.has_split && !cfg.test_file;
     int want[2] = {strcmp(split, "test") != 0, strcmp(split, "train") != 0};
+    int cfg_shape = example_shape_parse(cfg.shape);
     if (!cfg.train_file) { slim_set_error("%s: data.train: required by data prepare", config_path); goto done; }
-    if (strcmp(split, "test") == 0 && !cfg.test_file) {
-        slim_set_error("%s: data.test: --split test asks for it but the config names no test file", config_path);
+    if (strcmp(split, "test") == 0 && !cfg.test_file && !splitting) {
+        slim_set_error("%s: data.test: --split test asks for it but the config names no test file (nor data.split)",
+                       config_path);
         goto done;
     }
-    if (!cfg.test_file) want[1] = 0;
+    if (!cfg.test_file && !splitting) want[1] = 0;
     sp[0].source = cfg.train_file;
-    sp[1].source = cfg.test_file;
+    sp[1].source = splitting ? cfg.train_file : cfg.test_file;
 
     if (gguf_open(&g, cfg.model)) goto done;
     have_gguf = 1;
     if (tokenizer_init_gguf(&tok, &g)) goto done;
     have_tok = 1;
 
-    /* the label set: declared (sorted), else the sorted labels of the train file's good rows */
+    /* the label set (text_label): declared (sorted), else the sorted labels of the train file's good rows */
     if (cfg.n_labels > 0) {
         n_names = cfg.n_labels;
         names = slim_malloc((size_t)n_names * sizeof(char *));
         for (int i = 0; i < n_names; i++) names[i] = cfg.labels[i];
         qsort(names, (size_t)n_names, sizeof(char *), prep_cmp_str);
     }
-    if (want[0] || n_names == 0) {
-        if (reader_open(&sp[0].rd, cfg.train_file, cfg.format, cfg.text_column, cfg.label_column,
-                        (const char *const *)names, n_names))
-            goto done;
-        sp[0].opened = 1;
+    reader_opts ro;
+    prep_reader_opts(&ro, &cfg, cfg_shape, names, n_names);
+    int shape = cfg_shape;
+    if (want[0] || splitting || n_names == 0 || shape == SHAPE_AUTO) {
+        if (reader_open_ex(&rds[0], cfg.train_file, &ro)) goto done;
+        opened[0] = 1;
+        shape = rds[0].shape;
     }
-    if (n_names == 0) {
-        names = slim_malloc(sizeof(char *) * (size_t)(sp[0].rd.n_rows + 1));
-        for (int64_t i = 0; i < sp[0].rd.n_rows; i++)
-            if (sp[0].rd.rows[i].reason == READ_OK) names[n_names++] = sp[0].rd.rows[i].label;
+    if (shape != SHAPE_TEXT_LABEL) {
+        n_names = 0; /* labels only exist in text_label rows */
+    } else if (n_names == 0) {
+        names = slim_malloc(sizeof(char *) * (size_t)(rds[0].n_rows + 1));
+        for (int64_t i = 0; i < rds[0].n_rows; i++)
+            if (rds[0].rows[i].reason == READ_OK) names[n_names++] = rds[0].rows[i].label;
         qsort(names, (size_t)n_names, sizeof(char *), prep_cmp_str);
         int u = 0;
         for (int i = 0; i < n_names; i++)
             if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = names[i];
         n_names = u;
-        if (n_names == 0) { slim_set_error("%s: no labelled rows to take the label set from", cfg.train_file); goto done; }
+        if (n_names == 0) {
+            const reader_row *bad = NULL;
+            for (int64_t i = 0; i < rds[0].n_rows && !bad; i++)
+                if (rds[0].rows[i].reason != READ_OK) bad = &rds[0].rows[i];
+            if (bad)
+                slim_set_error("%s: no good rows to take the label set from: all %lld rows are bad, the first %s:%lld: %s",
+                               cfg.train_file, (long long)rds[0].n_rows, cfg.train_file, (long long)bad->line,
+                               bad->message);
+            else
+                slim_set_error("%s: no labelled rows to take the label set from", cfg.train_file);
+            goto done;
+        }
         if (n_names > SLIM_MAX_LABELS) {
             slim_set_error("%s: %d distinct labels (more than %d): is data.columns.label right? Declare data.labels "
                            "to use a fixed set",
@@ -482,20 +805,29 @@ int data_prepare_main(int argc, char **argv) {
             goto done;
         }
     }
-    if (want[1]) {
-        if (reader_open(&sp[1].rd, cfg.test_file, cfg.format, cfg.text_column, cfg.label_column,
-                        (const char *const *)names, n_names))
-            goto done;
-        sp[1].opened = 1;
+    if (want[1] && !splitting) {
+        prep_reader_opts(&ro, &cfg, shape, names, n_names);
+        if (reader_open_ex(&rds[1], cfg.test_file, &ro)) goto done;
+        opened[1] = 1;
     }
-    have_ctx = 1;
-    if (prep_init_ctx(&ctx, &tok, &cfg, names, n_names)) goto done;
+    have_rr = 1;
+    if (prep_renderer_init(&rr, &tok, &cfg, shape, names, n_names, gguf_get_str(&g, "tokenizer.chat_template")))
+        goto done;
+    uint64_t cfg_fp = prep_config_fingerprint(&cfg, shape, names, n_names);
+
+    sp[0].rd = &rds[0];
+    sp[1].rd = splitting ? &rds[0] : &rds[1];
+    if (splitting) {
+        assign = slim_malloc((size_t)(rds[0].n_rows ? rds[0].n_rows : 1));
+        split_assign(rds[0].rows, rds[0].n_rows, shape, cfg.split_test_fraction, (uint64_t)cfg.split_seed, assign);
+        for (int s = 0; s < 2; s++) { sp[s].assign = assign; sp[s].want = (int8_t)s; }
+    }
 
     int n_threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
     int failed = 0;
     for (int s = 0; s < 2; s++) {
         if (!want[s]) continue;
-        if (prep_build_split(&sp[s], &ctx, &cfg, names, n_names, n_threads)) goto done;
+        if (prep_build_split(&sp[s], &rr, &cfg, names, n_names, cfg_fp, n_threads)) goto done;
         prep_print_summary(&sp[s]);
         if (!failed && prep_check_split(&sp[s], &cfg)) failed = 1;
     }
@@ -503,11 +835,11 @@ int data_prepare_main(int argc, char **argv) {
 
     const char *out_dir = out_arg ? out_arg : cfg.out_dir;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/data", out_dir);
+    if (slim_format_path(dir, sizeof dir, "%s/data", out_dir)) goto done;
     if (slim_mkdir_p(dir)) goto done;
     for (int s = 0; s < 2; s++) {
         if (!want[s]) continue;
-        snprintf(paths[s], sizeof paths[s], "%s/%s.h5", dir, sp[s].name);
+        if (slim_format_path(paths[s], sizeof paths[s], "%s/%s.h5", dir, sp[s].name)) goto done;
         if (dataset_write(&sp[s].ds, paths[s])) goto done;
         written[s] = 1;
     }
@@ -525,10 +857,11 @@ done:
         fprintf(stderr, "slimtune data prepare: %s\n", msg);
     }
     for (int s = 0; s < 2; s++) {
-        if (sp[s].opened) reader_free(&sp[s].rd);
+        if (opened[s]) reader_free(&rds[s]);
         dataset_free(&sp[s].ds);
     }
-    if (have_ctx) prep_free_ctx(&ctx);
+    free(assign);
+    if (have_rr) prep_renderer_free(&rr);
     free(names); /* the strings belong to cfg or to the train reader */
     if (have_tok) tokenizer_free(&tok);
     if (have_gguf) gguf_close(&g);

@@ -1,4 +1,4 @@
-/* reader.c — CSV (libcsv, strict mode) and JSONL (cJSON) row readers. See reader.h.
+/* reader.c — CSV (libcsv, strict mode), TSV and JSONL (cJSON) row readers. See reader.h.
  *
  * CSV: the file is fed to libcsv one physical line at a time so that each record gets the line it
  * starts on. A line ends at LF, CRLF or a bare CR (libcsv ends records at CR too, so a file with
@@ -13,6 +13,8 @@
  *     restarts on the line after that start line, so an unbalanced quote costs one row rather than
  *     swallowing the rest of the file.
  *
+ * TSV: the same line splitting, no quoting; a record is one line, its fields separated by TABs.
+ *
  * JSONL: cJSON strings are NUL-terminated, so a \u0000 escape would silently cut a value (or a key)
  * at the NUL; a line with one is a bad row (READ_NUL_BYTE), as a raw NUL byte is. */
 #define _GNU_SOURCE
@@ -20,9 +22,12 @@
 
 #include <cJSON.h>
 #include <csv.h>
+#include <nettle/sha2.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <utf8proc.h>
 
 #include "common.h"
 #include "config.h"
@@ -31,44 +36,240 @@ const char *reader_reason_name(int reason) {
     static const char *names[READ_N_REASONS] = {
         "ok",           "bad quoting",     "wrong field count", "invalid JSON", "wrong JSON type",
         "missing key",  "NUL byte",        "invalid UTF-8",     "empty text",   "empty label",
-        "unknown label", "completion too long"};
+        "unknown label", "completion too long", "bad chat role", "no assistant turn", "empty chat turn"};
     return reason >= 0 && reason < READ_N_REASONS ? names[reason] : "?";
+}
+
+static const char *reader_shape_names[SHAPE_N] = {"auto", "text_label", "prompt_completion", "alpaca", "chat",
+                                                  "text"};
+
+const char *example_shape_name(int shape) {
+    return shape >= 0 && shape < SHAPE_N ? reader_shape_names[shape] : "?";
+}
+
+int example_shape_parse(const char *s) {
+    for (int i = 0; s && i < SHAPE_N; i++)
+        if (strcmp(s, reader_shape_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *example_role_name(int role) {
+    static const char *names[ROLE_N] = {"system", "user", "assistant"};
+    return role >= 0 && role < ROLE_N ? names[role] : "?";
+}
+
+const char *reader_column_key(int col) {
+    static const char *names[COL_N] = {"text", "label", "prompt", "completion", "instruction", "input", "output",
+                                       "messages"};
+    return col >= 0 && col < COL_N ? names[col] : "?";
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when it is invalid. */
+static size_t reader_utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (len > n) return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
 }
 
 int64_t reader_utf8_check(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned cp;
-        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-        else return (int64_t)i;
-        if (i + len > n) return (int64_t)i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (int64_t)i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return (int64_t)i;
+        if (s[i] < 0x80) { i++; continue; }
+        size_t len = reader_utf8_seq(s + i, n - i);
+        if (!len) return (int64_t)i;
         i += len;
     }
     return -1;
+}
+
+/* A copy of s[0..n) with every byte that does not start a valid sequence replaced by U+FFFD. */
+static char *reader_utf8_replace(const char *str, size_t n, size_t *out_n) {
+    const unsigned char *s = (const unsigned char *)str;
+    char *d = slim_malloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t len = reader_utf8_seq(s + i, n - i);
+        if (len) { memcpy(d + o, s + i, len); o += len; i += len; }
+        else { memcpy(d + o, "\xEF\xBF\xBD", 3); o += 3; i++; }
+    }
+    d[o] = 0;
+    *out_n = o;
+    return d;
+}
+
+void reader_sha256_hex(const void *data, size_t n, char hex[65]) {
+    struct sha256_ctx ctx;
+    uint8_t dig[SHA256_DIGEST_SIZE];
+    sha256_init(&ctx);
+    const uint8_t *p = data;
+    /* nettle takes size_t lengths; feed in 1 GiB pieces anyway */
+    while (n > 0) {
+        size_t k = n > (1u << 30) ? (1u << 30) : n;
+        sha256_update(&ctx, k, p);
+        p += k;
+        n -= k;
+    }
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, dig);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    hex[64] = 0;
+}
+
+/* ---- normalization (duplicates, split keys) ---- */
+
+static int reader_is_uspace(int32_t cp) {
+    return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+           cp == 0x3000;
+}
+
+char *reader_normalize(const char *s, size_t n, size_t *out_n) {
+    int ascii = 1;
+    for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
+    const unsigned char *src = (const unsigned char *)s;
+    size_t len = n;
+    utf8proc_uint8_t *mapped = NULL;
+    if (!ascii) {
+        utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &mapped,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
+        if (m >= 0) { src = mapped; len = (size_t)m; }
+        else { mapped = NULL; ascii = 1; } /* invalid UTF-8: fold ASCII only */
+    }
+    char *out = slim_malloc(len + 1);
+    size_t o = 0;
+    int pending = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = 1;
+        if (ascii || src[i] < 0x80) {
+            cp = src[i];
+        } else {
+            utf8proc_ssize_t got = utf8proc_iterate(src + i, (utf8proc_ssize_t)(len - i), &cp);
+            if (got <= 0) { cp = src[i]; got = 1; }
+            k = (size_t)got;
+        }
+        if (reader_is_uspace(cp)) {
+            pending = 1;
+        } else {
+            if (pending && o > 0) out[o++] = ' ';
+            pending = 0;
+            if (k == 1) out[o++] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] + 32 : src[i]);
+            else { memcpy(out + o, src + i, k); o += k; }
+        }
+        i += k;
+    }
+    out[o] = 0;
+    free(mapped);
+    *out_n = o;
+    return out;
+}
+
+/* Appends s[0..n) to the growing buffer *b (length *bn, capacity *bc). */
+static void reader_append(char **b, size_t *bn, size_t *bc, const char *s, size_t n) {
+    if (*bn + n + 1 > *bc) {
+        *bc = 2 * (*bn + n + 1);
+        *b = slim_realloc(*b, *bc);
+    }
+    memcpy(*b + *bn, s, n);
+    *bn += n;
+    (*b)[*bn] = 0;
+}
+
+char *reader_example_key(const data_example *e, int shape, size_t *out_n) {
+    char *b = NULL;
+    size_t bn = 0, bc = 0;
+    reader_append(&b, &bn, &bc, "", 0);
+    if (shape == SHAPE_CHAT) {
+        for (int i = 0; i < e->n_turns; i++) {
+            const char *r = example_role_name(e->turns[i].role);
+            if (i) reader_append(&b, &bn, &bc, "\n", 1);
+            reader_append(&b, &bn, &bc, r, strlen(r));
+            reader_append(&b, &bn, &bc, ": ", 2);
+            reader_append(&b, &bn, &bc, e->turns[i].content, e->turns[i].content_len);
+        }
+    } else {
+        if (e->text) reader_append(&b, &bn, &bc, e->text, e->text_len);
+        if (shape == SHAPE_ALPACA && e->input && e->input_len) {
+            reader_append(&b, &bn, &bc, "\n", 1);
+            reader_append(&b, &bn, &bc, e->input, e->input_len);
+        }
+    }
+    char *k = reader_normalize(b, bn, out_n);
+    free(b);
+    return k;
+}
+
+char *reader_example_target(const data_example *e, int shape) {
+    if (shape == SHAPE_CHAT) {
+        char *b = NULL;
+        size_t bn = 0, bc = 0;
+        reader_append(&b, &bn, &bc, "", 0);
+        int first = 1;
+        for (int i = 0; i < e->n_turns; i++) {
+            if (e->turns[i].role != ROLE_ASSISTANT) continue;
+            if (!first) reader_append(&b, &bn, &bc, "\n", 1);
+            reader_append(&b, &bn, &bc, e->turns[i].content, e->turns[i].content_len);
+            first = 0;
+        }
+        return b;
+    }
+    return slim_strdup(e->label ? e->label : "");
 }
 
 /* ---- shared row building ---- */
 
 typedef struct reader_ctx {
     data_reader *r;
-    const char *text_column, *label_column;
-    const char *const *labels;
-    int n_labels;
+    const reader_opts *o;
+    const char *col[COL_N];  /* resolved column names */
+    int shape;               /* decided shape (SHAPE_AUTO until the header / first object decides) */
     int64_t cap_rows;
+    struct reader_detect *detect; /* JSONL shape detection state */
 } reader_ctx;
+
+/* The columns a shape needs (terminated by -1) and may use. */
+static const int *reader_required(int shape) {
+    static const int tl[] = {COL_TEXT, COL_LABEL, -1}, pc[] = {COL_PROMPT, COL_COMPLETION, -1},
+                     al[] = {COL_INSTRUCTION, COL_OUTPUT, -1}, ch[] = {COL_MESSAGES, -1}, tx[] = {COL_TEXT, -1};
+    switch (shape) {
+    case SHAPE_PROMPT_COMPLETION: return pc;
+    case SHAPE_ALPACA: return al;
+    case SHAPE_CHAT: return ch;
+    case SHAPE_TEXT: return tx;
+    default: return tl;
+    }
+}
+
+static int reader_uses(int shape, int col) {
+    if (shape == SHAPE_ALPACA && col == COL_INPUT) return 1;
+    for (const int *c = reader_required(shape); *c >= 0; c++)
+        if (*c == col) return 1;
+    return 0;
+}
+
+/* The shape that the available columns suggest (have[col] != 0); text_label when nothing fits, so
+ * that the missing-column error names the text and label columns. */
+static int reader_shape_from(const int have[COL_N], int labels_declared) {
+    if (have[COL_MESSAGES]) return SHAPE_CHAT;
+    if (have[COL_INSTRUCTION] && have[COL_OUTPUT]) return SHAPE_ALPACA;
+    if (have[COL_PROMPT] && have[COL_COMPLETION]) return SHAPE_PROMPT_COMPLETION;
+    if (have[COL_TEXT] && (have[COL_LABEL] || labels_declared)) return SHAPE_TEXT_LABEL;
+    if (have[COL_TEXT]) return SHAPE_TEXT;
+    return SHAPE_TEXT_LABEL;
+}
 
 static reader_row *reader_add_row(reader_ctx *x, int64_t line) {
     data_reader *r = x->r;
@@ -82,10 +283,23 @@ static reader_row *reader_add_row(reader_ctx *x, int64_t line) {
     return row;
 }
 
+static void reader_free_row(reader_row *row) {
+    free(row->text);
+    free(row->label);
+    free(row->input);
+    for (int i = 0; i < row->n_turns; i++) free(row->turns[i].content);
+    free(row->turns);
+    row->text = row->label = row->input = NULL;
+    row->turns = NULL;
+    row->n_turns = 0;
+}
+
 static void reader_bad(reader_ctx *x, reader_row *row, int reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void reader_bad(reader_ctx *x, reader_row *row, int reason, const char *fmt, ...) {
+    reader_free_row(row);
     row->reason = reason;
+    row->utf8_replaced = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(row->message, sizeof row->message, fmt, ap);
@@ -102,49 +316,164 @@ static char *reader_copy(const char *s, size_t n) {
 
 static int reader_is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* Checks one field's bytes; returns 0 or sets the row bad. */
-static int reader_check_field(reader_ctx *x, reader_row *row, const char *what, const char *s, size_t n) {
-    const char *nul = memchr(s, 0, n);
-    if (nul) {
-        reader_bad(x, row, READ_NUL_BYTE, "NUL byte in the %s at byte %zu", what, (size_t)(nul - s));
-        return -1;
-    }
-    int64_t bad = reader_utf8_check(s, n);
-    if (bad >= 0) {
-        reader_bad(x, row, READ_BAD_UTF8, "invalid UTF-8 in the %s at byte %lld (0x%02x)", what, (long long)bad,
-                   (unsigned char)s[bad]);
-        return -1;
-    }
-    return 0;
+static int reader_blank(const char *s, size_t n) {
+    size_t k = 0;
+    while (k < n && reader_is_space((unsigned char)s[k])) k++;
+    return k == n;
 }
 
-/* Fills a row from its text and label bytes and runs the checks common to every format. */
-static void reader_fill_row(reader_ctx *x, reader_row *row, const char *text, size_t tn, const char *label,
-                            size_t ln) {
-    if (reader_check_field(x, row, "text", text, tn) || reader_check_field(x, row, "label", label, ln)) return;
-    while (ln > 0 && reader_is_space((unsigned char)label[0])) { label++; ln--; }
-    while (ln > 0 && reader_is_space((unsigned char)label[ln - 1])) ln--;
-    size_t k = 0;
-    while (k < tn && reader_is_space((unsigned char)text[k])) k++;
-    if (k == tn) { reader_bad(x, row, READ_EMPTY_TEXT, "the text field \"%s\" is empty", x->text_column); return; }
-    if (ln == 0) { reader_bad(x, row, READ_EMPTY_LABEL, "the label field \"%s\" is empty", x->label_column); return; }
-    if (x->labels) {
+/* Checks a field's bytes and returns a fresh copy (invalid UTF-8 replaced under the replace policy),
+ * or NULL after marking the row bad. */
+static char *reader_take_field(reader_ctx *x, reader_row *row, const char *what, const char *s, size_t *n) {
+    const char *nul = memchr(s, 0, *n);
+    if (nul) {
+        reader_bad(x, row, READ_NUL_BYTE, "NUL byte in the %s at byte %zu", what, (size_t)(nul - s));
+        return NULL;
+    }
+    int64_t bad = reader_utf8_check(s, *n);
+    if (bad < 0) return reader_copy(s, *n);
+    if (!x->o->replace_bad_utf8) {
+        reader_bad(x, row, READ_BAD_UTF8, "invalid UTF-8 in the %s at byte %lld (0x%02x)", what, (long long)bad,
+                   (unsigned char)s[bad]);
+        return NULL;
+    }
+    if (!row->utf8_replaced)
+        snprintf(row->message, sizeof row->message, "invalid UTF-8 in the %s at byte %lld (0x%02x), replaced by U+FFFD",
+                 what, (long long)bad, (unsigned char)s[bad]);
+    row->utf8_replaced = 1;
+    return reader_utf8_replace(s, *n, n);
+}
+
+/* The field values of one flat record (CSV/TSV columns or JSON strings). */
+typedef struct reader_fields {
+    const char *s[COL_N];
+    size_t n[COL_N];
+    int present[COL_N];
+} reader_fields;
+
+static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs);
+
+/* Fills a row of a flat shape from its fields and runs the checks common to every format. */
+static void reader_fill_row(reader_ctx *x, reader_row *row, const reader_fields *f) {
+    int shape = x->shape;
+    int main_col = shape == SHAPE_PROMPT_COMPLETION ? COL_PROMPT : shape == SHAPE_ALPACA ? COL_INSTRUCTION : COL_TEXT;
+    int tgt_col = shape == SHAPE_PROMPT_COMPLETION ? COL_COMPLETION : shape == SHAPE_ALPACA ? COL_OUTPUT
+                  : shape == SHAPE_TEXT_LABEL      ? COL_LABEL
+                                                   : -1;
+    size_t tn = f->n[main_col];
+    char *text = reader_take_field(x, row, reader_column_key(main_col), f->s[main_col], &tn);
+    if (!text) return;
+    row->text = text;
+    row->text_len = tn;
+    if (tgt_col >= 0) {
+        size_t ln = f->n[tgt_col];
+        char *label = reader_take_field(x, row, reader_column_key(tgt_col), f->s[tgt_col], &ln);
+        if (!label) return;
+        if (shape == SHAPE_TEXT_LABEL) { /* labels are trimmed */
+            size_t a = 0;
+            while (a < ln && reader_is_space((unsigned char)label[a])) a++;
+            while (ln > a && reader_is_space((unsigned char)label[ln - 1])) ln--;
+            memmove(label, label + a, ln - a);
+            ln -= a;
+            label[ln] = 0;
+        }
+        row->label = label;
+        row->label_len = ln;
+    }
+    if (shape == SHAPE_ALPACA) {
+        size_t in = f->present[COL_INPUT] ? f->n[COL_INPUT] : 0;
+        char *input = reader_take_field(x, row, "input", f->present[COL_INPUT] ? f->s[COL_INPUT] : "", &in);
+        if (!input) return;
+        row->input = input;
+        row->input_len = in;
+    }
+    if (reader_blank(row->text, row->text_len)) {
+        reader_bad(x, row, READ_EMPTY_TEXT, "the %s field \"%s\" is empty", reader_column_key(main_col),
+                   x->col[main_col]);
+        return;
+    }
+    if (tgt_col >= 0 && reader_blank(row->label, row->label_len)) {
+        reader_bad(x, row, READ_EMPTY_LABEL, "the %s field \"%s\" is empty", reader_column_key(tgt_col),
+                   x->col[tgt_col]);
+        return;
+    }
+    if (shape == SHAPE_TEXT_LABEL && x->o->labels) {
         int found = 0;
-        for (int i = 0; i < x->n_labels && !found; i++)
-            found = strlen(x->labels[i]) == ln && memcmp(x->labels[i], label, ln) == 0;
+        for (int i = 0; i < x->o->n_labels && !found; i++)
+            found = strlen(x->o->labels[i]) == row->label_len && memcmp(x->o->labels[i], row->label, row->label_len) == 0;
         if (!found) {
-            reader_bad(x, row, READ_UNKNOWN_LABEL, "label \"%.*s\" is not in the label set", (int)(ln > 60 ? 60 : ln),
-                       label);
+            size_t ln = row->label_len;
+            char shown[64];
+            snprintf(shown, sizeof shown, "%.*s", (int)(ln > 60 ? 60 : ln), row->label);
+            reader_bad(x, row, READ_UNKNOWN_LABEL, "label \"%s\" is not in the label set", shown);
             return;
         }
     }
-    row->text = reader_copy(text, tn);
-    row->text_len = tn;
-    row->label = reader_copy(label, ln);
-    row->label_len = ln;
 }
 
-/* ---- CSV ---- */
+/* Fills a chat row from its messages array: [{"role": ..., "content": ...}, ...]. */
+static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs) {
+    const char *mc = x->col[COL_MESSAGES];
+    if (!cJSON_IsArray(msgs)) {
+        reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected an array of {role, content} objects", mc,
+                   config_json_type_name(msgs));
+        return;
+    }
+    int n = cJSON_GetArraySize(msgs);
+    row->turns = slim_calloc((size_t)(n ? n : 1), sizeof(example_turn));
+    int k = 0, n_assistant = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (!cJSON_IsObject(m)) {
+            reader_bad(x, row, READ_JSON_TYPE, "%s[%d] is %s, expected an object", mc, k, config_json_type_name(m));
+            return;
+        }
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!role || !content) {
+            reader_bad(x, row, READ_MISSING_KEY, "%s[%d] has no \"%s\"", mc, k, role ? "content" : "role");
+            return;
+        }
+        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+            const cJSON *w = cJSON_IsString(role) ? content : role;
+            reader_bad(x, row, READ_JSON_TYPE, "%s[%d].%s is %s, expected a string", mc, k,
+                       w == role ? "role" : "content", config_json_type_name(w));
+            return;
+        }
+        int r = -1;
+        for (int i = 0; i < ROLE_N; i++)
+            if (strcmp(role->valuestring, example_role_name(i)) == 0) r = i;
+        if (r < 0) {
+            reader_bad(x, row, READ_BAD_ROLE, "%s[%d]: unknown role \"%.40s\" (expected system, user or assistant)",
+                       mc, k, role->valuestring);
+            return;
+        }
+        if (r == ROLE_SYSTEM && k > 0) {
+            reader_bad(x, row, READ_BAD_ROLE, "%s[%d]: a system turn after the first turn", mc, k);
+            return;
+        }
+        char what[48];
+        snprintf(what, sizeof what, "%s[%d] content", mc, k);
+        size_t cn = strlen(content->valuestring);
+        char *c = reader_take_field(x, row, what, content->valuestring, &cn);
+        if (!c) return;
+        row->turns[k].role = r;
+        row->turns[k].content = c;
+        row->turns[k].content_len = cn;
+        row->n_turns = ++k;
+        if (reader_blank(c, cn)) {
+            reader_bad(x, row, READ_EMPTY_TURN, "%s[%d] (%s): the content is empty", mc, k - 1, example_role_name(r));
+            return;
+        }
+        n_assistant += r == ROLE_ASSISTANT;
+    }
+    if (n_assistant == 0) {
+        if (k == 0) reader_bad(x, row, READ_NO_ASSISTANT, "\"%s\" is empty: no assistant turn", mc);
+        else reader_bad(x, row, READ_NO_ASSISTANT, "no assistant turn among the %d messages", k);
+    }
+}
+
+/* ---- CSV and TSV ---- */
 
 typedef struct csv_field { char *s; size_t n; } csv_field;
 
@@ -154,7 +483,8 @@ typedef struct csv_ctx {
     int n_fields, cap_fields;
     int64_t rec_line;  /* line where the record in progress started, -1 when none */
     int64_t cur_line;  /* line being fed */
-    int have_header, n_cols, text_idx, label_idx;
+    int have_header, n_cols;
+    int idx[COL_N];    /* header index of each column, -1 when absent */
     char **header;
     int fatal;
 } csv_ctx;
@@ -164,9 +494,7 @@ static void csv_clear_fields(csv_ctx *c) {
     c->n_fields = 0;
 }
 
-static void csv_on_field(void *s, size_t n, void *data) {
-    csv_ctx *c = data;
-    if (c->rec_line < 0) c->rec_line = c->cur_line;
+static void csv_push_field(csv_ctx *c, const char *s, size_t n) {
     if (c->n_fields == c->cap_fields) {
         c->cap_fields = c->cap_fields ? 2 * c->cap_fields : 8;
         c->fields = slim_realloc(c->fields, (size_t)c->cap_fields * sizeof(csv_field));
@@ -176,79 +504,130 @@ static void csv_on_field(void *s, size_t n, void *data) {
     c->n_fields++;
 }
 
-static void csv_on_record(int term, void *data) {
-    (void)term;
+static void csv_on_field(void *s, size_t n, void *data) {
     csv_ctx *c = data;
+    if (c->rec_line < 0) c->rec_line = c->cur_line;
+    csv_push_field(c, s, n);
+}
+
+/* The header row: column indices, the shape when auto, required columns present. */
+static void table_header(csv_ctx *c, int64_t line) {
     reader_ctx *x = c->x;
-    int64_t line = c->rec_line >= 0 ? c->rec_line : c->cur_line;
-    c->rec_line = -1;
-    /* a whitespace-only line is a blank line, not a record */
-    if (c->n_fields == 1) {
-        size_t k = 0;
-        while (k < c->fields[0].n && reader_is_space((unsigned char)c->fields[0].s[k])) k++;
-        if (k == c->fields[0].n) { csv_clear_fields(c); return; }
+    c->have_header = 1;
+    c->n_cols = c->n_fields;
+    c->header = slim_calloc((size_t)c->n_fields, sizeof(char *));
+    int have[COL_N];
+    for (int k = 0; k < COL_N; k++) { c->idx[k] = -1; have[k] = 0; }
+    for (int i = 0; i < c->n_fields; i++) c->header[i] = slim_strdup(c->fields[i].s);
+    for (int k = 0; k < COL_N; k++)
+        for (int i = 0; i < c->n_fields && c->idx[k] < 0; i++)
+            if (strcmp(c->header[i], x->col[k]) == 0) { c->idx[k] = i; have[k] = 1; }
+    if (x->shape == SHAPE_AUTO) x->shape = reader_shape_from(have, x->o->labels != NULL);
+    for (int k = 0; k < COL_N && !c->fatal; k++) {
+        if (!reader_uses(x->shape, k) || c->idx[k] < 0) continue;
+        for (int i = c->idx[k] + 1; i < c->n_fields; i++)
+            if (strcmp(c->header[i], x->col[k]) == 0) {
+                slim_set_error("%s:%lld: header names column \"%s\" twice", x->r->path, (long long)line, x->col[k]);
+                c->fatal = 1;
+                break;
+            }
     }
-    if (c->fatal) { csv_clear_fields(c); return; }
-    if (!c->have_header) {
-        c->have_header = 1;
-        c->n_cols = c->n_fields;
-        c->text_idx = c->label_idx = -1;
-        c->header = slim_calloc((size_t)c->n_fields, sizeof(char *));
-        for (int i = 0; i < c->n_fields; i++) {
-            c->header[i] = slim_strdup(c->fields[i].s);
-            for (int j = 0; j < i; j++)
-                if (strcmp(c->header[j], c->header[i]) == 0 &&
-                    (strcmp(c->header[i], x->text_column) == 0 || strcmp(c->header[i], x->label_column) == 0)) {
-                    slim_set_error("%s:%lld: header names column \"%s\" twice", x->r->path, (long long)line,
-                                   c->header[i]);
-                    c->fatal = 1;
-                }
-            if (strcmp(c->header[i], x->text_column) == 0 && c->text_idx < 0) c->text_idx = i;
-            if (strcmp(c->header[i], x->label_column) == 0 && c->label_idx < 0) c->label_idx = i;
-        }
-        if (!c->fatal && (c->text_idx < 0 || c->label_idx < 0)) {
-            char cols[400] = "";
-            size_t used = 0;
-            for (int i = 0; i < c->n_fields && used + 4 < sizeof cols; i++)
-                used += (size_t)snprintf(cols + used, sizeof cols - used, "%s\"%.40s\"", i ? ", " : "",
-                                         c->header[i]);
-            slim_set_error("%s:%lld: the header has no column \"%s\" (data.columns.%s); its columns are %s",
-                           x->r->path, (long long)line, c->text_idx < 0 ? x->text_column : x->label_column,
-                           c->text_idx < 0 ? "text" : "label", cols);
-            c->fatal = 1;
-        }
-        csv_clear_fields(c);
-        return;
+    for (const int *k = reader_required(x->shape); *k >= 0 && !c->fatal; k++) {
+        if (c->idx[*k] >= 0) continue;
+        char cols[400] = "";
+        size_t used = 0;
+        for (int i = 0; i < c->n_fields && used + 4 < sizeof cols; i++)
+            used += (size_t)snprintf(cols + used, sizeof cols - used, "%s\"%.40s\"", i ? ", " : "", c->header[i]);
+        slim_set_error("%s:%lld: the header has no column \"%s\" (data.columns.%s, needed by the %s shape); its "
+                       "columns are %s",
+                       x->r->path, (long long)line, x->col[*k], reader_column_key(*k), example_shape_name(x->shape),
+                       cols);
+        c->fatal = 1;
     }
+}
+
+/* One data record of c->fields. */
+static void table_record(csv_ctx *c, int64_t line) {
+    reader_ctx *x = c->x;
     reader_row *row = reader_add_row(x, line);
     if (c->n_fields != c->n_cols) {
         reader_bad(x, row, READ_FIELD_COUNT, "expected %d fields (as the header), got %d", c->n_cols, c->n_fields);
-    } else {
-        csv_field *t = &c->fields[c->text_idx], *l = &c->fields[c->label_idx];
-        reader_fill_row(x, row, t->s, t->n, l->s, l->n);
+        return;
     }
+    if (x->shape == SHAPE_CHAT) {
+        csv_field *m = &c->fields[c->idx[COL_MESSAGES]];
+        if (memchr(m->s, 0, m->n)) {
+            reader_bad(x, row, READ_NUL_BYTE, "NUL byte in the messages at byte %zu",
+                       (size_t)((const char *)memchr(m->s, 0, m->n) - m->s));
+            return;
+        }
+        cJSON *v = cJSON_ParseWithLength(m->s, m->n);
+        if (!v) {
+            reader_bad(x, row, READ_BAD_JSON, "the \"%s\" column is not a JSON array of messages", x->col[COL_MESSAGES]);
+            return;
+        }
+        reader_fill_chat(x, row, v);
+        cJSON_Delete(v);
+        return;
+    }
+    reader_fields f;
+    memset(&f, 0, sizeof f);
+    for (int k = 0; k < COL_N; k++)
+        if (c->idx[k] >= 0 && reader_uses(x->shape, k)) {
+            f.s[k] = c->fields[c->idx[k]].s;
+            f.n[k] = c->fields[c->idx[k]].n;
+            f.present[k] = 1;
+        }
+    reader_fill_row(x, row, &f);
+}
+
+static void csv_on_record(int term, void *data) {
+    (void)term;
+    csv_ctx *c = data;
+    int64_t line = c->rec_line >= 0 ? c->rec_line : c->cur_line;
+    c->rec_line = -1;
+    /* a whitespace-only line is a blank line, not a record */
+    if (c->n_fields == 1 && reader_blank(c->fields[0].s, c->fields[0].n)) { csv_clear_fields(c); return; }
+    if (c->fatal) { csv_clear_fields(c); return; }
+    if (!c->have_header) table_header(c, line);
+    else table_record(c, line);
     csv_clear_fields(c);
+}
+
+/* Start offset of every line (a line ends after "\n", "\r\n" or a bare "\r"); returns the count. */
+static int64_t reader_split_lines(const char *buf, size_t size, size_t **out) {
+    int64_t n_lines = 0, cap_lines = 1024;
+    size_t *line_off = slim_malloc((size_t)cap_lines * sizeof(size_t));
+    for (size_t i = 0; i < size;) {
+        if (n_lines == cap_lines) { cap_lines *= 2; line_off = slim_realloc(line_off, (size_t)cap_lines * sizeof(size_t)); }
+        line_off[n_lines++] = i;
+        while (i < size && buf[i] != '\n' && buf[i] != '\r') i++;
+        if (i < size && buf[i] == '\r' && i + 1 < size && buf[i + 1] == '\n') i++;
+        if (i < size) i++;
+    }
+    *out = line_off;
+    return n_lines;
+}
+
+static void csv_ctx_free(csv_ctx *c) {
+    csv_clear_fields(c);
+    free(c->fields);
+    if (c->header) for (int i = 0; i < c->n_cols; i++) free(c->header[i]);
+    free(c->header);
 }
 
 static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
     data_reader *r = x->r;
     csv_ctx c = {.x = x, .rec_line = -1};
     /* start offset of every line, so parsing can restart after a quoting error */
-    int64_t n_lines = 0, cap_lines = 1024;
-    size_t *line_off = slim_malloc((size_t)cap_lines * sizeof(size_t));
-    for (size_t i = 0; i < size;) {
-        if (n_lines == cap_lines) { cap_lines *= 2; line_off = slim_realloc(line_off, (size_t)cap_lines * sizeof(size_t)); }
-        line_off[n_lines++] = i;
-        /* the line ends after "\n", "\r\n" or a bare "\r" */
-        while (i < size && buf[i] != '\n' && buf[i] != '\r') i++;
-        if (i < size && buf[i] == '\r' && i + 1 < size && buf[i + 1] == '\n') i++;
-        if (i < size) i++;
-    }
+    size_t *line_off;
+    int64_t n_lines = reader_split_lines(buf, size, &line_off);
     struct csv_parser p;
     int64_t line = 1; /* 1-based index of the next line to feed */
     while (!c.fatal) {
         if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
             free(line_off);
+            csv_ctx_free(&c);
             return slim_set_error("%s: cannot initialize the CSV parser", r->path);
         }
         int64_t restart = 0;
@@ -300,11 +679,38 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
         line = restart;
     }
     free(line_off);
-    free(c.fields);
-    if (c.header) for (int i = 0; i < c.n_cols; i++) free(c.header[i]);
-    free(c.header);
-    if (c.fatal) return -1;
-    if (!c.have_header) return slim_set_error("%s: empty file: no header row", r->path);
+    int fatal = c.fatal, have_header = c.have_header;
+    csv_ctx_free(&c);
+    if (fatal) return -1;
+    if (!have_header) return slim_set_error("%s: empty file: no header row", r->path);
+    return 0;
+}
+
+static int reader_parse_tsv(reader_ctx *x, const char *buf, size_t size) {
+    data_reader *r = x->r;
+    csv_ctx c = {.x = x, .rec_line = -1};
+    size_t *line_off;
+    int64_t n_lines = reader_split_lines(buf, size, &line_off);
+    for (int64_t line = 1; line <= n_lines && !c.fatal; line++) {
+        size_t a = line_off[line - 1], b = line < n_lines ? line_off[line] : size;
+        while (b > a && (buf[b - 1] == '\n' || buf[b - 1] == '\r')) b--;
+        if (reader_blank(buf + a, b - a)) continue;
+        for (size_t s = a;;) {
+            const char *tab = memchr(buf + s, '\t', b - s);
+            size_t e = tab ? (size_t)(tab - buf) : b;
+            csv_push_field(&c, buf + s, e - s);
+            if (!tab) break;
+            s = e + 1;
+        }
+        if (!c.have_header) table_header(&c, line);
+        else table_record(&c, line);
+        csv_clear_fields(&c);
+    }
+    free(line_off);
+    int fatal = c.fatal, have_header = c.have_header;
+    csv_ctx_free(&c);
+    if (fatal) return -1;
+    if (!have_header) return slim_set_error("%s: empty file: no header row", r->path);
     return 0;
 }
 
@@ -323,6 +729,30 @@ static int64_t reader_json_nul_escape(const char *s, size_t n) {
         }
     }
     return -1;
+}
+
+/* The fields of a flat JSON object; returns 0, or -1 after marking the row bad. */
+static int reader_json_fields(reader_ctx *x, reader_row *row, const cJSON *v, reader_fields *f) {
+    memset(f, 0, sizeof *f);
+    const int *req = reader_required(x->shape);
+    for (const int *k = req; *k >= 0; k++)
+        if (!cJSON_GetObjectItemCaseSensitive(v, x->col[*k])) {
+            reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.%s)", x->col[*k], reader_column_key(*k));
+            return -1;
+        }
+    for (int k = 0; k < COL_N; k++) {
+        if (!reader_uses(x->shape, k)) continue;
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(v, x->col[k]);
+        if (!w || (k == COL_INPUT && cJSON_IsNull(w))) continue; /* an absent or null Alpaca input is "" */
+        if (!cJSON_IsString(w)) {
+            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->col[k], config_json_type_name(w));
+            return -1;
+        }
+        f->s[k] = w->valuestring;
+        f->n[k] = strlen(w->valuestring);
+        f->present[k] = 1;
+    }
+    return 0;
 }
 
 static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, size_t n) {
@@ -347,23 +777,20 @@ static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, s
     } else if ((nul_at = reader_json_nul_escape(s, n)) >= 0) {
         /* cJSON would decode it to a NUL that ends the C string: the value would be silently cut */
         reader_bad(x, row, READ_NUL_BYTE, "NUL byte (a \\u0000 escape) at column %lld", (long long)nul_at + 1);
+    } else if (x->shape == SHAPE_CHAT) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, x->col[COL_MESSAGES]);
+        if (!m) reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.messages)", x->col[COL_MESSAGES]);
+        else reader_fill_chat(x, row, m);
     } else {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, x->text_column);
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(v, x->label_column);
-        if (!t) reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.text)", x->text_column);
-        else if (!l) reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.label)", x->label_column);
-        else if (!cJSON_IsString(t))
-            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->text_column, config_json_type_name(t));
-        else if (!cJSON_IsString(l))
-            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->label_column,
-                       config_json_type_name(l));
-        else
-            reader_fill_row(x, row, t->valuestring, strlen(t->valuestring), l->valuestring, strlen(l->valuestring));
+        reader_fields f;
+        if (reader_json_fields(x, row, v, &f) == 0) reader_fill_row(x, row, &f);
     }
     cJSON_Delete(v);
 }
 
-static int reader_parse_jsonl(reader_ctx *x, const char *buf, size_t size) {
+/* Calls fn on every non-blank line (without its LF / CRLF); stops when fn returns non-zero. */
+static void reader_jsonl_lines(const char *buf, size_t size, int (*fn)(reader_ctx *, int64_t, const char *, size_t),
+                               reader_ctx *x) {
     int64_t line = 1;
     for (size_t i = 0; i < size; line++) {
         const char *nl = memchr(buf + i, '\n', size - i);
@@ -372,9 +799,46 @@ static int reader_parse_jsonl(reader_ctx *x, const char *buf, size_t size) {
         if (n > 0 && buf[i + n - 1] == '\r') n--;
         size_t k = 0;
         while (k < n && (buf[i + k] == ' ' || buf[i + k] == '\t')) k++;
-        if (k < n) reader_parse_json_line(x, line, buf + i, n);
+        if (k < n && fn(x, line, buf + i, n)) return;
         i = nl ? end + 1 : size;
     }
+}
+
+static int reader_json_line_cb(reader_ctx *x, int64_t line, const char *s, size_t n) {
+    reader_parse_json_line(x, line, s, n);
+    return 0;
+}
+
+/* Shape detection: the keys present in the first READER_DETECT_LINES lines that are JSON objects
+ * (their union, so one row lacking a key does not change the shape of the file) decide. */
+#define READER_DETECT_LINES 100
+typedef struct reader_detect { int have[COL_N]; int n_objects; } reader_detect;
+
+static int reader_json_detect_cb(reader_ctx *x, int64_t line, const char *s, size_t n) {
+    (void)line;
+    reader_detect *d = x->detect;
+    if (memchr(s, 0, n)) return 0;
+    cJSON *v = cJSON_ParseWithLength(s, n);
+    if (!v) return 0;
+    if (cJSON_IsObject(v)) {
+        for (int k = 0; k < COL_N; k++) d->have[k] |= cJSON_GetObjectItemCaseSensitive(v, x->col[k]) != NULL;
+        d->n_objects++;
+    }
+    cJSON_Delete(v);
+    return d->n_objects >= READER_DETECT_LINES;
+}
+
+static int reader_parse_jsonl(reader_ctx *x, const char *buf, size_t size) {
+    if (x->shape == SHAPE_AUTO) {
+        reader_detect d;
+        memset(&d, 0, sizeof d);
+        x->detect = &d;
+        reader_jsonl_lines(buf, size, reader_json_detect_cb, x);
+        x->detect = NULL;
+        /* no object anywhere: every row is bad anyway; text_label names the usual keys */
+        x->shape = d.n_objects ? reader_shape_from(d.have, x->o->labels != NULL) : SHAPE_TEXT_LABEL;
+    }
+    reader_jsonl_lines(buf, size, reader_json_line_cb, x);
     return 0;
 }
 
@@ -385,34 +849,74 @@ static int reader_has_ext(const char *path, const char *ext) {
     return n > k && strcasecmp(path + n - k, ext) == 0;
 }
 
-int reader_open(data_reader *r, const char *path, const char *format, const char *text_column,
-                const char *label_column, const char *const *labels, int n_labels) {
-    memset(r, 0, sizeof *r);
-    if (!format || strcmp(format, "auto") == 0) {
-        if (reader_has_ext(path, ".csv")) r->is_jsonl = 0;
-        else if (reader_has_ext(path, ".jsonl") || reader_has_ext(path, ".ndjson") || reader_has_ext(path, ".json"))
-            r->is_jsonl = 1;
-        else
-            return slim_set_error("%s: cannot tell the format from the file name (expected .csv or .jsonl); "
-                                  "set data.format", path);
-    } else if (strcmp(format, "csv") == 0) {
-        r->is_jsonl = 0;
-    } else if (strcmp(format, "jsonl") == 0) {
-        r->is_jsonl = 1;
-    } else {
-        return slim_set_error("%s: unknown data format \"%s\" (expected csv, jsonl or auto)", path, format);
+/* The format from the extension, else from the content; 0 when neither tells. */
+static int reader_sniff_format(const char *path, const char *buf, size_t size) {
+    if (reader_has_ext(path, ".csv")) return FORMAT_CSV;
+    if (reader_has_ext(path, ".tsv") || reader_has_ext(path, ".tab")) return FORMAT_TSV;
+    if (reader_has_ext(path, ".jsonl") || reader_has_ext(path, ".ndjson") || reader_has_ext(path, ".json"))
+        return FORMAT_JSONL;
+    size_t i = 0;
+    if (size >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    while (i < size && reader_is_space((unsigned char)buf[i])) i++;
+    if (i < size && buf[i] == '{') return FORMAT_JSONL;
+    int tab = 0, comma = 0;
+    for (; i < size && buf[i] != '\n' && buf[i] != '\r'; i++) {
+        if (buf[i] == 0) return 0;
+        tab |= buf[i] == '\t';
+        comma |= buf[i] == ',';
     }
+    return tab ? FORMAT_TSV : comma ? FORMAT_CSV : 0;
+}
+
+int reader_open_ex(data_reader *r, const char *path, const reader_opts *o) {
+    memset(r, 0, sizeof *r);
+    const char *format = o->format ? o->format : "auto";
+    int fmt = 0;
+    if (strcmp(format, "csv") == 0) fmt = FORMAT_CSV;
+    else if (strcmp(format, "tsv") == 0) fmt = FORMAT_TSV;
+    else if (strcmp(format, "jsonl") == 0) fmt = FORMAT_JSONL;
+    else if (strcmp(format, "auto") != 0)
+        return slim_set_error("%s: unknown data format \"%s\" (expected csv, tsv, jsonl or auto)", path, format);
+    if (o->shape < 0 || o->shape >= SHAPE_N) return slim_set_error("%s: unknown data shape %d", path, o->shape);
     char *buf;
     size_t size;
     if (slim_read_file(path, &buf, &size)) return -1;
+    if (!fmt) fmt = reader_sniff_format(path, buf, size);
+    if (!fmt) {
+        free(buf);
+        return slim_set_error("%s: cannot tell the format from the file name (expected .csv, .tsv or .jsonl) or "
+                              "the content; set data.format",
+                              path);
+    }
     r->path = slim_strdup(path);
-    reader_ctx x = {.r = r, .text_column = text_column, .label_column = label_column, .labels = labels,
-                    .n_labels = n_labels};
+    r->format = fmt;
+    r->is_jsonl = fmt == FORMAT_JSONL;
+    r->size = size;
+    reader_sha256_hex(buf, size, r->sha256);
+    reader_ctx x = {.r = r, .o = o, .shape = o->shape};
+    for (int k = 0; k < COL_N; k++) x.col[k] = o->columns[k] ? o->columns[k] : reader_column_key(k);
     size_t skip = size >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    int rc = r->is_jsonl ? reader_parse_jsonl(&x, buf + skip, size - skip) : reader_parse_csv(&x, buf + skip, size - skip);
+    int rc = fmt == FORMAT_JSONL ? reader_parse_jsonl(&x, buf + skip, size - skip)
+             : fmt == FORMAT_TSV ? reader_parse_tsv(&x, buf + skip, size - skip)
+                                 : reader_parse_csv(&x, buf + skip, size - skip);
     free(buf);
     if (rc) { reader_free(r); return -1; }
+    r->shape = x.shape;
+    for (int64_t i = 0; i < r->n_rows; i++) r->n_replaced += r->rows[i].reason == READ_OK && r->rows[i].utf8_replaced;
     return 0;
+}
+
+int reader_open(data_reader *r, const char *path, const char *format, const char *text_column,
+                const char *label_column, const char *const *labels, int n_labels) {
+    reader_opts o;
+    memset(&o, 0, sizeof o);
+    o.format = format;
+    o.shape = SHAPE_TEXT_LABEL;
+    o.columns[COL_TEXT] = text_column;
+    o.columns[COL_LABEL] = label_column;
+    o.labels = labels;
+    o.n_labels = n_labels;
+    return reader_open_ex(r, path, &o);
 }
 
 int reader_next(data_reader *r, const reader_row **row) {
@@ -422,10 +926,7 @@ int reader_next(data_reader *r, const reader_row **row) {
 }
 
 void reader_free(data_reader *r) {
-    for (int64_t i = 0; i < r->n_rows; i++) {
-        free(r->rows[i].text);
-        free(r->rows[i].label);
-    }
+    for (int64_t i = 0; i < r->n_rows; i++) reader_free_row(&r->rows[i]);
     free(r->rows);
     free(r->path);
     memset(r, 0, sizeof *r);

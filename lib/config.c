@@ -27,6 +27,29 @@ void config_defaults(slim_config *c) {
     c->format = slim_strdup("auto");
     c->text_column = slim_strdup("text");
     c->label_column = slim_strdup("label");
+    c->shape = slim_strdup("auto");
+    c->chat_template = slim_strdup("auto");
+    c->prompt_column = slim_strdup("prompt");
+    c->completion_column = slim_strdup("completion");
+    c->instruction_column = slim_strdup("instruction");
+    c->input_column = slim_strdup("input");
+    c->output_column = slim_strdup("output");
+    c->messages_column = slim_strdup("messages");
+    c->split_test_fraction = 0.1;
+    c->split_seed = 1;
+    c->val_max_invalid_rows = 0.01;
+    c->val_max_duplicate_rate = 0.01;
+    c->val_max_near_duplicate_rate = 0.05;
+    c->val_max_leakage = 0.0;
+    c->val_max_imbalance = 20.0;
+    c->val_min_label_count = 10;
+    c->val_near_threshold = 0.8;
+    c->val_shingle = slim_strdup("word");
+    c->val_shingle_size = 0;
+    c->val_minhash_bands = 32;
+    c->val_minhash_rows = 4;
+    c->val_show_rows = 5;
+    c->val_report_rows = 100;
     c->prompt_template = slim_strdup("Text: {text}\nLabel:");
     c->completion_template = slim_strdup(" {label}");
     c->max_seq_len = 256;
@@ -65,6 +88,15 @@ void config_free(slim_config *c) {
     free(c->format);
     free(c->text_column);
     free(c->label_column);
+    free(c->shape);
+    free(c->chat_template);
+    free(c->prompt_column);
+    free(c->completion_column);
+    free(c->instruction_column);
+    free(c->input_column);
+    free(c->output_column);
+    free(c->messages_column);
+    free(c->val_shingle);
     free(c->prompt_template);
     free(c->completion_template);
     for (int i = 0; i < c->n_labels && i < SLIM_MAX_LABELS; i++) free(c->labels[i]);
@@ -207,24 +239,79 @@ static int config_count(const char *s, const char *needle) {
 
 static int config_parse_data(slim_config *c, const char *file, const cJSON *d) {
     static const char *keys[] = {"train", "test", "format", "columns", "template", "labels", "max_seq_len",
-                                 "max_bad_rows"};
-    if (config_check_keys(file, "data", d, keys, 8)) return -1;
+                                 "max_bad_rows", "shape", "invalid_utf8", "split", "chat_template", "chat_loss"};
+    if (config_check_keys(file, "data", d, keys, 13)) return -1;
     const cJSON *v;
     if ((v = config_member(d, "train")) && config_get_str(file, "data.train", v, &c->train_file, 1)) return -1;
     if ((v = config_member(d, "test")) && config_get_str(file, "data.test", v, &c->test_file, 1)) return -1;
     if ((v = config_member(d, "format"))) {
         if (config_get_str(file, "data.format", v, &c->format, 0)) return -1;
-        if (strcmp(c->format, "csv") && strcmp(c->format, "jsonl") && strcmp(c->format, "auto"))
-            return slim_set_error("%s: data.format: \"%s\" is not one of csv, jsonl, auto", file, c->format);
+        if (strcmp(c->format, "csv") && strcmp(c->format, "tsv") && strcmp(c->format, "jsonl") &&
+            strcmp(c->format, "auto"))
+            return slim_set_error("%s: data.format: \"%s\" is not one of csv, tsv, jsonl, auto", file, c->format);
     }
+    if ((v = config_member(d, "shape"))) {
+        static const char *shapes[] = {"auto", "text_label", "prompt_completion", "alpaca", "chat", "text"};
+        if (config_get_str(file, "data.shape", v, &c->shape, 0)) return -1;
+        int ok = 0;
+        for (int i = 0; i < 6; i++) ok |= strcmp(c->shape, shapes[i]) == 0;
+        if (!ok)
+            return slim_set_error("%s: data.shape: \"%s\" is not one of auto, text_label, prompt_completion, alpaca, "
+                                  "chat, text",
+                                  file, c->shape);
+    }
+    if ((v = config_member(d, "chat_template")) && config_get_str(file, "data.chat_template", v, &c->chat_template, 0))
+        return -1;
+    if ((v = config_member(d, "chat_loss"))) {
+        char *m = NULL;
+        if (config_get_str(file, "data.chat_loss", v, &m, 0)) return -1;
+        int ok = strcmp(m, "all") == 0 || strcmp(m, "last") == 0;
+        c->chat_loss_last = strcmp(m, "last") == 0;
+        if (!ok) slim_set_error("%s: data.chat_loss: \"%s\" is not one of all, last", file, m);
+        free(m);
+        if (!ok) return -1;
+    }
+    if ((v = config_member(d, "invalid_utf8"))) {
+        char *pol = NULL;
+        if (config_get_str(file, "data.invalid_utf8", v, &pol, 0)) return -1;
+        int ok = strcmp(pol, "reject") == 0 || strcmp(pol, "replace") == 0;
+        c->replace_bad_utf8 = strcmp(pol, "replace") == 0;
+        if (!ok) slim_set_error("%s: data.invalid_utf8: \"%s\" is not one of reject, replace", file, pol);
+        free(pol);
+        if (!ok) return -1;
+    }
+    if ((v = config_member(d, "split"))) {
+        if (cJSON_IsNull(v)) {
+            c->has_split = 0;
+        } else {
+            static const char *sk[] = {"test_fraction", "seed"};
+            if (config_check_keys(file, "data.split", v, sk, 2)) return -1;
+            const cJSON *w;
+            if ((w = config_member(v, "test_fraction")) &&
+                config_get_real(file, "data.split.test_fraction", w, &c->split_test_fraction, 0, 1, 1, 1))
+                return -1;
+            if ((w = config_member(v, "seed")) &&
+                config_get_int(file, "data.split.seed", w, &c->split_seed, 0, 2147483647.0))
+                return -1;
+            c->has_split = 1;
+        }
+    }
+    if (c->has_split && c->test_file)
+        return slim_set_error("%s: data.split: given together with data.test; split data.train or name a test file, "
+                              "not both",
+                              file);
     if ((v = config_member(d, "columns"))) {
-        static const char *ck[] = {"text", "label"};
-        if (config_check_keys(file, "data.columns", v, ck, 2)) return -1;
-        const cJSON *w;
-        if ((w = config_member(v, "text")) && config_get_str(file, "data.columns.text", w, &c->text_column, 0))
-            return -1;
-        if ((w = config_member(v, "label")) && config_get_str(file, "data.columns.label", w, &c->label_column, 0))
-            return -1;
+        static const char *ck[] = {"text", "label", "prompt", "completion", "instruction", "input", "output",
+                                   "messages"};
+        char **dst[] = {&c->text_column,        &c->label_column,       &c->prompt_column, &c->completion_column,
+                        &c->instruction_column, &c->input_column,       &c->output_column, &c->messages_column};
+        if (config_check_keys(file, "data.columns", v, ck, 8)) return -1;
+        for (int i = 0; i < 8; i++) {
+            const cJSON *w = config_member(v, ck[i]);
+            char key[64];
+            snprintf(key, sizeof key, "data.columns.%s", ck[i]);
+            if (w && config_get_str(file, key, w, dst[i], 0)) return -1;
+        }
         if (strcmp(c->text_column, c->label_column) == 0)
             return slim_set_error("%s: data.columns: text and label name the same column \"%s\"", file,
                                   c->text_column);
@@ -253,6 +340,58 @@ static int config_parse_data(slim_config *c, const char *file, const cJSON *d) {
         return -1;
     if ((v = config_member(d, "max_bad_rows")) &&
         config_get_real(file, "data.max_bad_rows", v, &c->max_bad_rows, 0, 0, 1, 0))
+        return -1;
+    return 0;
+}
+
+static int config_parse_validate(slim_config *c, const char *file, const cJSON *e) {
+    static const char *keys[] = {"max_invalid_rows", "max_duplicate_rate", "max_near_duplicate_rate", "max_leakage",
+                                 "max_imbalance",    "min_label_count",    "near_duplicate_threshold", "shingle",
+                                 "shingle_size",     "minhash_bands",      "minhash_rows",  "show_rows",
+                                 "report_rows"};
+    if (config_check_keys(file, "validate", e, keys, 13)) return -1;
+    const cJSON *v;
+    double *fr[] = {&c->val_max_invalid_rows, &c->val_max_duplicate_rate, &c->val_max_near_duplicate_rate,
+                    &c->val_max_leakage};
+    for (int i = 0; i < 4; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "validate.%s", keys[i]);
+        if ((v = config_member(e, keys[i])) && config_get_real(file, key, v, fr[i], 0, 0, 1, 0)) return -1;
+    }
+    if ((v = config_member(e, "max_imbalance")) &&
+        config_get_real(file, "validate.max_imbalance", v, &c->val_max_imbalance, 0, 0, 1e12, 0))
+        return -1;
+    if (c->val_max_imbalance > 0 && c->val_max_imbalance < 1)
+        return slim_set_error("%s: validate.max_imbalance: %g is below 1 (a ratio largest / smallest; 0 = no gate)",
+                              file, c->val_max_imbalance);
+    if ((v = config_member(e, "min_label_count")) &&
+        config_get_int(file, "validate.min_label_count", v, &c->val_min_label_count, 0, 2147483647.0))
+        return -1;
+    if ((v = config_member(e, "near_duplicate_threshold")) &&
+        config_get_real(file, "validate.near_duplicate_threshold", v, &c->val_near_threshold, 0, 1, 1, 0))
+        return -1;
+    if ((v = config_member(e, "shingle"))) {
+        if (config_get_str(file, "validate.shingle", v, &c->val_shingle, 0)) return -1;
+        if (strcmp(c->val_shingle, "word") && strcmp(c->val_shingle, "char"))
+            return slim_set_error("%s: validate.shingle: \"%s\" is not one of word, char", file, c->val_shingle);
+    }
+    if ((v = config_member(e, "shingle_size")) &&
+        config_get_int(file, "validate.shingle_size", v, &c->val_shingle_size, 0, 64))
+        return -1;
+    if ((v = config_member(e, "minhash_bands")) &&
+        config_get_int(file, "validate.minhash_bands", v, &c->val_minhash_bands, 1, 256))
+        return -1;
+    if ((v = config_member(e, "minhash_rows")) &&
+        config_get_int(file, "validate.minhash_rows", v, &c->val_minhash_rows, 1, 64))
+        return -1;
+    if (c->val_minhash_bands * c->val_minhash_rows > 1024)
+        return slim_set_error("%s: validate.minhash_bands * minhash_rows = %d: at most 1024 MinHash values", file,
+                              c->val_minhash_bands * c->val_minhash_rows);
+    if ((v = config_member(e, "show_rows")) &&
+        config_get_int(file, "validate.show_rows", v, &c->val_show_rows, 0, 1e6))
+        return -1;
+    if ((v = config_member(e, "report_rows")) &&
+        config_get_int(file, "validate.report_rows", v, &c->val_report_rows, 0, 2147483647.0))
         return -1;
     return 0;
 }
@@ -367,8 +506,8 @@ static int config_parse_base(slim_config *c, const char *file, const cJSON *b) {
 }
 
 static int config_parse(slim_config *c, const char *file, const cJSON *root) {
-    static const char *keys[] = {"model", "out_dir", "base", "data", "lora", "train", "eval"};
-    if (config_check_keys(file, "", root, keys, 7)) return -1;
+    static const char *keys[] = {"model", "out_dir", "base", "data", "lora", "train", "eval", "validate"};
+    if (config_check_keys(file, "", root, keys, 8)) return -1;
     const cJSON *v;
     if (!(v = config_member(root, "model"))) return slim_set_error("%s: model: required key is missing", file);
     if (config_get_str(file, "model", v, &c->model, 0)) return -1;
@@ -378,6 +517,7 @@ static int config_parse(slim_config *c, const char *file, const cJSON *root) {
     if ((v = config_member(root, "lora")) && config_parse_lora(c, file, v)) return -1;
     if ((v = config_member(root, "train")) && config_parse_train(c, file, v)) return -1;
     if ((v = config_member(root, "eval")) && config_parse_eval(c, file, v)) return -1;
+    if ((v = config_member(root, "validate")) && config_parse_validate(c, file, v)) return -1;
     return config_check_templates(c, file);
 }
 
@@ -453,9 +593,26 @@ int config_save(const slim_config *c, const char *path) {
     config_add_str(d, "train", c->train_file);
     config_add_str(d, "test", c->test_file);
     config_add_str(d, "format", c->format);
+    config_add_str(d, "shape", c->shape);
     cJSON *cols = cJSON_AddObjectToObject(d, "columns");
     config_add_str(cols, "text", c->text_column);
     config_add_str(cols, "label", c->label_column);
+    config_add_str(cols, "prompt", c->prompt_column);
+    config_add_str(cols, "completion", c->completion_column);
+    config_add_str(cols, "instruction", c->instruction_column);
+    config_add_str(cols, "input", c->input_column);
+    config_add_str(cols, "output", c->output_column);
+    config_add_str(cols, "messages", c->messages_column);
+    config_add_str(d, "invalid_utf8", c->replace_bad_utf8 ? "replace" : "reject");
+    config_add_str(d, "chat_template", c->chat_template);
+    config_add_str(d, "chat_loss", c->chat_loss_last ? "last" : "all");
+    if (c->has_split) {
+        cJSON *sp = cJSON_AddObjectToObject(d, "split");
+        cJSON_AddNumberToObject(sp, "test_fraction", c->split_test_fraction);
+        cJSON_AddNumberToObject(sp, "seed", c->split_seed);
+    } else {
+        cJSON_AddNullToObject(d, "split");
+    }
     cJSON *tmpl = cJSON_AddObjectToObject(d, "template");
     config_add_str(tmpl, "prompt", c->prompt_template);
     config_add_str(tmpl, "completion", c->completion_template);
@@ -493,6 +650,21 @@ int config_save(const slim_config *c, const char *path) {
     cJSON_AddNumberToObject(e, "min_accuracy", c->min_accuracy);
     cJSON_AddNumberToObject(e, "min_gain", c->min_gain);
     cJSON_AddNumberToObject(e, "max_examples", c->eval_max_examples);
+
+    cJSON *va = cJSON_AddObjectToObject(root, "validate");
+    cJSON_AddNumberToObject(va, "max_invalid_rows", c->val_max_invalid_rows);
+    cJSON_AddNumberToObject(va, "max_duplicate_rate", c->val_max_duplicate_rate);
+    cJSON_AddNumberToObject(va, "max_near_duplicate_rate", c->val_max_near_duplicate_rate);
+    cJSON_AddNumberToObject(va, "max_leakage", c->val_max_leakage);
+    cJSON_AddNumberToObject(va, "max_imbalance", c->val_max_imbalance);
+    cJSON_AddNumberToObject(va, "min_label_count", c->val_min_label_count);
+    cJSON_AddNumberToObject(va, "near_duplicate_threshold", c->val_near_threshold);
+    config_add_str(va, "shingle", c->val_shingle);
+    cJSON_AddNumberToObject(va, "shingle_size", c->val_shingle_size);
+    cJSON_AddNumberToObject(va, "minhash_bands", c->val_minhash_bands);
+    cJSON_AddNumberToObject(va, "minhash_rows", c->val_minhash_rows);
+    cJSON_AddNumberToObject(va, "show_rows", c->val_show_rows);
+    cJSON_AddNumberToObject(va, "report_rows", c->val_report_rows);
 
     char *json = cJSON_Print(root);
     cJSON_Delete(root);

@@ -31,6 +31,9 @@ typedef struct slim_config {
     char *input_column;      /* data.columns.input (default "input") */
     char *output_column;     /* data.columns.output (default "output") */
     char *messages_column;   /* data.columns.messages (default "messages") */
+    char *chat_template;     /* data.chat_template: "auto" (default: recognized from the model's GGUF
+                                tokenizer.chat_template) or a lib/chat.h template name (chatml, llama3, ...) */
+    int chat_loss_last;      /* data.chat_loss: "all" (0, default: every assistant turn) | "last" (1) */
     int replace_bad_utf8;    /* data.invalid_utf8: "reject" (0, default: a bad row) | "replace" (1: U+FFFD) */
     int has_split;           /* data.split given: data prepare splits data.train into train and test */
     double split_test_fraction; /* data.split.test_fraction: in (0, 1) (default 0.1) */

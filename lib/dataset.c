@@ -33,6 +33,10 @@ void dataset_free(slim_dataset *d) {
     free(d->prompt_template);
     free(d->completion_template);
     free(d->source_file);
+    free(d->shape);
+    free(d->source_sha256);
+    free(d->split);
+    free(d->split_rule);
     memset(d, 0, sizeof *d);
 }
 
@@ -143,6 +147,17 @@ int dataset_write(const slim_dataset *d, const char *path) {
     rc = rc ? rc : dataset_write_attr(file, path, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tok);
     rc = rc ? rc : dataset_write_attr(file, path, "n_truncated", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_tr);
     rc = rc ? rc : dataset_write_attr(file, path, "n_bad_rows", H5T_STD_I64LE, H5T_NATIVE_INT64, &n_bad);
+    uint64_t cfp = d->config_fingerprint;
+    int64_t sb = d->source_bytes, nr = d->n_rows, nl = d->n_loss_tokens, nch = d->n_chunked;
+    rc = rc ? rc : dataset_write_attr(file, path, "config_fingerprint", H5T_STD_U64LE, H5T_NATIVE_UINT64, &cfp);
+    rc = rc ? rc : dataset_write_str_attr(file, path, "shape", d->shape);
+    rc = rc ? rc : dataset_write_str_attr(file, path, "source_sha256", d->source_sha256);
+    rc = rc ? rc : dataset_write_attr(file, path, "source_bytes", H5T_STD_I64LE, H5T_NATIVE_INT64, &sb);
+    rc = rc ? rc : dataset_write_str_attr(file, path, "split", d->split);
+    rc = rc ? rc : dataset_write_str_attr(file, path, "split_rule", d->split_rule);
+    rc = rc ? rc : dataset_write_attr(file, path, "n_rows", H5T_STD_I64LE, H5T_NATIVE_INT64, &nr);
+    rc = rc ? rc : dataset_write_attr(file, path, "n_loss_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &nl);
+    rc = rc ? rc : dataset_write_attr(file, path, "n_chunked", H5T_STD_I64LE, H5T_NATIVE_INT64, &nch);
     if (H5Fclose(file) < 0 && !rc) rc = slim_set_error("%s: cannot close HDF5 file %s", path, tmp);
     if (rc) { unlink(tmp); return -1; }
     if (rename(tmp, path) != 0) {
@@ -269,6 +284,17 @@ static int dataset_read_str_attr(hid_t file, const char *path, const char *name,
     return *out ? 0 : slim_set_error("%s: attribute %s: read failed", path, name);
 }
 
+/* Optional attributes: absent -> 0 / "", present but malformed -> an error. */
+static int dataset_read_opt_int_attr(hid_t file, const char *path, const char *name, hid_t mtype, void *out) {
+    if (H5Aexists(file, name) <= 0) return 0;
+    return dataset_read_int_attr(file, path, name, mtype, out);
+}
+
+static int dataset_read_opt_str_attr(hid_t file, const char *path, const char *name, char **out) {
+    if (H5Aexists(file, name) <= 0) { *out = slim_strdup(""); return 0; }
+    return dataset_read_str_attr(file, path, name, out);
+}
+
 static int dataset_read_label_names(hid_t file, const char *path, slim_dataset *d) {
     int64_t n = 0;
     hid_t ds = dataset_open_1d(file, path, "label_names", 1, -1, &n);
@@ -374,6 +400,16 @@ int dataset_read(slim_dataset *d, const char *path) {
     if (!rc) rc = dataset_read_int_attr(file, path, "n_tokens", H5T_NATIVE_INT64, &n_tok_attr);
     if (!rc) rc = dataset_read_int_attr(file, path, "n_truncated", H5T_NATIVE_INT64, &d->n_truncated);
     if (!rc) rc = dataset_read_int_attr(file, path, "n_bad_rows", H5T_NATIVE_INT64, &d->n_bad_rows);
+    /* provenance attributes: optional (older files lack them) */
+    if (!rc) rc = dataset_read_opt_int_attr(file, path, "config_fingerprint", H5T_NATIVE_UINT64, &d->config_fingerprint);
+    if (!rc) rc = dataset_read_opt_str_attr(file, path, "shape", &d->shape);
+    if (!rc) rc = dataset_read_opt_str_attr(file, path, "source_sha256", &d->source_sha256);
+    if (!rc) rc = dataset_read_opt_int_attr(file, path, "source_bytes", H5T_NATIVE_INT64, &d->source_bytes);
+    if (!rc) rc = dataset_read_opt_str_attr(file, path, "split", &d->split);
+    if (!rc) rc = dataset_read_opt_str_attr(file, path, "split_rule", &d->split_rule);
+    if (!rc) rc = dataset_read_opt_int_attr(file, path, "n_rows", H5T_NATIVE_INT64, &d->n_rows);
+    if (!rc) rc = dataset_read_opt_int_attr(file, path, "n_loss_tokens", H5T_NATIVE_INT64, &d->n_loss_tokens);
+    if (!rc) rc = dataset_read_opt_int_attr(file, path, "n_chunked", H5T_NATIVE_INT64, &d->n_chunked);
     if (!rc && n_ex_attr != d->n_examples)
         rc = slim_set_error("%s: attribute n_examples: %lld but /offsets holds %lld examples", path,
                             (long long)n_ex_attr, (long long)d->n_examples);

@@ -144,6 +144,83 @@ static void test_round_trip(void) {
     config_free(&b);
 }
 
+/* The data-stage keys: shapes, columns, invalid_utf8, split, and the validate gates. */
+static void test_data_keys(void) {
+    slim_config c;
+    config_defaults(&c);
+    CHECK(strcmp(c.shape, "auto") == 0 && c.replace_bad_utf8 == 0 && c.has_split == 0 &&
+              c.split_test_fraction == 0.1 && c.split_seed == 1,
+          "data defaults");
+    CHECK(strcmp(c.prompt_column, "prompt") == 0 && strcmp(c.completion_column, "completion") == 0 &&
+              strcmp(c.instruction_column, "instruction") == 0 && strcmp(c.input_column, "input") == 0 &&
+              strcmp(c.output_column, "output") == 0 && strcmp(c.messages_column, "messages") == 0,
+          "column defaults");
+    CHECK(c.val_max_invalid_rows == 0.01 && c.val_max_duplicate_rate == 0.01 && c.val_max_near_duplicate_rate == 0.05 &&
+              c.val_max_leakage == 0.0 && c.val_max_imbalance == 20.0 && c.val_min_label_count == 10 &&
+              c.val_near_threshold == 0.8 && strcmp(c.val_shingle, "word") == 0 && c.val_shingle_size == 0 &&
+              c.val_minhash_bands == 32 && c.val_minhash_rows == 4 && c.val_show_rows == 5 && c.val_report_rows == 100,
+          "validate defaults");
+    config_free(&c);
+    const char *p = write_tmp("data_keys.json",
+                              "{\"model\": \"m\", \"data\": {\"train\": \"a.tsv\", \"format\": \"tsv\", \"shape\": \"alpaca\",\n"
+                              "  \"columns\": {\"instruction\": \"q\", \"input\": \"ctx\", \"output\": \"a\", \"prompt\": \"p\",\n"
+                              "               \"completion\": \"c\", \"messages\": \"conv\"},\n"
+                              "  \"invalid_utf8\": \"replace\", \"split\": {\"test_fraction\": 0.2, \"seed\": 9}},\n"
+                              " \"validate\": {\"max_invalid_rows\": 0.2, \"max_duplicate_rate\": 0.3, \"max_near_duplicate_rate\": 0.4,\n"
+                              "  \"max_leakage\": 0.05, \"max_imbalance\": 0, \"min_label_count\": 3, \"near_duplicate_threshold\": 0.7,\n"
+                              "  \"shingle\": \"char\", \"shingle_size\": 4, \"minhash_bands\": 16, \"minhash_rows\": 8,\n"
+                              "  \"show_rows\": 2, \"report_rows\": 7}}\n");
+    slim_config a, b;
+    int rc = config_load(&a, p);
+    CHECK(rc == 0, "data keys: %s", slim_last_error());
+    if (rc) return;
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s/saved_data.json", tmpdir);
+    CHECK(config_save(&a, saved) == 0, "save: %s", slim_last_error());
+    rc = config_load(&b, saved);
+    CHECK(rc == 0, "reload: %s", slim_last_error());
+    if (rc) { config_free(&a); return; }
+    for (int k = 0; k < 2; k++) {
+        const slim_config *x = k ? &b : &a;
+        CHECK(strcmp(x->format, "tsv") == 0 && strcmp(x->shape, "alpaca") == 0 && x->replace_bad_utf8 == 1, "data %d", k);
+        CHECK(strcmp(x->instruction_column, "q") == 0 && strcmp(x->input_column, "ctx") == 0 &&
+                  strcmp(x->output_column, "a") == 0 && strcmp(x->prompt_column, "p") == 0 &&
+                  strcmp(x->completion_column, "c") == 0 && strcmp(x->messages_column, "conv") == 0,
+              "columns %d", k);
+        CHECK(x->has_split && x->split_test_fraction == 0.2 && x->split_seed == 9, "split %d", k);
+        CHECK(x->val_max_invalid_rows == 0.2 && x->val_max_duplicate_rate == 0.3 && x->val_max_near_duplicate_rate == 0.4 &&
+                  x->val_max_leakage == 0.05 && x->val_max_imbalance == 0 && x->val_min_label_count == 3 &&
+                  x->val_near_threshold == 0.7 && strcmp(x->val_shingle, "char") == 0 && x->val_shingle_size == 4 &&
+                  x->val_minhash_bands == 16 && x->val_minhash_rows == 8 && x->val_show_rows == 2 &&
+                  x->val_report_rows == 7,
+              "validate %d", k);
+    }
+    config_free(&a);
+    config_free(&b);
+    expect_bad("shape.json", "{\"model\": \"m\", \"data\": {\"shape\": \"dialogue\"}}", "data.shape", "dialogue");
+    expect_bad("utf8.json", "{\"model\": \"m\", \"data\": {\"invalid_utf8\": \"drop\"}}", "data.invalid_utf8", "drop");
+    expect_bad("split_test.json", "{\"model\": \"m\", \"data\": {\"test\": \"t.csv\", \"split\": {\"seed\": 1}}}",
+               "data.split", "data.test");
+    expect_bad("split_frac.json", "{\"model\": \"m\", \"data\": {\"split\": {\"test_fraction\": 1}}}",
+               "data.split.test_fraction", "range");
+    expect_bad("split_key.json", "{\"model\": \"m\", \"data\": {\"split\": {\"fraction\": 0.1}}}",
+               "data.split.fraction", "unknown key");
+    expect_bad("col_key.json", "{\"model\": \"m\", \"data\": {\"columns\": {\"output\": 3}}}", "data.columns.output",
+               "expected a string");
+    expect_bad("val_key.json", "{\"model\": \"m\", \"validate\": {\"max_dupes\": 0.1}}", "validate.max_dupes",
+               "unknown key");
+    expect_bad("val_rate.json", "{\"model\": \"m\", \"validate\": {\"max_leakage\": 2}}", "validate.max_leakage",
+               "range");
+    expect_bad("val_shingle.json", "{\"model\": \"m\", \"validate\": {\"shingle\": \"line\"}}", "validate.shingle",
+               "line");
+    expect_bad("val_imb.json", "{\"model\": \"m\", \"validate\": {\"max_imbalance\": 0.5}}", "validate.max_imbalance",
+               "below 1");
+    expect_bad("val_thr.json", "{\"model\": \"m\", \"validate\": {\"near_duplicate_threshold\": 0}}",
+               "validate.near_duplicate_threshold", "range");
+    expect_bad("val_mh.json", "{\"model\": \"m\", \"validate\": {\"minhash_bands\": 256, \"minhash_rows\": 64}}",
+               "minhash", "1024");
+}
+
 static void test_bad(void) {
     expect_bad("unknown_top.json", "{\"model\": \"m\", \"modle\": 1}", "modle", "unknown key");
     expect_bad("type_packing.json", "{\"model\": \"m\", \"train\": {\"packing\": 1}}", "train.packing", "true or false");
@@ -199,6 +276,7 @@ int main(void) {
     test_defaults();
     test_shipped();
     test_round_trip();
+    test_data_keys();
     test_bad();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -49,6 +49,15 @@ static void make_dataset(slim_dataset *d, int64_t n_ex) {
     d->max_seq_len = 128;
     d->n_truncated = 5;
     d->n_bad_rows = 2;
+    d->shape = slim_strdup("text_label");
+    d->source_sha256 = slim_strdup("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    d->source_bytes = 123456789012LL;
+    d->config_fingerprint = 0x0123456789abcdefULL;
+    d->split = slim_strdup("test");
+    d->split_rule = slim_strdup("hash: seed=7 test_fraction=0.25 stratified=label");
+    d->n_rows = n_ex + 2;
+    d->n_loss_tokens = 2 * n_ex;
+    d->n_chunked = 3;
 }
 
 static void test_round_trip(int64_t n_ex) {
@@ -80,6 +89,12 @@ static void test_round_trip(int64_t n_ex) {
               strcmp(b.completion_template, a.completion_template) == 0 && strcmp(b.source_file, a.source_file) == 0,
           "string attributes");
     CHECK(b.max_seq_len == 128 && b.n_truncated == 5 && b.n_bad_rows == 2, "int attributes");
+    CHECK(strcmp(b.shape, a.shape) == 0 && strcmp(b.source_sha256, a.source_sha256) == 0 &&
+              strcmp(b.split, a.split) == 0 && strcmp(b.split_rule, a.split_rule) == 0,
+          "provenance strings");
+    CHECK(b.source_bytes == a.source_bytes && b.config_fingerprint == a.config_fingerprint && b.n_rows == a.n_rows &&
+              b.n_loss_tokens == a.n_loss_tokens && b.n_chunked == a.n_chunked,
+          "provenance numbers");
     dataset_free(&a);
     dataset_free(&b);
     CHECK(b.tokens == NULL && b.n_examples == 0, "dataset_free clears");
@@ -145,6 +160,33 @@ static void test_bad_files(void) {
     H5Fclose(file);
     CHECK(dataset_read(&d, path) == -1, "missing attribute fails");
     CHECK(strstr(slim_last_error(), "tokenizer_fingerprint") != NULL, "missing attr: %s", slim_last_error());
+
+    /* the provenance attributes are optional: a file without them (written before they existed) reads
+     * with ""/0, and one with a malformed one fails naming it */
+    CHECK(dataset_write(&a, path) == 0, "write: %s", slim_last_error());
+    file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    const char *opt[] = {"config_fingerprint", "shape", "source_sha256", "source_bytes", "split", "split_rule",
+                         "n_rows", "n_loss_tokens", "n_chunked"};
+    int del = file >= 0;
+    for (int i = 0; i < 9 && del; i++) del = H5Adelete(file, opt[i]) >= 0;
+    CHECK(del, "delete the provenance attributes");
+    H5Fclose(file);
+    CHECK(dataset_read(&d, path) == 0, "a file without provenance attributes reads: %s", slim_last_error());
+    if (d.tokens) {
+        CHECK(strcmp(d.shape, "") == 0 && strcmp(d.source_sha256, "") == 0 && d.config_fingerprint == 0 &&
+                  d.n_rows == 0 && d.n_chunked == 0,
+              "absent provenance reads as \"\"/0");
+        dataset_free(&d);
+    }
+    file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t at = H5Acreate2(file, "n_rows", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    double bogus = 1.5;
+    CHECK(at >= 0 && H5Awrite(at, H5T_NATIVE_DOUBLE, &bogus) >= 0, "write a float n_rows");
+    H5Aclose(at);
+    H5Sclose(sp);
+    H5Fclose(file);
+    CHECK(dataset_read(&d, path) == -1 && strstr(slim_last_error(), "n_rows"), "malformed n_rows: %s", slim_last_error());
 
     /* a truncated file */
     CHECK(dataset_write(&a, path) == 0, "write: %s", slim_last_error());

@@ -1,0 +1,80 @@
+/* split.c — seeded, stratified, order-independent hash split. See split.h. */
+#define _GNU_SOURCE
+#include "split.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "reader.h"
+
+/* splitmix64 finalizer: spreads FNV's weak low bits. */
+static uint64_t split_mix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t split_row_hash(const data_example *row, int shape, uint64_t seed) {
+    size_t n;
+    char *key = reader_example_key(row, shape, &n);
+    uint64_t h = slim_fnv1a(SLIM_FNV_INIT, &seed, sizeof seed);
+    h = slim_fnv1a(h, key, n);
+    free(key);
+    return split_mix(h);
+}
+
+typedef struct split_item {
+    uint64_t stratum; /* hash of the label (0 when unstratified) */
+    uint64_t h;
+    int64_t row;
+} split_item;
+
+static int split_cmp(const void *a, const void *b) {
+    const split_item *x = a, *y = b;
+    if (x->stratum != y->stratum) return x->stratum < y->stratum ? -1 : 1;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return 0; /* equal keys: assigned together, so their order does not matter */
+}
+
+int64_t split_assign(const data_example *rows, int64_t n, int shape, double test_fraction, uint64_t seed,
+                     int8_t *out) {
+    split_item *it = slim_malloc((size_t)(n ? n : 1) * sizeof(split_item));
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) out[i] = -1;
+#pragma omp parallel for schedule(dynamic, 64)
+    for (int64_t i = 0; i < n; i++) {
+        if (rows[i].reason != READ_OK) continue;
+        out[i] = 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (out[i] == 0) it[m++].row = i;
+#pragma omp parallel for schedule(dynamic, 64)
+    for (int64_t k = 0; k < m; k++) {
+        const data_example *r = &rows[it[k].row];
+        it[k].h = split_row_hash(r, shape, seed);
+        it[k].stratum = shape == SHAPE_TEXT_LABEL && r->label ? split_mix(slim_fnv1a(SLIM_FNV_INIT, r->label, r->label_len)) : 0;
+    }
+    qsort(it, (size_t)m, sizeof(split_item), split_cmp);
+    int64_t n_test = 0;
+    for (int64_t a = 0; a < m;) {
+        int64_t b = a;
+        while (b < m && it[b].stratum == it[a].stratum) b++;
+        int64_t target = (int64_t)floor(test_fraction * (double)(b - a) + 0.5), taken = 0;
+        for (int64_t g = a; g < b && taken < target;) {
+            int64_t e = g;
+            while (e < b && it[e].h == it[g].h) e++;
+            for (int64_t k = g; k < e; k++) out[it[k].row] = 1;
+            taken += e - g;
+            g = e;
+        }
+        n_test += taken;
+        a = b;
+    }
+    free(it);
+    return n_test;
+}

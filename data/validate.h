@@ -1,0 +1,47 @@
+/* validate.h — `slimtune data validate`: checks a raw dataset before it is prepared and trained on.
+ *
+ *   slimtune data validate [--config FILE] [--train FILE] [--eval FILE] [--model GGUF]
+ *                          [--format F] [--shape S] [--report PATH] [--show N]
+ *
+ * Files: --train (default data.train) and --eval (default data.test, but only when --train is not
+ * given); with data.split and no eval file, eval is the test part of data.train's split (split.h).
+ * The tokenizer is the config's model (or --model); without one the token checks are skipped.
+ *
+ * Checks, per split, each with a count and the first offending rows (file:line):
+ *   - bad rows by reason (reader.h): parse errors (quoting, field count, JSON syntax and types, missing
+ *     keys, NUL bytes), invalid UTF-8 (with the byte offset; under data.invalid_utf8 = replace the rows
+ *     are kept and reported as replaced), empty or whitespace-only fields, labels outside the declared
+ *     label set, chat structure (unknown role, system turn not first, empty turn, no assistant turn);
+ *   - labels (text_label): counts, labels with fewer than validate.min_label_count rows, and the class
+ *     imbalance ratio (largest / smallest count; a declared label without rows makes it infinite);
+ *   - exact duplicates: rows whose normalized input (reader_example_key: NFC, case-folded, whitespace
+ *     collapsed) equals an earlier row's; among them, conflicting ones whose target differs;
+ *   - near duplicates: rows, not exact duplicates, whose shingle set (validate.shingle: word n-grams or
+ *     character n-grams of the normalized input, validate.shingle_size) has Jaccard similarity >=
+ *     validate.near_duplicate_threshold with an earlier row's. Candidates come from MinHash signatures
+ *     (minhash_bands x minhash_rows values) and LSH banding (rows sharing all values of a band); every
+ *     candidate is then verified with the exact Jaccard of the two shingle sets, so a reported pair is
+ *     always at or above the threshold (a pair at the threshold is found with probability
+ *     1 - (1 - J^rows)^bands, e.g. 0.99999995 at J = 0.8 with 32 x 4);
+ *   - leakage: eval rows whose normalized input equals a train row's (exact) or is a near duplicate of
+ *     one (near);
+ *   - tokens (under the model's tokenizer, rendered as data prepare renders them): length percentiles
+ *     p50/p90/p99/max before truncation, prompts that would be truncated, texts split into chunks, and
+ *     completions that cannot fit data.max_seq_len at all (errors).
+ *
+ * Output: a summary table and the first validate.show_rows offending rows per check on stdout, and a
+ * JSON report (--report PATH, default <out_dir>/validate/report.json) holding every count and the
+ * first validate.report_rows offending rows per check. --show N prints the first N train examples as
+ * rendered: the text, then every token (id, piece) with a mark on those that carry loss.
+ *
+ * Exit status: 0 when every gate passes; 1 when a gate fails: bad rows above validate.max_invalid_rows,
+ * exact or near duplicates above validate.max_duplicate_rate / max_near_duplicate_rate, leaked eval
+ * rows above validate.max_leakage, imbalance above validate.max_imbalance, or any completion that
+ * cannot fit; 2 on errors (bad usage, unreadable file or config, unknown model). */
+#ifndef SLIM_VALIDATE_H
+#define SLIM_VALIDATE_H
+
+/* Entry point: argv[0] is the command name ("validate"). Returns the exit status above. */
+int data_validate_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,634 @@
+/* test_validate.c — `data validate` on the real SpamAssassin corpus seeded with known faults, on a corpus
+ * of bad inputs (shared with `data prepare`), on the other shapes, and at 100,000 rows.
+ *
+ * 1. SpamAssassin (work/datasets/spam_assassin, made by datasets/spam_assassin/fetch, which this test
+ *    runs when the files are missing): a baseline run on copies of train.csv / test.csv, then the copies
+ *    are seeded with 2 exact duplicates and 2 near duplicates of train rows, 2 test rows leaked into
+ *    train, a row with invalid UTF-8, a row with an empty text and a row with an unknown label — each
+ *    taken from rows that the baseline report shows uninvolved in any duplicate, near duplicate or
+ *    leak — and the seeded run must count each exactly (baseline + seeded), name the seeded rows'
+ *    lines, and exit 1 with gates set just above the baseline (which must pass them).
+ * 2. Bad inputs (truncated JSONL line, unbalanced CSV quote, NUL bytes, a 1 MB field, wrong JSON types,
+ *    missing keys, garbage bytes, empty files, missing columns): both commands give a clear message
+ *    naming file:line or the file, and neither crashes.
+ * 3. Chat structure, alpaca/prompt_completion/text lengths, --show output, the JSON report, usage errors.
+ * 4. 100,000 generated rows validated within the time budget.
+ * Run from the repository root. */
+#define _GNU_SOURCE
+#include <cJSON.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../data/prepare.h"
+#include "../../data/reader.h"
+#include "../../data/validate.h"
+#include "common.h"
+#include "gguf.h"
+#include "testutil.h"
+#include "tokenizer.h"
+
+#define SPAM_DIR "work/datasets/spam_assassin"
+
+static char tmpdir[256];
+static char model_path[1024];
+
+static const char *tmp_path(const char *name) {
+    static char bufs[8][600];
+    static int k;
+    char *p = bufs[k++ % 8];
+    snprintf(p, 600, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const char *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
+    fclose(f);
+}
+
+/* A config file with the given data and validate object bodies (may be ""). */
+static const char *write_config(const char *name, const char *data_json, const char *validate_json) {
+    size_t cap = strlen(data_json) + strlen(validate_json) + 2048;
+    char *text = slim_malloc(cap);
+    snprintf(text, cap, "{\"model\": \"%s\", \"out_dir\": \"%s/out-%s\", \"data\": {%s}, \"validate\": {%s}}\n",
+             model_path, tmpdir, name, data_json, validate_json);
+    const char *p = tmp_path(name);
+    write_bytes(p, text, strlen(text));
+    free(text);
+    return p;
+}
+
+/* Runs main(argc, argv) of a stage with stdout+stderr captured into *out. */
+static int run_capture(int (*fn)(int, char **), const char *cmd, char **out, char **args) {
+    char *argv[24];
+    int argc = 0;
+    argv[argc++] = (char *)cmd;
+    for (int i = 0; args[i] && argc < 23; i++) argv[argc++] = args[i];
+    argv[argc] = NULL;
+    const char *cap = tmp_path("capture.txt");
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    size_t n;
+    if (slim_read_file(cap, out, &n)) *out = slim_strdup("");
+    return rc;
+}
+
+static int run_validate(char **out, ...) {
+    char *args[20];
+    int n = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return run_capture(data_validate_main, "validate", out, args);
+}
+
+static int run_prepare(char **out, ...) {
+    char *args[20];
+    int n = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return run_capture(data_prepare_main, "prepare", out, args);
+}
+
+static cJSON *load_json(const char *path) {
+    char *s;
+    size_t n;
+    if (slim_read_file(path, &s, &n)) return NULL;
+    cJSON *v = cJSON_Parse(s);
+    free(s);
+    return v;
+}
+
+/* report.splits.<split>.checks.<check>, or NULL. */
+static const cJSON *check_of(const cJSON *rep, const char *split, const char *check) {
+    const cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "splits"), split);
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(s, "checks"), check);
+}
+
+static long long count_of(const cJSON *rep, const char *split, const char *check) {
+    const cJSON *c = check_of(rep, split, check);
+    const cJSON *n = cJSON_GetObjectItem(c, "count");
+    return cJSON_IsNumber(n) ? (long long)n->valuedouble : -1;
+}
+
+static long long num_at(const cJSON *o, const char *a, const char *b) {
+    const cJSON *v = cJSON_GetObjectItem(o, a);
+    if (b) v = cJSON_GetObjectItem(v, b);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+/* Whether a check's row list (complete: report_rows is large) holds the line (as line or other_line). */
+static int listed(const cJSON *chk, long long line, int other_too) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(chk, "rows")) {
+        if ((long long)cJSON_GetObjectItem(r, "line")->valuedouble == line) return 1;
+        const cJSON *o = cJSON_GetObjectItem(r, "other_line");
+        if (other_too && o && (long long)o->valuedouble == line) return 1;
+    }
+    return 0;
+}
+
+/* The hit of a check at a line (NULL when none). */
+static const cJSON *hit_at(const cJSON *chk, long long line) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(chk, "rows"))
+        if ((long long)cJSON_GetObjectItem(r, "line")->valuedouble == line) return r;
+    return NULL;
+}
+
+/* Appends s to a growing buffer. */
+typedef struct buf { char *s; size_t n, cap; } buf;
+static void buf_add(buf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) { b->cap = 2 * (b->n + n + 1); b->s = slim_realloc(b->s, b->cap); }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+static void buf_str(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+/* Appends one CSV record "text",label and returns its 1-based start line (lines counted in b). */
+static long long csv_append(buf *b, const char *text, const char *label) {
+    long long line = 1;
+    for (size_t i = 0; i < b->n; i++) line += b->s[i] == '\n';
+    buf_str(b, "\"");
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') buf_str(b, "\"\"");
+        else buf_add(b, p, 1);
+    }
+    buf_str(b, "\",");
+    buf_str(b, label);
+    buf_str(b, "\n");
+    return line;
+}
+
+static int count_words(const char *s) {
+    int n = 0, in = 0;
+    for (; *s; s++) {
+        int sp = *s == ' ' || *s == '\n' || *s == '\t' || *s == '\r';
+        if (!sp && !in) n++;
+        in = !sp;
+    }
+    return n;
+}
+
+/* ---- 1. SpamAssassin seeded ---- */
+
+static void test_spam_assassin(void) {
+    char *train_s, *test_s;
+    size_t train_n, test_n;
+    if (access(SPAM_DIR "/train.csv", F_OK) != 0 || access(SPAM_DIR "/test.csv", F_OK) != 0) {
+        fprintf(stderr, "test_validate: %s missing: running datasets/spam_assassin/fetch\n", SPAM_DIR);
+        int rc = system("datasets/spam_assassin/fetch >&2");
+        CHECK(rc == 0, "datasets/spam_assassin/fetch failed (rc %d): the SpamAssassin CSVs are required", rc);
+    }
+    int rc = slim_read_file(SPAM_DIR "/train.csv", &train_s, &train_n);
+    CHECK(rc == 0, "the real SpamAssassin train.csv is required: %s", slim_last_error());
+    if (rc) return;
+    rc = slim_read_file(SPAM_DIR "/test.csv", &test_s, &test_n);
+    CHECK(rc == 0, "the real SpamAssassin test.csv is required: %s", slim_last_error());
+    if (rc) { free(train_s); return; }
+    CHECK(train_n > 1000000 && test_n > 100000, "real-sized CSVs (%zu, %zu bytes)", train_n, test_n);
+    const char *tr = tmp_path("spam_train.csv"), *te = tmp_path("spam_test.csv");
+    char trp[600], tep[600];
+    snprintf(trp, sizeof trp, "%s", tr);
+    snprintf(tep, sizeof tep, "%s", te);
+    write_bytes(trp, train_s, train_n);
+    write_bytes(tep, test_s, test_n);
+
+    /* baseline, every gate open; complete row lists */
+    char data[2048];
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": 128",
+             trp, tep);
+    const char *open_gates = "\"max_invalid_rows\": 1, \"max_duplicate_rate\": 1, \"max_near_duplicate_rate\": 1, "
+                             "\"max_leakage\": 1, \"max_imbalance\": 0, \"report_rows\": 1000000, \"show_rows\": 3";
+    const char *cfg = write_config("spam_base.json", data, open_gates);
+    char rep0[600], rep1[600];
+    snprintf(rep0, sizeof rep0, "%s", tmp_path("spam_base_report.json"));
+    snprintf(rep1, sizeof rep1, "%s", tmp_path("spam_seeded_report.json"));
+    char *out;
+    rc = run_validate(&out, "--config", cfg, "--report", rep0, NULL);
+    CHECK(rc == 0, "baseline validate with open gates exits 0, got %d: %.2000s", rc, out);
+    free(out);
+    cJSON *base = load_json(rep0);
+    CHECK(base != NULL, "baseline report %s is JSON", rep0);
+    if (!base) { free(train_s); free(test_s); return; }
+    const cJSON *b_dup = check_of(base, "train", "exact_duplicates"), *b_near = check_of(base, "train", "near_duplicates");
+    const cJSON *e_dup = check_of(base, "eval", "exact_duplicates"), *e_near = check_of(base, "eval", "near_duplicates");
+    const cJSON *b_leak = cJSON_GetObjectItem(base, "leakage");
+    CHECK(b_dup && b_near && e_dup && e_near && b_leak, "baseline report has the checks and leakage");
+    if (!(b_dup && b_near && e_dup && e_near && b_leak)) { cJSON_Delete(base); free(train_s); free(test_s); return; }
+    long long good0 = num_at(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "splits"), "train"), "good", NULL);
+    long long egood0 = num_at(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "splits"), "eval"), "good", NULL);
+    long long rows0 = num_at(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "splits"), "train"), "rows", NULL);
+    long long c0[6] = {count_of(base, "train", "exact_duplicates"), count_of(base, "train", "near_duplicates"),
+                       count_of(base, "train", "invalid_utf8"),     count_of(base, "train", "empty_fields"),
+                       count_of(base, "train", "unknown_labels"),   num_at(b_leak, "exact", NULL)};
+    long long leak_near0 = num_at(b_leak, "near", NULL), bad0 = num_at(cJSON_GetObjectItem(cJSON_GetObjectItem(base, "splits"), "train"), "bad", NULL);
+    CHECK(good0 > 4000 && egood0 > 1000 && c0[0] >= 0 && leak_near0 >= 0, "baseline counts (%lld good)", good0);
+
+    /* pick uninvolved rows: train rows for duplicates / near duplicates, eval rows to leak */
+    data_reader rt, re;
+    const char *labels[2] = {"ham", "spam"};
+    rc = reader_open(&rt, trp, "csv", "text", "label", labels, 2);
+    CHECK(rc == 0, "read %s: %s", trp, slim_last_error());
+    int rc2 = reader_open(&re, tep, "csv", "text", "label", labels, 2);
+    CHECK(rc2 == 0, "read %s: %s", tep, slim_last_error());
+    if (rc || rc2) { cJSON_Delete(base); free(train_s); free(test_s); return; }
+    int64_t pick_t[4] = {-1, -1, -1, -1}, pick_e[2] = {-1, -1};
+    int nt = 0, ne = 0;
+    for (int64_t i = 0; i < rt.n_rows && nt < 4; i++) {
+        const reader_row *r = &rt.rows[i];
+        if (r->reason != READ_OK || r->text_len > 4000 || count_words(r->text) < 150) continue;
+        long long L = r->line;
+        if (listed(b_dup, L, 1) || listed(b_near, L, 1) || listed(b_leak, L, 0)) continue;
+        /* also not the train side of any leak */
+        int in_leak = 0;
+        const cJSON *h;
+        cJSON_ArrayForEach(h, cJSON_GetObjectItem(b_leak, "rows"))
+            in_leak |= (long long)cJSON_GetObjectItem(h, "other_line")->valuedouble == L;
+        if (in_leak) continue;
+        pick_t[nt++] = i;
+    }
+    for (int64_t i = 0; i < re.n_rows && ne < 2; i++) {
+        const reader_row *r = &re.rows[i];
+        if (r->reason != READ_OK || count_words(r->text) < 20) continue;
+        long long L = r->line;
+        if (listed(e_dup, L, 1) || listed(e_near, L, 1) || listed(b_leak, L, 0)) continue;
+        pick_e[ne++] = i;
+    }
+    CHECK(nt == 4 && ne == 2, "found uninvolved rows to seed with (%d train, %d eval)", nt, ne);
+    if (nt < 4 || ne < 2) { reader_free(&rt); reader_free(&re); cJSON_Delete(base); free(train_s); free(test_s); return; }
+
+    /* seed the train copy */
+    buf b = {0};
+    buf_add(&b, train_s, train_n);
+    long long dup_line[2], dup_of[2], near_line[2], near_of[2], leak_line[2], leak_eval_line[2];
+    for (int k = 0; k < 2; k++) {
+        const reader_row *r = &rt.rows[pick_t[k]];
+        dup_of[k] = r->line;
+        dup_line[k] = csv_append(&b, r->text, r->label);
+    }
+    for (int k = 0; k < 2; k++) {
+        const reader_row *r = &rt.rows[pick_t[2 + k]];
+        /* one word in the middle replaced: the 3-word shingle sets stay ~95% alike */
+        char *t = slim_strdup(r->text);
+        size_t mid = strlen(t) / 2;
+        while (t[mid] && t[mid] != ' ') mid++;
+        while (t[mid] == ' ') mid++;
+        size_t end = mid;
+        while (t[end] && t[end] != ' ' && t[end] != '\n') end++;
+        buf nb = {0};
+        buf_add(&nb, t, mid);
+        buf_str(&nb, "zqxjkv");
+        buf_str(&nb, t + end);
+        near_of[k] = r->line;
+        near_line[k] = csv_append(&b, nb.s, r->label);
+        free(nb.s);
+        free(t);
+    }
+    for (int k = 0; k < 2; k++) {
+        const reader_row *r = &re.rows[pick_e[k]];
+        leak_eval_line[k] = r->line;
+        leak_line[k] = csv_append(&b, r->text, r->label);
+    }
+    long long utf_line = csv_append(&b, "Subject: cheap \xff\xfe offer inside", "spam");
+    long long empty_line = csv_append(&b, "  ", "ham");
+    long long unk_line = csv_append(&b, "Subject: meeting moved to thursday afternoon", "eggs");
+    write_bytes(trp, b.s, b.n);
+    free(b.s);
+
+    /* gates just above the baseline: the baseline passes them, the seeded copy must not */
+    char gates[1024];
+    snprintf(gates, sizeof gates,
+             "\"max_invalid_rows\": %.10f, \"max_duplicate_rate\": %.10f, \"max_near_duplicate_rate\": %.10f, "
+             "\"max_leakage\": %.10f, \"max_imbalance\": 0, \"report_rows\": 1000000, \"show_rows\": 3",
+             ((double)bad0 + 0.5) / (double)(rows0 + 9), ((double)c0[0] + 0.5) / (double)good0,
+             ((double)c0[1] + 0.5) / (double)good0, ((double)(c0[5] + leak_near0) + 0.5) / (double)egood0);
+    const char *cfg1 = write_config("spam_seeded.json", data, gates);
+    rc = run_validate(&out, "--config", cfg1, "--report", rep1, NULL);
+    CHECK(rc == 1, "seeded validate exits 1, got %d", rc);
+    CHECK(strstr(out, "exact duplicates") && strstr(out, "validate.max_duplicate_rate") &&
+              strstr(out, "validate.max_near_duplicate_rate") && strstr(out, "validate.max_leakage") &&
+              strstr(out, "validate.max_invalid_rows"),
+          "every crossed gate is named: %.3000s", out);
+    char want[1400];
+    snprintf(want, sizeof want, "%s:%lld: duplicate of %s:%lld", trp, dup_line[0], trp, dup_of[0]);
+    CHECK(strstr(out, want) != NULL, "stdout names the first seeded duplicate: %s", want);
+    snprintf(want, sizeof want, "%s:%lld: invalid UTF-8 in the text at byte 15 (0xff)", trp, utf_line);
+    CHECK(strstr(out, want) != NULL, "stdout names the bad bytes with their offset: %s", want);
+    free(out);
+    cJSON *seed = load_json(rep1);
+    CHECK(seed != NULL, "seeded report is JSON");
+    if (seed) {
+        long long c1[6] = {count_of(seed, "train", "exact_duplicates"), count_of(seed, "train", "near_duplicates"),
+                           count_of(seed, "train", "invalid_utf8"),     count_of(seed, "train", "empty_fields"),
+                           count_of(seed, "train", "unknown_labels"),
+                           num_at(cJSON_GetObjectItem(seed, "leakage"), "exact", NULL)};
+        const char *what[6] = {"exact duplicates", "near duplicates", "invalid UTF-8", "empty fields", "unknown labels",
+                               "exact leakage"};
+        long long add[6] = {2, 2, 1, 1, 1, 2};
+        for (int i = 0; i < 6; i++)
+            CHECK(c1[i] == c0[i] + add[i], "%s: %lld, expected baseline %lld + %lld", what[i], c1[i], c0[i], add[i]);
+        CHECK(num_at(cJSON_GetObjectItem(seed, "leakage"), "near", NULL) == leak_near0, "near leakage unchanged (%lld)",
+              leak_near0);
+        CHECK(count_of(seed, "eval", "exact_duplicates") == count_of(base, "eval", "exact_duplicates") &&
+                  count_of(seed, "eval", "near_duplicates") == count_of(base, "eval", "near_duplicates"),
+              "eval counts unchanged");
+        const cJSON *d1 = check_of(seed, "train", "exact_duplicates"), *n1 = check_of(seed, "train", "near_duplicates");
+        for (int k = 0; k < 2; k++) {
+            const cJSON *h = hit_at(d1, dup_line[k]);
+            CHECK(h && (long long)cJSON_GetObjectItem(h, "other_line")->valuedouble == dup_of[k],
+                  "duplicate at line %lld points at line %lld", dup_line[k], dup_of[k]);
+            h = hit_at(n1, near_line[k]);
+            const cJSON *j = h ? cJSON_GetObjectItem(h, "jaccard") : NULL;
+            CHECK(h && (long long)cJSON_GetObjectItem(h, "other_line")->valuedouble == near_of[k] && j &&
+                      j->valuedouble >= 0.8 && j->valuedouble < 1.0,
+                  "near duplicate at line %lld points at line %lld with 0.8 <= Jaccard < 1", near_line[k], near_of[k]);
+            /* the leaked rows: their eval rows are reported as exact leaks of the appended train rows */
+            h = hit_at(cJSON_GetObjectItem(seed, "leakage"), leak_eval_line[k]);
+            CHECK(h && (long long)cJSON_GetObjectItem(h, "other_line")->valuedouble == leak_line[k],
+                  "eval line %lld leaked from train line %lld", leak_eval_line[k], leak_line[k]);
+        }
+        CHECK(hit_at(check_of(seed, "train", "empty_fields"), empty_line) != NULL, "empty text at line %lld", empty_line);
+        CHECK(hit_at(check_of(seed, "train", "unknown_labels"), unk_line) != NULL, "unknown label at line %lld", unk_line);
+        CHECK(hit_at(check_of(seed, "train", "invalid_utf8"), utf_line) != NULL, "invalid UTF-8 at line %lld", utf_line);
+        const cJSON *st = cJSON_GetObjectItem(seed, "status");
+        CHECK(cJSON_IsString(st) && strcmp(st->valuestring, "fail") == 0, "report status fail");
+        cJSON_Delete(seed);
+    }
+    /* the gates just above the baseline pass the baseline itself */
+    write_bytes(trp, train_s, train_n);
+    rc = run_validate(&out, "--config", cfg1, "--report", rep1, NULL);
+    CHECK(rc == 0, "the unseeded copy passes the same gates, got %d: %.1500s", rc, out);
+    free(out);
+    reader_free(&rt);
+    reader_free(&re);
+    cJSON_Delete(base);
+    free(train_s);
+    free(test_s);
+}
+
+/* ---- 2. bad inputs, both commands ---- */
+
+typedef struct bad_case {
+    const char *name;
+    const char *content;
+    size_t n;           /* 0: strlen */
+    const char *want;   /* in both outputs (after the tmpdir path) */
+    const char *prep_want; /* prepare's message when it differs (NULL: want) */
+} bad_case;
+
+static void test_bad_corpus(void) {
+    size_t big = 1 << 20;
+    char *bigfield = slim_malloc(big + 256);
+    size_t bn = (size_t)sprintf(bigfield, "text,label\nhello there,ham\n\"");
+    for (size_t i = 0; i < big; i++) bigfield[bn++] = "lorem ipsum "[i % 12];
+    bn += (size_t)sprintf(bigfield + bn, "\",spam\nshort one,ham\n");
+    char *garbage = slim_malloc(8192);
+    slim_rng rng;
+    slim_rng_seed(&rng, 11);
+    for (int i = 0; i < 8192; i++) garbage[i] = (char)(slim_rng_u32(&rng) & 0xff);
+    static const char nul_csv[] = "text,label\nok,ham\nbad\0text,spam\nfine,ham\n";
+    bad_case cases[] = {
+        {"trunc.jsonl", "{\"text\": \"a b c\", \"label\": \"ham\"}\n{\"text\": \"b\", \"la", 0, "trunc.jsonl:2: invalid JSON", NULL},
+        {"quote.csv", "text,label\nfine,ham\n\"never closed,spam\nmore,ham\n", 0, "quote.csv:3: unbalanced quote", NULL},
+        {"nul.csv", nul_csv, sizeof nul_csv - 1, "nul.csv:3: NUL byte in the text", NULL},
+        {"types.jsonl", "{\"text\": 5, \"label\": \"ham\"}\n{\"text\": \"x\", \"label\": [1]}\n", 0,
+         "types.jsonl:1: \"text\" is a number", NULL},
+        {"keys.jsonl", "{\"text\": \"x\"}\n{\"label\": \"ham\", \"text\": \"y\"}\n", 0, "keys.jsonl:1: no key \"label\"", NULL},
+        {"big.csv", bigfield, bn, "big.csv", NULL},
+        {"garbage.csv", garbage, 8192, "garbage.csv", NULL},
+        {"empty.csv", "", 0, "empty.csv: empty file", NULL},
+        {"nocol.csv", "body,cls\nhi,ham\n", 0, "nocol.csv:1: the header has no column \"text\"", NULL},
+        {"wrongshape.jsonl", "{\"messages\": \"hello\"}\n", 0, "wrongshape.jsonl:1: \"messages\" is a string",
+         "chat format needs a chat template"},
+    };
+    int n_cases = (int)(sizeof cases / sizeof cases[0]);
+    for (int i = 0; i < n_cases; i++) {
+        bad_case *bc = &cases[i];
+        size_t n = bc->n ? bc->n : strlen(bc->content);
+        write_bytes(tmp_path(bc->name), bc->content, n);
+        char data[1024], cname[96];
+        snprintf(data, sizeof data, "\"train\": \"%s\", \"max_bad_rows\": 0.5", tmp_path(bc->name));
+        snprintf(cname, sizeof cname, "bad_%s.json", bc->name);
+        const char *cfg = write_config(cname, data, "\"max_invalid_rows\": 0.1");
+        char *out;
+        int rc = run_validate(&out, "--config", cfg, "--report", tmp_path("bad_report.json"), NULL);
+        CHECK(rc == 1 || rc == 2 || (rc == 0 && !strcmp(bc->name, "big.csv")), "validate %s: exit %d", bc->name, rc);
+        CHECK(strstr(out, bc->want) != NULL, "validate %s names '%s': %.1500s", bc->name, bc->want, out);
+        free(out);
+        rc = run_prepare(&out, "--config", cfg, NULL);
+        CHECK(rc == 0 || rc == 1, "prepare %s: exit %d", bc->name, rc);
+        const char *pw = bc->prep_want ? bc->prep_want : bc->want;
+        CHECK(strstr(out, pw) != NULL, "prepare %s names '%s': %.1500s", bc->name, pw, out);
+        free(out);
+    }
+    /* a 1 MB field: validate sees its true length and that it would be truncated */
+    cJSON *rep = load_json(tmp_path("bad_report.json"));
+    (void)rep;
+    cJSON_Delete(rep);
+    char data[1024];
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": 64", tmp_path("big.csv"));
+    char *out;
+    int rc = run_validate(&out, "--config", write_config("big2.json", data, ""), "--report", tmp_path("big_report.json"), NULL);
+    CHECK(rc == 0, "1 MB field: exit 0: %.1500s", out);
+    free(out);
+    rep = load_json(tmp_path("big_report.json"));
+    CHECK(rep && count_of(rep, "train", "truncated_prompts") == 1, "1 MB field: one truncated prompt");
+    const cJSON *tk = rep ? cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "splits"), "train"), "tokens") : NULL;
+    CHECK(tk && num_at(tk, "max", NULL) > 100000, "1 MB field: max length is the untruncated one (%lld)",
+          tk ? num_at(tk, "max", NULL) : -1);
+    cJSON_Delete(rep);
+    free(bigfield);
+    free(garbage);
+
+    /* usage errors and unreadable inputs: exit 2 */
+    CHECK(run_validate(&out, "--bogus", NULL) == 2 && strstr(out, "--bogus") && strstr(out, "usage"), "unknown flag: %s", out);
+    free(out);
+    CHECK(run_validate(&out, "--show", "x", "--train", "a.csv", NULL) == 2 && strstr(out, "--show"), "bad --show: %s", out);
+    free(out);
+    CHECK(run_validate(&out, "--train", tmp_path("missing.csv"), NULL) == 2 && strstr(out, "missing.csv: cannot open"),
+          "missing file: %s", out);
+    free(out);
+    CHECK(run_validate(&out, "--config", tmp_path("nothere.json"), NULL) == 2 && strstr(out, "nothere.json"),
+          "missing config: %s", out);
+    free(out);
+    CHECK(run_validate(&out, NULL) == 2 && strstr(out, "no training file"), "no train file: %s", out);
+    free(out);
+    CHECK(run_validate(&out, "--help", NULL) == 0 && strstr(out, "usage: slimtune data validate"), "--help");
+    free(out);
+}
+
+/* ---- 3. shapes, chat structure, --show ---- */
+
+static void test_shapes_and_show(void) {
+    /* chat structure problems, each counted and named; tokens through the llama2 chat template (whose
+     * <s> / </s> markers are stories260K's BOS / EOS) */
+    const char *chat =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"bot\", \"content\": \"x\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"only a question\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"  \"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"system\", \"content\": \"late\"}, "
+        "{\"role\": \"assistant\", \"content\": \"a\"}]}\n"
+        "{\"messages\": []}\n"
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"be brief\"}, {\"role\": \"user\", \"content\": \"q2\"}, "
+        "{\"role\": \"assistant\", \"content\": \"a2\"}]}\n";
+    write_bytes(tmp_path("chat.jsonl"), chat, strlen(chat));
+    char data[1024];
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"chat_template\": \"llama2\"", tmp_path("chat.jsonl"));
+    char cfg[600], cfg_auto[600]; /* write_config's paths rotate through a few buffers: keep copies */
+    snprintf(cfg, sizeof cfg, "%s", write_config("chat.json", data, "\"max_invalid_rows\": 1"));
+    char *out;
+    int rc = run_validate(&out, "--config", cfg, "--report", tmp_path("chat_report.json"), "--show", "1", NULL);
+    CHECK(rc == 0, "chat validate with max_invalid_rows 1: exit %d: %s", rc, out);
+    CHECK(strstr(out, "chat.jsonl:2: messages[1]: unknown role \"bot\"") && strstr(out, "chat.jsonl:3: no assistant turn") &&
+              strstr(out, "chat.jsonl:4: messages[1] (assistant): the content is empty") &&
+              strstr(out, "chat.jsonl:5: messages[1]: a system turn after the first turn") &&
+              strstr(out, "chat.jsonl:6: \"messages\" is empty"),
+          "chat problems named with lines: %s", out);
+    CHECK(strstr(out, "tokens (train): p50"), "chat token lengths: %s", out);
+    CHECK(strstr(out, "example 1: ") && strstr(out, "chat.jsonl:1: ") && strstr(out, "[INST]"),
+          "--show renders the first conversation: %s", out);
+    free(out);
+    /* no chat template anywhere: the token checks are skipped with the reason, the rest still runs */
+    snprintf(data, sizeof data, "\"train\": \"%s\"", tmp_path("chat.jsonl"));
+    snprintf(cfg_auto, sizeof cfg_auto, "%s", write_config("chat_auto.json", data, "\"max_invalid_rows\": 1"));
+    rc = run_validate(&out, "--config", cfg_auto, "--report", tmp_path("chat_auto_report.json"), NULL);
+    CHECK(rc == 0 && strstr(out, "tokens: skipped (") && strstr(out, "no tokenizer.chat_template"),
+          "auto template without one in the model: %s", out);
+    free(out);
+    cJSON *rep = load_json(tmp_path("chat_report.json"));
+    CHECK(rep && count_of(rep, "train", "chat_structure") == 5, "5 chat structure problems (%lld)",
+          rep ? count_of(rep, "train", "chat_structure") : -1);
+    const cJSON *sh = rep ? cJSON_GetObjectItem(rep, "shape") : NULL;
+    CHECK(sh && strcmp(sh->valuestring, "chat") == 0, "shape chat detected");
+    cJSON_Delete(rep);
+    rc = run_prepare(&out, "--config", cfg_auto, NULL);
+    CHECK(rc == 1 && strstr(out, "chat format needs a chat template") && strstr(out, "data.chat_template"),
+          "prepare without a chat template refuses clearly: %s", out);
+    free(out);
+    rc = run_prepare(&out, "--config", cfg, NULL);
+    CHECK(rc == 1 && strstr(out, "7 rows read, 5 bad, 2 examples") && strstr(out, "max_bad_rows"),
+          "prepare with the llama2 template: 2 good conversations, 5 bad rows over max_bad_rows: %s", out);
+    free(out);
+
+    /* --show on text_label: the rendered text and per-token lines with loss marks */
+    const char *csv = "text,label\nWin a free prize now,spam\nHello Bob,ham\n";
+    write_bytes(tmp_path("show.csv"), csv, strlen(csv));
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"]", tmp_path("show.csv"));
+    rc = run_validate(&out, "--config", write_config("show.json", data, ""), "--report", tmp_path("show_report.json"),
+                      "--show", "2", NULL);
+    CHECK(rc == 0, "show: exit %d: %s", rc, out);
+    gguf_file g;
+    tokenizer tok;
+    if (gguf_open(&g, model_path) == 0 && tokenizer_init_gguf(&tok, &g) == 0) {
+        int32_t ids[64], comp[16];
+        const char *prompt = "Text: Win a free prize now\nLabel:";
+        int np = tokenizer_encode(&tok, prompt, strlen(prompt), 1, 1, ids, 64);
+        int nc = tokenizer_encode(&tok, " spam", 5, 0, 0, comp, 16);
+        char want[128];
+        snprintf(want, sizeof want, "example 1: %s:2: %d tokens, %d with loss", tmp_path("show.csv"), np + nc + 1, nc + 1);
+        CHECK(strstr(out, want) != NULL, "show header '%s': %s", want, out);
+        snprintf(want, sizeof want, "  %5d %7d %4s  \"%s\"", np, comp[0], "*", tok.pieces[comp[0]]);
+        CHECK(strstr(out, want) != NULL, "the first completion token carries loss: '%s'", want);
+        snprintf(want, sizeof want, "  %5d %7d %4s  \"%s\"", 0, ids[0], "", tok.pieces[ids[0]]);
+        CHECK(strstr(out, want) != NULL, "BOS without loss: '%s'", want);
+        CHECK(strstr(out, "example 2:") && strstr(out, "text: \" Text: Hello Bob\\nLabel: ham\""), "second example text: %s",
+              out);
+        tokenizer_free(&tok);
+        gguf_close(&g);
+    } else {
+        CHECK(0, "model %s: %s", model_path, slim_last_error());
+    }
+    free(out);
+
+    /* prompt_completion: a completion that cannot fit is an error (exit 1) and is named */
+    const char *pc = "{\"prompt\": \"Q: 2+2?\", \"completion\": \" 4\"}\n"
+                     "{\"prompt\": \"Q: say a lot\", \"completion\": \" the end of a very long answer that goes on and on and on\"}\n";
+    write_bytes(tmp_path("pc.jsonl"), pc, strlen(pc));
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"max_seq_len\": 12", tmp_path("pc.jsonl"));
+    rc = run_validate(&out, "--config", write_config("pc.json", data, "\"max_invalid_rows\": 1"), "--report",
+                      tmp_path("pc_report.json"), NULL);
+    CHECK(rc == 1 && strstr(out, "pc.jsonl:2: the completion needs") && strstr(out, "cannot fit data.max_seq_len = 12"),
+          "too-long completion fails validation: rc %d: %s", rc, out);
+    free(out);
+}
+
+/* ---- 4. 100,000 rows ---- */
+
+static void test_speed(void) {
+    static const char *words[] = {"the", "cat", "sat", "on", "a", "mat", "little", "girl", "named", "lily", "loved",
+                                  "to", "play", "outside", "in", "park", "one", "day", "she", "saw", "big", "red",
+                                  "ball", "near", "tree", "sun", "was", "warm", "birds", "singing", "tom", "wanted",
+                                  "share", "his", "toys", "with", "friends", "happy", "home", "food"};
+    const int n_words = (int)(sizeof words / sizeof words[0]);
+    buf b = {0};
+    buf_str(&b, "text,label\n");
+    slim_rng rng;
+    slim_rng_seed(&rng, 3);
+    for (int i = 0; i < 100000; i++) {
+        int n = 15 + (int)(slim_rng_u32(&rng) % 46);
+        for (int k = 0; k < n; k++) {
+            const char *w = words[slim_rng_u32(&rng) % (uint32_t)n_words];
+            if (k) buf_str(&b, " ");
+            buf_str(&b, w);
+            if (slim_rng_u32(&rng) % 4 == 0) buf_str(&b, "s");
+        }
+        buf_str(&b, slim_rng_u32(&rng) % 3 ? ",ham\n" : ",spam\n");
+    }
+    write_bytes(tmp_path("speed.csv"), b.s, b.n);
+    free(b.s);
+    char data[1024];
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": 128",
+             tmp_path("speed.csv"));
+    char *out;
+    double t0 = slim_time_sec();
+    int rc = run_validate(&out, "--config", write_config("speed.json", data, "\"max_near_duplicate_rate\": 1"),
+                          "--report", tmp_path("speed_report.json"), NULL);
+    double dt = slim_time_sec() - t0;
+    printf("test_validate: 100,000 rows validated in %.2f s\n", dt);
+    CHECK(rc == 0 || rc == 1, "100k rows: exit %d", rc);
+    CHECK(strstr(out, "rows                                   100000"), "100k rows counted: %.800s", out);
+    CHECK(dt < 10.0, "100,000 rows in %.2f s, budget 10 s", dt);
+    free(out);
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-validate-XXXXXX");
+    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
+    CHECK(access(model_path, R_OK) == 0, "the shared model %s is required (set SLIM_SHARED)", model_path);
+    if (access(model_path, R_OK) != 0) return tu_finish("test_validate");
+
+    test_bad_corpus();
+    test_shapes_and_show();
+    test_spam_assassin();
+    test_speed();
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+    return tu_finish("test_validate");
+}
