@@ -30,9 +30,15 @@ Each message becomes one row (text, label) with text = "Subject: <subject>\n\n<b
 Messages whose body is empty after this are dropped. Exact duplicate texts are kept once; a text that
 occurs with both labels is dropped entirely (conflicting).
 
-Split (stratified, independent of input order): within each label the unique rows are sorted by the
-SHA-256 of the UTF-8 text (hex); the first floor(n * fraction + 0.5) go to train, the rest to test.
-Rows in each output file are ordered by that same hash.
+Near duplicates (as `slimtune data validate` defines them: word 3-gram shingles of the NFC, case-folded,
+white-space-collapsed text, Jaccard >= 0.8) are kept but grouped into clusters (MinHash + LSH candidates,
+exact Jaccard check, union-find; over both labels), and each cluster goes to one split as a whole.
+
+Split (stratified, independent of input order): a cluster's key is the smallest SHA-256 (hex) of its
+UTF-8 texts, its stratum its majority label (tie: the label of that smallest-hash text). Within each
+stratum the clusters are sorted by key and go to train while 2 * rows_before + rows <=
+2 * floor(n * fraction + 0.5) (n: the stratum's rows), the rest to test. Rows in each output file are
+ordered by their own hash.
 
 Exit status: 0 success; 1 the numbers of raw ham / spam messages differ from the expected ones (no
 output is written); 2 bad usage or unreadable input.
@@ -53,6 +59,7 @@ import re
 import sys
 import tempfile
 import time
+import unicodedata
 from email.header import decode_header
 
 EXPECT_HAM = 4150
@@ -400,6 +407,111 @@ def sha256_hex(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# ---- near-duplicate clusters (same definition as `slimtune data validate`, data/validate.c) ----
+
+NEAR_THRESHOLD = 0.8      # validate.near_threshold default
+SHINGLE_WORDS = 3         # word 3-grams (validate.shingle "word", size 3)
+MINHASH_BANDS = 32        # LSH bands x rows = 128 MinHash values (validate's defaults)
+MINHASH_ROWS = 4
+# White space for the normalisation: ASCII white space, U+0085, U+00A0 and the Unicode space
+# separators (reader_is_uspace in data/reader.c).
+_USPACE = re.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+_M64 = (1 << 64) - 1
+
+
+def near_key(text):
+    """The normalised text of data/reader.c reader_normalize(): NFC, full case folding, every run of
+    white space one ASCII space, no leading / trailing space."""
+    return " ".join(w for w in _USPACE.split(unicodedata.normalize("NFC", text.casefold())) if w)
+
+
+def near_shingles(text):
+    """Set of 64-bit hashes (BLAKE2b) of the word 3-grams of near_key(text); a text of fewer than 3
+    words is one shingle; an empty one has none (data/validate.c val_shingles)."""
+    words = near_key(text).split(" ")
+    if words == [""]:
+        return set()
+    n = SHINGLE_WORDS
+    grams = [" ".join(words[i:i + n]) for i in range(max(1, len(words) - n + 1))]
+    b2 = hashlib.blake2b
+    return {int.from_bytes(b2(g.encode("utf-8"), digest_size=8).digest(), "little") for g in grams}
+
+
+def _mix64(x):
+    """splitmix64 finaliser."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def near_signature(shingles, k):
+    """MinHash signature of k values by one-permutation hashing: shingle hash h falls in bin h % k
+    with value h // k; each bin keeps its minimum; an empty bin takes the value of the next non-empty
+    bin to its right (cyclically) mixed with the distance (rotation densification, Shrivastava & Li
+    2014), so that two sets agree on a bin with probability about their Jaccard similarity. One pass
+    over the shingles instead of k (k-permutation MinHash is too slow in pure Python)."""
+    sig = [None] * k
+    for h in shingles:
+        b, v = h % k, h // k
+        if sig[b] is None or v < sig[b]:
+            sig[b] = v
+    if all(v is None for v in sig):
+        return None
+    out = list(sig)
+    for b in range(k):
+        if sig[b] is None:
+            d = 1
+            while sig[(b + d) % k] is None:
+                d += 1
+            out[b] = _mix64(sig[(b + d) % k] + d * 0x9E3779B97F4A7C15 & _M64)
+    return out
+
+
+def near_clusters(texts):
+    """Groups texts (a list of str) into clusters of near duplicates: union-find over the pairs whose
+    word-3-gram shingle sets have exact Jaccard >= NEAR_THRESHOLD; candidate pairs come from MinHash
+    LSH (MINHASH_BANDS bands of MINHASH_ROWS values; recall at Jaccard 0.8 ~ 1 - 5e-8 per pair).
+    Returns (root, pairs): root[i] is the index of the cluster representative of text i, pairs the
+    number of verified near-duplicate pairs."""
+    k = MINHASH_BANDS * MINHASH_ROWS
+    sh = [near_shingles(t) for t in texts]
+    buckets = collections.defaultdict(list)
+    for i, s in enumerate(sh):
+        sig = near_signature(s, k)
+        if sig is None:
+            continue
+        for b in range(MINHASH_BANDS):
+            buckets[(b,) + tuple(sig[b * MINHASH_ROWS:(b + 1) * MINHASH_ROWS])].append(i)
+    parent = list(range(len(texts)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    seen = set()
+    pairs = 0
+    for members in buckets.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                i, j = members[x], members[y]
+                if (i, j) in seen:
+                    continue
+                seen.add((i, j))
+                a, b = sh[i], sh[j]
+                # length filter first: |A n B| / |A u B| <= min / max
+                if min(len(a), len(b)) / max(len(a), len(b)) < NEAR_THRESHOLD:
+                    continue
+                inter = len(a & b)
+                if inter / (len(a) + len(b) - inter) >= NEAR_THRESHOLD:
+                    pairs += 1
+                    ri, rj = find(i), find(j)
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+    return [find(i) for i in range(len(texts))], pairs
+
+
 def write_atomic(out_dir, name, data):
     """Writes bytes to out_dir/.name.XXXX then returns that temporary path (rename later)."""
     fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=out_dir)
@@ -451,6 +563,12 @@ def print_table(st, out):
     p("%-*s %7d" % (w, "conflicting texts (same text as ham and spam), dropped",
                     st["conflicting_texts"]))
     p("  %-*s %7d" % (w - 2, "messages dropped with them", st["conflicting_messages"]))
+    p("%-*s %7d" % (w, "near-duplicate clusters (Jaccard >= %g, 2+ rows, kept in one split)"
+                    % NEAR_THRESHOLD, st["near_duplicate_clusters"]))
+    p("  %-*s %7d" % (w - 2, "rows in them", st["near_duplicate_rows"]))
+    p("  %-*s %7d" % (w - 2, "largest cluster (rows)", st["near_duplicate_largest"]))
+    p("  %-*s %7d" % (w - 2, "clusters with both labels", st["near_duplicate_mixed_label"]))
+    p("  %-*s %7d" % (w - 2, "near-duplicate pairs verified", st["near_duplicate_pairs"]))
     p("%-*s %7s %7s %7s" % (w, "final rows", "train", "test", "total"))
     for lab in ("ham", "spam"):
         tr, te = st["final"]["train"][lab], st["final"]["test"][lab]
@@ -556,23 +674,57 @@ def main(argv):
         st["duplicates_removed_per_label"][label] += n - 1
         unique[label].append(text)
 
-    # Stratified hash split.
+    # Near-duplicate clusters over all unique texts (both labels).
+    texts = [(t, lab) for lab in ("ham", "spam") for t in unique[lab]]
+    root, st["near_duplicate_pairs"] = near_clusters([t for t, _ in texts])
+    clusters = collections.defaultdict(list)  # representative -> [(sha256, text, label)]
+    for (t, lab), r in zip(texts, root):
+        clusters[r].append((sha256_hex(t), t, lab))
+    # A cluster's key is its smallest member hash; its label (the stratum it is split in) is its
+    # majority label, ties going to the label of the member with the smallest hash.
+    strata = {"ham": [], "spam": []}
+    st["near_duplicate_clusters"] = 0
+    st["near_duplicate_rows"] = 0
+    st["near_duplicate_largest"] = 0
+    st["near_duplicate_mixed_label"] = 0
+    for members in clusters.values():
+        members.sort()
+        cnt = collections.Counter(lab for _, _, lab in members)
+        top = max(cnt.values())
+        label = next(lab for _, _, lab in members if cnt[lab] == top)
+        strata[label].append((members[0][0], members))
+        if len(members) > 1:
+            st["near_duplicate_clusters"] += 1
+            st["near_duplicate_rows"] += len(members)
+            st["near_duplicate_largest"] = max(st["near_duplicate_largest"], len(members))
+            st["near_duplicate_mixed_label"] += len(cnt) > 1
+
+    # Stratified hash split of whole clusters.
     split = {"train": [], "test": []}
-    st["final"] = {"train": {}, "test": {}}
+    st["final"] = {"train": {"ham": 0, "spam": 0}, "test": {"ham": 0, "spam": 0}}
     for label in ("ham", "spam"):
-        keyed = sorted((sha256_hex(t), t) for t in unique[label])
-        n_train = int(len(keyed) * args.train_fraction + 0.5)
-        split["train"] += [(h, t, label) for h, t in keyed[:n_train]]
-        split["test"] += [(h, t, label) for h, t in keyed[n_train:]]
-        st["final"]["train"][label] = n_train
-        st["final"]["test"][label] = len(keyed) - n_train
+        keyed = sorted(strata[label], key=lambda c: c[0])
+        n_rows = sum(len(m) for _, m in keyed)
+        n_train = int(n_rows * args.train_fraction + 0.5)
+        before = 0
+        for _, members in keyed:
+            # train while the cluster's middle row falls within the first n_train rows
+            name = "train" if 2 * before + len(members) <= 2 * n_train else "test"
+            before += len(members)
+            for h, t, lab in members:
+                split[name].append((h, t, lab))
+                st["final"][name][lab] += 1
     lengths = sorted(len(t) for lab in unique.values() for t in lab)
     if lengths:
         st["text_chars"] = {"min": lengths[0], "median": lengths[len(lengths) // 2],
                             "max": lengths[-1], "total": sum(lengths)}
-    st["split_rule"] = ("per label: sort unique texts by sha256(utf-8 text) hex ascending; first "
-                        "floor(n*%g+0.5) -> train, rest -> test; files ordered by that hash"
-                        % args.train_fraction)
+    st["split_rule"] = ("near-duplicate clusters (word 3-gram shingles of the NFC, case-folded, "
+                        "space-collapsed text, Jaccard >= %g, transitive) are kept whole; a cluster's "
+                        "stratum is its majority label (tie: label of its smallest sha256), its key "
+                        "the smallest sha256(utf-8 text) hex of its members; per stratum, clusters in "
+                        "key order go to train while 2*rows_before + cluster_rows <= "
+                        "2*floor(rows*%g+0.5), the rest to test; files ordered by sha256"
+                        % (NEAR_THRESHOLD, args.train_fraction))
     st["bad_charset_labels"] = dict(sorted(st["bad_charset_labels"].items()))
     st["expected"] = None if args.no_expect else {"ham": args.expect_ham, "spam": args.expect_spam}
 

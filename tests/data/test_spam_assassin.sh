@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_spam_assassin.sh — runs datasets/spam_assassin/convert.py on the crafted raw messages in
-# tests/data/fixtures/spam_assassin/ and checks counts, exact output texts, the split rule, order
-# independence, atomic no-output on a count mismatch, and bad-input errors.
+# tests/data/fixtures/spam_assassin/ and checks counts, exact output texts, near-duplicate clusters
+# kept in one split, the split rule (recomputed here by brute force), order independence, atomic
+# no-output on a count mismatch, and bad-input errors.
 # Prints "test_spam_assassin: N passed, N failed"; exits non-zero on any failure.
 set -u
 
@@ -22,10 +23,10 @@ trap 'rm -rf "$tmp"' EXIT
 [ -x "$PY" ] || { bad "$PY not found"; finish; }
 [ -f "$conv" ] || { bad "$conv not found"; finish; }
 n_fix=$(find "$fix" -name '*.txt' 2>/dev/null | wc -l)
-[ "$n_fix" -eq 11 ] || { bad "expected 11 fixture messages in $fix, found $n_fix"; finish; }
+[ "$n_fix" -eq 14 ] || { bad "expected 14 fixture messages in $fix, found $n_fix"; finish; }
 
 # 1. The conversion itself.
-"$PY" "$conv" --raw-dir "$fix" --out-dir "$tmp/out" --expect-ham 6 --expect-spam 5 2>"$tmp/log"
+"$PY" "$conv" --raw-dir "$fix" --out-dir "$tmp/out" --expect-ham 7 --expect-spam 7 2>"$tmp/log"
 rc=$?
 check "convert exits 0 (rc=$rc; log: $(tail -1 "$tmp/log"))" [ "$rc" -eq 0 ]
 for f in train.csv test.csv stats.json; do check "$f written" [ -s "$tmp/out/$f" ]; done
@@ -44,8 +45,8 @@ def flat(prefix, v):
         print("%s=%d" % (prefix, v))
 flat("", json.load(open(sys.argv[1], encoding="utf-8")))
 EOF
-for kv in read_per_label.ham=6 read_per_label.spam=5 read_per_group.easy-ham-1=6 \
-          read_per_group.spam-1=5 converted=9 body_from_html=1 repaired=3 \
+for kv in read_per_label.ham=7 read_per_label.spam=7 read_per_group.easy-ham-1=7 \
+          read_per_group.spam-1=7 converted=12 body_from_html=1 repaired=3 \
           repaired_by_reason.invalid_utf8_raw=2 repaired_by_reason.undeclared_8bit=1 \
           repaired_by_reason.bad_charset=1 repaired_by_reason.undecodable_bytes=1 \
           repaired_by_reason.header_8bit=1 repaired_by_reason.control_chars=1 \
@@ -53,7 +54,9 @@ for kv in read_per_label.ham=6 read_per_label.spam=5 read_per_group.easy-ham-1=6
           dropped=2 dropped_by_reason.empty_body=1 dropped_by_reason.no_text_part=1 \
           duplicates_removed=1 duplicates_removed_per_label.ham=1 \
           duplicates_removed_per_label.spam=0 conflicting_texts=1 conflicting_messages=2 \
-          final.train.ham=2 final.train.spam=2 final.test.ham=1 final.test.spam=1; do
+          near_duplicate_clusters=1 near_duplicate_rows=3 near_duplicate_largest=3 \
+          near_duplicate_mixed_label=1 near_duplicate_pairs=3 \
+          final.train.ham=3 final.train.spam=4 final.test.ham=1 final.test.spam=1; do
     check "stats.json $kv (got: $(grep "^${kv%%=*}=" "$tmp/stats.txt"))" grep -qx -- "$kv" "$tmp/stats.txt"
 done
 
@@ -71,7 +74,7 @@ EOF
 dump "$tmp/out/train.csv" >"$tmp/train.rows" || bad "train.csv does not parse as CSV"
 dump "$tmp/out/test.csv" >"$tmp/test.rows" || bad "test.csv does not parse as CSV"
 cat "$tmp/train.rows" "$tmp/test.rows" >"$tmp/all.rows"
-check "6 rows in all" [ "$(wc -l <"$tmp/all.rows")" -eq 6 ]
+check "9 rows in all" [ "$(wc -l <"$tmp/all.rows")" -eq 9 ]
 T=$'\t'
 expect_row() { check "row present: $1" grep -Fxq -- "$1" "$tmp/all.rows"; }
 # multipart/mixed, base64 UTF-8 text/plain, RFC 2047 subject, attachment skipped, CRLF + trailing
@@ -93,26 +96,69 @@ check "image-only message dropped" bash -c "! grep -q 'Look at this' '$tmp/all.r
 check "U+FFFD written as UTF-8 bytes" grep -q $'Line\xef\xbf\xbdtwo' "$tmp/out/train.csv" "$tmp/out/test.csv"
 check "no CR in output" bash -c "! grep -q $'\r' '$tmp/out/train.csv' '$tmp/out/test.csv'"
 
-# 4. The split rule, recomputed: per label, train = the round(0.8 n) smallest sha256(text); each
-#    file ordered by sha256.
+# 4. Near duplicates and the split rule, recomputed by brute force (every pair, exact Jaccard of
+#    word 3-gram string sets of the NFC + case-folded + space-collapsed text; no MinHash): clusters
+#    (transitive) are whole in one split; a cluster's stratum is its majority label (tie: label of
+#    its smallest sha256), its key its smallest sha256; per stratum, in key order, a cluster goes to
+#    train while 2*rows_before + rows <= 2*round(0.8 * rows of the stratum); each file ordered by
+#    sha256. The three "loan" fixtures (two spam, one ham forward; case and spacing differ) must
+#    form one mixed-label cluster.
 "$PY" - "$tmp/out/train.csv" "$tmp/out/test.csv" <<'EOF' >"$tmp/split.txt"
-import csv, hashlib, sys
-def load(p):
+import collections, csv, hashlib, re, sys, unicodedata
+def load(p, name):
     with open(p, newline="", encoding="utf-8") as f:
-        return [(hashlib.sha256(t.encode()).hexdigest(), l) for t, l in list(csv.reader(f))[1:]]
-tr, te = load(sys.argv[1]), load(sys.argv[2])
-print("train_sorted=%d" % (tr == sorted(tr)))
-print("test_sorted=%d" % (te == sorted(te)))
-for lab in ("ham", "spam"):
-    a = sorted(h for h, l in tr if l == lab)
-    b = sorted(h for h, l in te if l == lab)
-    n = len(a) + len(b)
-    print("%s_train_count_ok=%d" % (lab, len(a) == int(n * 0.8 + 0.5)))
-    print("%s_train_before_test=%d" % (lab, not a or not b or a[-1] < b[0]))
+        return [(hashlib.sha256(t.encode()).hexdigest(), t, l, name) for t, l in list(csv.reader(f))[1:]]
+tr, te = load(sys.argv[1], "train"), load(sys.argv[2], "test")
+print("train_sorted=%d" % ([r[0] for r in tr] == sorted(r[0] for r in tr)))
+print("test_sorted=%d" % ([r[0] for r in te] == sorted(r[0] for r in te)))
+rows = tr + te
+ws = "[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
+def grams(t):
+    w = [x for x in re.split(ws, unicodedata.normalize("NFC", t.casefold())) if x]
+    return {tuple(w[i:i + 3]) for i in range(max(1, len(w) - 2))} if w else set()
+g = [grams(r[1]) for r in rows]
+comp = list(range(len(rows)))
+def find(i):
+    while comp[i] != i:
+        i = comp[i]
+    return i
+pairs = 0
+for i in range(len(rows)):
+    for j in range(i + 1, len(rows)):
+        if g[i] and g[j] and len(g[i] & g[j]) / len(g[i] | g[j]) >= 0.8:
+            pairs += 1
+            if find(i) != find(j):
+                comp[find(i)] = find(j)
+cl = collections.defaultdict(list)
+for i, r in enumerate(rows):
+    cl[find(i)].append(r)
+print("pairs=%d" % pairs)
+print("clusters_whole=%d" % all(len({r[3] for r in m}) == 1 for m in cl.values()))
+loan = [i for i, r in enumerate(rows) if "loan is approved" in r[1].lower()]
+print("loan_rows=%d" % len(loan))
+print("loan_one_cluster=%d" % (len({find(i) for i in loan}) == 1))
+print("loan_same_split=%d" % (len({rows[i][3] for i in loan}) == 1))
+print("loan_labels=%s" % ",".join(sorted(rows[i][2] for i in loan)))
+strata = {"ham": [], "spam": []}
+for m in cl.values():
+    m.sort()
+    c = collections.Counter(r[2] for r in m)
+    top = max(c.values())
+    strata[next(r[2] for r in m if c[r[2]] == top)].append(m)
+ok = 1
+for lab, cls in strata.items():
+    cls.sort(key=lambda m: m[0][0])
+    n_train = int(sum(map(len, cls)) * 0.8 + 0.5)
+    before = 0
+    for m in cls:
+        want = "train" if 2 * before + len(m) <= 2 * n_train else "test"
+        before += len(m)
+        ok &= all(r[3] == want for r in m)
+print("split_rule_ok=%d" % ok)
 EOF
-for k in train_sorted test_sorted ham_train_count_ok ham_train_before_test spam_train_count_ok \
-         spam_train_before_test; do
-    check "split: $k" grep -qx "$k=1" "$tmp/split.txt"
+for k in train_sorted=1 test_sorted=1 pairs=3 clusters_whole=1 loan_rows=3 loan_one_cluster=1 \
+         loan_same_split=1 loan_labels=ham,spam,spam split_rule_ok=1; do
+    check "split: $k (got: $(grep "^${k%%=*}=" "$tmp/split.txt"))" grep -qx "$k" "$tmp/split.txt"
 done
 
 # 5. Independent of input order and file names: same messages under other names -> same CSVs.
@@ -120,16 +166,16 @@ mkdir -p "$tmp/raw2/hard-ham-9" "$tmp/raw2/spam-7"
 i=99
 for f in "$fix"/easy-ham-1/*.txt; do cp "$f" "$tmp/raw2/hard-ham-9/$i.txt"; i=$((i - 1)); done
 for f in "$fix"/spam-1/*.txt; do cp "$f" "$tmp/raw2/spam-7/$i.txt"; i=$((i - 1)); done
-"$PY" "$conv" --raw-dir "$tmp/raw2" --out-dir "$tmp/out2" --expect-ham 6 --expect-spam 5 2>/dev/null
+"$PY" "$conv" --raw-dir "$tmp/raw2" --out-dir "$tmp/out2" --expect-ham 7 --expect-spam 7 2>/dev/null
 check "renamed input: exit 0" [ $? -eq 0 ]
 check "renamed input: same train.csv" cmp -s "$tmp/out/train.csv" "$tmp/out2/train.csv"
 check "renamed input: same test.csv" cmp -s "$tmp/out/test.csv" "$tmp/out2/test.csv"
 
 # 6. Raw counts differing from the expected ones: exit 1, a clear message, nothing written;
 #    existing outputs are left untouched.
-"$PY" "$conv" --raw-dir "$fix" --out-dir "$tmp/out3" --expect-ham 7 --expect-spam 5 2>"$tmp/log3"
+"$PY" "$conv" --raw-dir "$fix" --out-dir "$tmp/out3" --expect-ham 8 --expect-spam 7 2>"$tmp/log3"
 check "count mismatch exits 1" [ $? -eq 1 ]
-check "count mismatch says so" grep -q "expected 7 / 5" "$tmp/log3"
+check "count mismatch says so" grep -q "expected 8 / 7" "$tmp/log3"
 check "count mismatch writes nothing" [ ! -e "$tmp/out3" ]
 cp "$tmp/out/train.csv" "$tmp/train.keep"
 "$PY" "$conv" --raw-dir "$fix" --out-dir "$tmp/out" 2>/dev/null   # default 4150 / 1896
@@ -148,6 +194,10 @@ check "no traceback on bad input" bash -c "! grep -q Traceback '$tmp/log4' '$tmp
 # 8. The stderr table reports the counts.
 check "table: conflicting" grep -Eq '^conflicting texts.* 1$' "$tmp/log"
 check "table: duplicates" grep -Eq '^duplicates removed.* 1$' "$tmp/log"
-check "table: final ham" grep -Eq '^  ham +2 +1 +3$' "$tmp/log"
+check "table: final ham" grep -Eq '^  ham +3 +1 +4$' "$tmp/log"
+check "table: final spam" grep -Eq '^  spam +4 +1 +5$' "$tmp/log"
+check "table: near-duplicate clusters" grep -Eq '^near-duplicate clusters.* 1$' "$tmp/log"
+check "table: rows in clusters" grep -Eq '^  rows in them +3$' "$tmp/log"
+check "table: mixed-label clusters" grep -Eq '^  clusters with both labels +1$' "$tmp/log"
 
 finish

@@ -322,7 +322,7 @@ static void test_spam_assassin(void) {
     char gates[1024];
     snprintf(gates, sizeof gates,
              "\"max_invalid_rows\": %.10f, \"max_duplicate_rate\": %.10f, \"max_near_duplicate_rate\": %.10f, "
-             "\"max_leakage\": %.10f, \"max_imbalance\": 0, \"report_rows\": 1000000, \"show_rows\": 3",
+             "\"max_leakage\": %.10f, \"max_imbalance\": 0, \"report_rows\": 1000000, \"show_rows\": 50",
              ((double)bad0 + 0.5) / (double)(rows0 + 9), ((double)c0[0] + 0.5) / (double)good0,
              ((double)c0[1] + 0.5) / (double)good0, ((double)(c0[5] + leak_near0) + 0.5) / (double)egood0);
     const char *cfg1 = write_config("spam_seeded.json", data, gates);
