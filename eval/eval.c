@@ -317,7 +317,7 @@ static void eval_usage(FILE *f) {
             "  --split NAME        dataset split to score (default test)\n"
             "  --min-accuracy X    fail (exit 1) when fine-tuned accuracy < X (default eval.min_accuracy)\n"
             "  --min-gain X        fail (exit 1) when accuracy - best baseline accuracy < X (default eval.min_gain)\n"
-            "  --max-examples N    score at most N examples (default eval.max_examples; 0 = all)\n"
+            "  --max-examples N    score N examples spread evenly over the split (default eval.max_examples; 0 = all)\n"
             "  --batch N           (example, label) rows per forward pass (default 32)\n"
             "  Exit status: 0 gates pass, 1 a gate failed, 2 error.\n");
 }
@@ -447,13 +447,18 @@ int eval_main(int argc, char **argv) {
     }
     if (lora_load(&lora, &model, adapter_path) != 0) goto fail;
 
-    /* the labeled examples, up to max_examples */
+    /* the labeled examples; with max_examples, that many spread evenly over the split (files are often
+     * sorted, e.g. by label or hash, so the first N would not be a fair sample) */
     const int K = test.n_labels;
     int64_t n = 0, n_unlabeled = 0;
     idx = slim_malloc((size_t)(test.n_examples > 0 ? test.n_examples : 1) * sizeof(int64_t));
-    for (int64_t e = 0; e < test.n_examples && (max_examples == 0 || n < max_examples); e++) {
+    for (int64_t e = 0; e < test.n_examples; e++) {
         if (test.labels[e] < 0) { n_unlabeled++; continue; }
         idx[n++] = e;
+    }
+    if (max_examples > 0 && n > max_examples) {
+        for (int64_t i = 0; i < max_examples; i++) idx[i] = idx[(int64_t)((double)i * n / max_examples)];
+        n = max_examples;
     }
     if (n == 0) { slim_set_error("%s: no labeled examples to evaluate", test_path); goto fail; }
     if (n_unlabeled) fprintf(stderr, "eval: skipping %lld examples without a label\n", (long long)n_unlabeled);

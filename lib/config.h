@@ -87,7 +87,7 @@ typedef struct slim_config {
     /* "eval": { ... } */
     double min_accuracy;     /* eval.min_accuracy: fail below this (default 0 = no gate) */
     double min_gain;         /* eval.min_gain: fail when accuracy - best baseline is below (default -1 = no gate) */
-    int eval_max_examples;   /* eval.max_examples: score at most this many test examples (0 = all) */
+    int eval_max_examples;   /* eval.max_examples: score this many test examples, spread evenly (0 = all) */
 } slim_config;
 
 /* "a string", "a number", ... for a cJSON value (const cJSON *), for error messages. */

@@ -407,7 +407,8 @@ size_t lora_offset_B(const lora_adapter *a, int layer, int target) {
 
 int lora_save(const lora_adapter *a, const llama_model *m, const char *path) {
     gguf_writer *w = gguf_writer_init();
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    const char *arch = gguf_find_kv(&m->gguf, "general.architecture") ? gguf_get_str(&m->gguf, "general.architecture") : NULL;
+    gguf_writer_set_str(w, "general.architecture", arch ? arch : "llama");
     gguf_writer_set_str(w, "general.type", "adapter");
     gguf_writer_set_str(w, "general.name", "slimtune LoRA adapter");
     gguf_writer_set_str(w, "adapter.type", "lora");

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "model.h"
@@ -136,6 +137,24 @@ static void run_case(const char *label, const char *arch, const cJSON *c, const 
     CHECK(lora.r == (int)jnum(lcfg, "r", -1) && lora.alpha == (float)jnum(lcfg, "alpha", -1),
           "%s: adapter r %d alpha %g, fixture r %g alpha %g", label, lora.r, lora.alpha, jnum(lcfg, "r", -1),
           jnum(lcfg, "alpha", -1));
+    {
+        /* lora_save writes what lora_load reads back, for this architecture too */
+        char spath[600], name[128];
+        lora_adapter back;
+        snprintf(name, sizeof name, "%s", label);
+        for (char *c = name; *c; c++)
+            if (*c == '/' || *c == ' ' || *c == '(' || *c == ')') *c = '-';
+        int ok = slim_format_path(spath, sizeof spath, "%s/golden/resaved-%s.gguf",
+                                  getenv("BUILD") ? getenv("BUILD") : "build", name) == 0;
+        ok = ok && lora_save(&lora, &m, spath) == 0 && lora_load(&back, &m, spath) == 0;
+        CHECK(ok, "%s: lora_save + lora_load round trip: %s", label, slim_last_error());
+        if (ok) {
+            CHECK(back.n_params == lora.n_params && memcmp(back.params, lora.params, sizeof(float) * lora.n_params) == 0,
+                  "%s: adapter differs after lora_save + lora_load", label);
+            lora_free(&back);
+        }
+        unlink(spath);
+    }
 
     int32_t *tokens = slim_malloc(sizeof(int32_t) * B * T), *targets = slim_malloc(sizeof(int32_t) * B * T);
     int32_t subset[256];
