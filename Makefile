@@ -41,7 +41,7 @@ $(BUILD)/libslim.a: $(LIB_OBJ)
 $(BUILD)/slimtune: $(BUILD)/slimtune.o $(BUILD)/libslim.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libslim.a tests/testutil.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libslim.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libslim.a -o $@ $(LDLIBS)
 

@@ -616,6 +616,17 @@ static void csv_ctx_free(csv_ctx *c) {
     free(c->header);
 }
 
+/* Ends a CSV or TSV parse: frees the line offsets and the context. Returns 0, or -1 when a fatal
+ * error was already recorded or the file held no header row (error naming path). */
+static int table_finish(csv_ctx *c, size_t *line_off, const char *path) {
+    free(line_off);
+    int fatal = c->fatal, have_header = c->have_header;
+    csv_ctx_free(c);
+    if (fatal) return -1;
+    if (!have_header) return slim_set_error("%s: empty file: no header row", path);
+    return 0;
+}
+
 static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
     data_reader *r = x->r;
     csv_ctx c = {.x = x, .rec_line = -1};
@@ -678,12 +689,7 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
         if (!restart || restart > n_lines) break;
         line = restart;
     }
-    free(line_off);
-    int fatal = c.fatal, have_header = c.have_header;
-    csv_ctx_free(&c);
-    if (fatal) return -1;
-    if (!have_header) return slim_set_error("%s: empty file: no header row", r->path);
-    return 0;
+    return table_finish(&c, line_off, r->path);
 }
 
 static int reader_parse_tsv(reader_ctx *x, const char *buf, size_t size) {
@@ -706,12 +712,7 @@ static int reader_parse_tsv(reader_ctx *x, const char *buf, size_t size) {
         else table_record(&c, line);
         csv_clear_fields(&c);
     }
-    free(line_off);
-    int fatal = c.fatal, have_header = c.have_header;
-    csv_ctx_free(&c);
-    if (fatal) return -1;
-    if (!have_header) return slim_set_error("%s: empty file: no header row", r->path);
-    return 0;
+    return table_finish(&c, line_off, r->path);
 }
 
 /* ---- JSONL ---- */

@@ -9,23 +9,13 @@
 #include "common.h"
 #include "reader.h"
 
-/* splitmix64 finalizer: spreads FNV's weak low bits. */
-static uint64_t split_mix(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 uint64_t split_row_hash(const data_example *row, int shape, uint64_t seed) {
     size_t n;
     char *key = reader_example_key(row, shape, &n);
     uint64_t h = slim_fnv1a(SLIM_FNV_INIT, &seed, sizeof seed);
     h = slim_fnv1a(h, key, n);
     free(key);
-    return split_mix(h);
+    return slim_mix64(h);
 }
 
 typedef struct split_item {
@@ -57,7 +47,7 @@ int64_t split_assign(const data_example *rows, int64_t n, int shape, double test
     for (int64_t k = 0; k < m; k++) {
         const data_example *r = &rows[it[k].row];
         it[k].h = split_row_hash(r, shape, seed);
-        it[k].stratum = shape == SHAPE_TEXT_LABEL && r->label ? split_mix(slim_fnv1a(SLIM_FNV_INIT, r->label, r->label_len)) : 0;
+        it[k].stratum = shape == SHAPE_TEXT_LABEL && r->label ? slim_mix64(slim_fnv1a(SLIM_FNV_INIT, r->label, r->label_len)) : 0;
     }
     qsort(it, (size_t)m, sizeof(split_item), split_cmp);
     int64_t n_test = 0;

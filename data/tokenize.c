@@ -8,10 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common.h"
-#include "gguf.h"
 #include "tokenizer.h"
 
 static void tokenize_usage(FILE *f) {
@@ -43,19 +41,6 @@ static int tokenize_read_stdin(char **data, size_t *size) {
     *data = buf;
     *size = n;
     return 0;
-}
-
-/* Opens the tokenizer of MODEL: a directory or a .json file -> tokenizer.json, else GGUF. */
-static int tokenize_open(tokenizer *t, const char *model) {
-    struct stat st;
-    if (stat(model, &st) != 0) return slim_set_error("%s: no such file or directory", model);
-    size_t n = strlen(model);
-    if (S_ISDIR(st.st_mode) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
-    gguf_file g;
-    if (gguf_open(&g, model)) return -1;
-    int rc = tokenizer_init_gguf(t, &g);
-    gguf_close(&g);
-    return rc;
 }
 
 int tokenize_main(int argc, char **argv) {
@@ -92,7 +77,7 @@ int tokenize_main(int argc, char **argv) {
         len = strlen(text);
     }
     tokenizer t;
-    if (tokenize_open(&t, model)) {
+    if (tokenizer_init_path(&t, model)) {
         fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
         free(data);
         return 1;

@@ -124,15 +124,6 @@ typedef struct val_ctx {
 
 /* ---- small helpers ---- */
 
-static uint64_t val_mix(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static void val_hit_add(val_ctx *c, val_check *ch, int64_t line, const char *other_file, int64_t other_line,
                         double jaccard, const char *msg) {
     ch->count++;
@@ -189,7 +180,7 @@ static int val_shingles(const char *s, size_t n, int words, int size, uint64_t *
     uint64_t *h = slim_malloc((m ? m : 1) * sizeof(uint64_t));
     for (size_t i = 0; i < m; i++) {
         size_t last = nu < (size_t)size ? nu - 1 : i + (size_t)size - 1;
-        h[i] = val_mix(slim_fnv1a(SLIM_FNV_INIT, s + st[i], en[last] - st[i]));
+        h[i] = slim_mix64(slim_fnv1a(SLIM_FNV_INIT, s + st[i], en[last] - st[i]));
     }
     free(st);
     free(en);
@@ -257,7 +248,7 @@ static int val_scan_split(val_ctx *c, val_split *s) {
             s->leak_of[k] = -1;
             if (e->reason != READ_OK) continue;
             s->key[k] = reader_example_key(e, c->shape, &s->key_len[k]);
-            s->key_hash[k] = val_mix(slim_fnv1a(SLIM_FNV_INIT, s->key[k], s->key_len[k]));
+            s->key_hash[k] = slim_mix64(slim_fnv1a(SLIM_FNV_INIT, s->key[k], s->key_len[k]));
             s->target[k] = reader_example_target(e, c->shape);
             if (!c->have_rr) continue;
             if (prep_render(&c->rr, e, 1, &w)) {
@@ -425,7 +416,7 @@ static void val_near(val_ctx *c) {
             for (int b = 0; b < c->bands; b++) {
                 uint64_t h = slim_fnv1a(SLIM_FNV_INIT, &b, sizeof b);
                 h = slim_fnv1a(h, sig + b * c->rows_per_band, (size_t)c->rows_per_band * sizeof(uint32_t));
-                e[m].key = val_mix(h);
+                e[m].key = slim_mix64(h);
                 e[m].gid = base[s] + k;
                 m++;
             }
@@ -776,13 +767,9 @@ static int val_write_json(val_ctx *c, const val_check *leak, const char *path, i
     if (slim_format_path(dir, sizeof dir, "%s", path)) { cJSON_free(json); return -1; }
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) { *slash = 0; if (slim_mkdir_p(dir)) { cJSON_free(json); return -1; } }
-    char tmp[4200];
-    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
-    if (!f) { cJSON_free(json); return -1; }
-    fputs(json, f);
-    fputc('\n', f);
+    int rc = slim_write_text_line(path, json);
     cJSON_free(json);
-    return slim_atomic_commit(f, tmp, path);
+    return rc;
 }
 
 /* Prints a piece with control bytes and quotes escaped. */

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -106,6 +107,26 @@ int slim_atomic_commit(FILE *f, const char *tmp, const char *path) {
 void slim_atomic_abort(FILE *f, const char *tmp) {
     if (f) fclose(f);
     unlink(tmp);
+}
+
+int slim_write_text_line(const char *path, const char *text) {
+    char tmp[4200];
+    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return -1;
+    fputs(text, f);
+    fputc('\n', f);
+    return slim_atomic_commit(f, tmp, path);
+}
+
+int slim_open_stat(const char *path, struct stat *st) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return slim_set_error("%s: cannot stat: %s", path, strerror(e));
+    }
+    return fd;
 }
 
 int slim_format_path(char *buf, size_t cap, const char *fmt, ...) {

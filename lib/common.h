@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 /* Records a printf-style error message for this thread; always returns -1 so callers can
  * `return slim_set_error(...)`. */
@@ -41,6 +42,14 @@ FILE *slim_atomic_open(const char *path, char *tmp, size_t cap);
 int slim_atomic_commit(FILE *f, const char *tmp, const char *path);
 void slim_atomic_abort(FILE *f, const char *tmp);
 
+/* Writes text and a newline to path atomically (slim_atomic_open/commit). Returns 0, or -1 with an
+ * error naming the temporary file or path. */
+int slim_write_text_line(const char *path, const char *text);
+
+/* Opens path read-only and fstat()s it into *st. Returns the file descriptor, or -1 with an error
+ * naming the path ("cannot open" / "cannot stat"). */
+int slim_open_stat(const char *path, struct stat *st);
+
 /* snprintf into a path buffer of capacity cap: returns 0, or -1 with an error when the path does not
  * fit (a silently truncated path would read or write the wrong file). */
 int slim_format_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -51,6 +60,16 @@ int slim_mkdir_p(const char *path);
 /* 64-bit FNV-1a hash of n bytes, continuing from h (start with SLIM_FNV_INIT). */
 #define SLIM_FNV_INIT 0xcbf29ce484222325ULL
 uint64_t slim_fnv1a(uint64_t h, const void *data, size_t n);
+
+/* splitmix64 finalizer: a bijective 64-bit mix that spreads FNV's weak low bits. */
+static inline uint64_t slim_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
 
 /* Small deterministic PRNG (xorshift64*): state must be non-zero. */
 typedef struct { uint64_t s; } slim_rng;

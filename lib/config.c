@@ -669,11 +669,7 @@ int config_save(const slim_config *c, const char *path) {
     char *json = cJSON_Print(root);
     cJSON_Delete(root);
     if (!json) return slim_set_error("%s: cannot format the config as JSON", path);
-    char tmp[4200];
-    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
-    if (!f) { cJSON_free(json); return -1; }
-    fputs(json, f);
-    fputc('\n', f);
+    int rc = slim_write_text_line(path, json);
     cJSON_free(json);
-    return slim_atomic_commit(f, tmp, path);
+    return rc;
 }

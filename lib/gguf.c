@@ -422,14 +422,9 @@ static int gguf_parse(gguf_file *g, gguf_rd *r) {
 
 int gguf_open(gguf_file *g, const char *path) {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return slim_set_error("%s: cannot stat: %s", path, strerror(e));
-    }
+    int fd = slim_open_stat(path, &st);
+    if (fd < 0) return -1;
     if (st.st_size < 4) {
         close(fd);
         return slim_set_error("%s: not a GGUF file (only %lld bytes)", path, (long long)st.st_size);

@@ -226,14 +226,9 @@ done:
 
 int safetensors_open(safetensors_file *f, const char *path) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return slim_set_error("%s: cannot stat: %s", path, strerror(e));
-    }
+    int fd = slim_open_stat(path, &st);
+    if (fd < 0) return -1;
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return slim_set_error("%s: not a regular file", path);

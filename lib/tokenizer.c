@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "pretok.h"
@@ -144,6 +145,24 @@ int tok_gguf_id(const gguf_file *g, const char *key, int n_vocab, int def, int *
     return 0;
 }
 
+const gguf_kv *tok_gguf_tokens(const gguf_file *g) {
+    const gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!tok) {
+        slim_set_error("%s: key 'tokenizer.ggml.tokens' is missing", g->path);
+        return NULL;
+    }
+    if (tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING) {
+        slim_set_error("%s: key 'tokenizer.ggml.tokens': expected an array of strings", g->path);
+        return NULL;
+    }
+    if (tok->n == 0 || tok->n > INT_MAX / 4) {
+        slim_set_error("%s: key 'tokenizer.ggml.tokens': bad vocabulary size %llu", g->path,
+                       (unsigned long long)tok->n);
+        return NULL;
+    }
+    return tok;
+}
+
 int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out) {
     const gguf_kv *kv = gguf_find_kv(g, key);
     *out = def;
@@ -154,13 +173,8 @@ int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out) {
 }
 
 static int tok_init_spm(tokenizer *t, const gguf_file *g) {
-    const gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
-    if (!tok) return slim_set_error("%s: key 'tokenizer.ggml.tokens' is missing", g->path);
-    if (tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING)
-        return slim_set_error("%s: key 'tokenizer.ggml.tokens': expected an array of strings", g->path);
-    if (tok->n == 0 || tok->n > INT_MAX / 4)
-        return slim_set_error("%s: key 'tokenizer.ggml.tokens': bad vocabulary size %llu", g->path,
-                              (unsigned long long)tok->n);
+    const gguf_kv *tok = tok_gguf_tokens(g);
+    if (!tok) return -1;
     int n = (int)tok->n;
     const gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
     if (sc && (sc->type != GGUF_TYPE_ARRAY || sc->arr_type != GGUF_TYPE_FLOAT32 || sc->n != tok->n))
@@ -264,6 +278,18 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
         return slim_set_error("%s: key 'tokenizer.ggml.model': unsupported tokenizer \"%s\" (supported: llama, gpt2)",
                               g->path, model);
     if (rc) tokenizer_free(t);
+    return rc;
+}
+
+int tokenizer_init_path(tokenizer *t, const char *model) {
+    struct stat st;
+    if (stat(model, &st) != 0) return slim_set_error("%s: no such file or directory", model);
+    size_t n = strlen(model);
+    if (S_ISDIR(st.st_mode) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
+    gguf_file g;
+    if (gguf_open(&g, model)) return -1;
+    int rc = tokenizer_init_gguf(t, &g);
+    gguf_close(&g);
     return rc;
 }
 

@@ -87,6 +87,11 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g);
  * error naming the file and the JSON field. Returns 0 or -1. */
 int tokenizer_init_hf(tokenizer *t, const char *dir_or_json);
 
+/* Builds the tokenizer of a model path: a directory or a file ending in ".json" goes to
+ * tokenizer_init_hf(), anything else is opened as GGUF (tokenizer_init_gguf()). Returns 0, or -1 with
+ * an error naming the path (missing) or the file and key at fault. */
+int tokenizer_init_path(tokenizer *t, const char *model);
+
 void tokenizer_free(tokenizer *t);
 
 /* Encodes len bytes of UTF-8 text into ids. flags: TOK_ADD_BOS | TOK_SPACE_PREFIX | TOK_PARSE_SPECIAL.

@@ -245,13 +245,8 @@ static int tok_pre_from_name(const char *s) {
 }
 
 int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g) {
-    const gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
-    if (!tok) return slim_set_error("%s: key 'tokenizer.ggml.tokens' is missing", g->path);
-    if (tok->type != GGUF_TYPE_ARRAY || tok->arr_type != GGUF_TYPE_STRING)
-        return slim_set_error("%s: key 'tokenizer.ggml.tokens': expected an array of strings", g->path);
-    if (tok->n == 0 || tok->n > INT_MAX / 4)
-        return slim_set_error("%s: key 'tokenizer.ggml.tokens': bad vocabulary size %llu", g->path,
-                              (unsigned long long)tok->n);
+    const gguf_kv *tok = tok_gguf_tokens(g);
+    if (!tok) return -1;
     int n = (int)tok->n;
     const gguf_kv *ty = gguf_find_kv(g, "tokenizer.ggml.token_type");
     if (ty && (ty->type != GGUF_TYPE_ARRAY || ty->arr_type != GGUF_TYPE_INT32 || ty->n != tok->n))

@@ -38,6 +38,10 @@ void tok_build_specials(tokenizer *t, const uint8_t *added_flags);
 int tok_gguf_id(const gguf_file *g, const char *key, int n_vocab, int def, int *out);
 int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out);
 
+/* The vocabulary key tokenizer.ggml.tokens: a non-empty array of strings of at most INT_MAX / 4
+ * entries. Returns it, or NULL with an error naming the key. */
+const gguf_kv *tok_gguf_tokens(const gguf_file *g);
+
 /* Byte-level BPE (tokenizer_bpe.c). */
 int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g);
 void tok_bpe_free(struct tok_bpe *b);

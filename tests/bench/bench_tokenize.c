@@ -15,24 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common.h"
-#include "gguf.h"
 #include "tokenizer.h"
 #include "../../data/reader.h"
-
-static int bench_open(tokenizer *t, const char *model) {
-    struct stat st;
-    if (stat(model, &st) != 0) return slim_set_error("%s: no such file or directory", model);
-    size_t n = strlen(model);
-    if (S_ISDIR(st.st_mode) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
-    gguf_file g;
-    if (gguf_open(&g, model)) return -1;
-    int rc = tokenizer_init_gguf(t, &g);
-    gguf_close(&g);
-    return rc;
-}
 
 /* One pass over all texts; returns the token count (or -1) and the seconds in *sec. */
 static long long bench_pass(const tokenizer *t, char **texts, size_t *lens, int n, int32_t **buf, int *cap, double *sec) {
@@ -99,7 +85,7 @@ int main(int argc, char **argv) {
     }
     double t0 = slim_time_sec();
     tokenizer t;
-    if (bench_open(&t, model)) {
+    if (tokenizer_init_path(&t, model)) {
         fprintf(stderr, "bench_tokenize: %s\n", slim_last_error());
         return 1;
     }

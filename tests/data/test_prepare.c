@@ -20,70 +20,27 @@
 #include "common.h"
 #include "dataset.h"
 #include "gguf.h"
+#include "testdata.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
 #define FIX "tests/data/fixtures/prepare"
 
-static char tmpdir[256];
-static char model_path[1024];
 static gguf_file g_gguf;
 static tokenizer g_tok;
 
 /* ---- helpers ---- */
 
-static const char *tmp_path(const char *name) {
-    static char bufs[8][600];
-    static int k;
-    char *p = bufs[k++ % 8];
-    snprintf(p, 600, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    fclose(f);
-}
-
-/* Writes a config whose "data" object is data_json (a JSON object body without braces). */
-static const char *write_config(const char *name, const char *data_json) {
-    char text[4096];
-    snprintf(text, sizeof text, "{\"model\": \"%s\", \"out_dir\": \"%s/out-%s\", \"data\": {%s}}\n", model_path,
-             tmpdir, name, data_json);
-    const char *p = tmp_path(name);
-    write_bytes(p, text, strlen(text));
-    return p;
-}
-
 /* Runs data_prepare_main with the given arguments (NULL-terminated), capturing stdout and stderr into *err. */
 static int run_prepare(char **err, ...) {
-    char *argv[16];
-    int argc = 0;
-    argv[argc++] = "prepare";
+    char *args[15];
+    int n = 0;
     va_list ap;
     va_start(ap, err);
-    for (char *a; argc < 15 && (a = va_arg(ap, char *));) argv[argc++] = a;
+    for (char *a; n < 14 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
-    argv[argc] = NULL;
-    const char *cap = tmp_path("stderr.txt");
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
-    int fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-    int rc = data_prepare_main(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, 1);
-    dup2(saved_err, 2);
-    close(saved_out);
-    close(saved_err);
-    size_t n;
-    if (slim_read_file(cap, err, &n)) *err = slim_strdup("");
-    return rc;
+    args[n] = NULL;
+    return run_capture(data_prepare_main, "prepare", "stderr.txt", err, args);
 }
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
@@ -183,7 +140,7 @@ static void test_fixtures_intact(void) {
 }
 
 static void test_good(void) {
-    const char *cfg = write_config("good.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/good.jsonl\", "
+    const char *cfg = write_data_config("good.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/good.jsonl\", "
                                                 "\"labels\": [\"spam\", \"ham\"], \"max_seq_len\": 256");
     char *err;
     int rc = run_prepare(&err, "--config", cfg, NULL);
@@ -268,7 +225,7 @@ static void test_truncation(void) {
     const int max_len = 40;
     snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": %d", data,
              max_len);
-    const char *cfg = write_config("trunc.json", body);
+    const char *cfg = write_data_config("trunc.json", body);
     char *err;
     double t0 = slim_time_sec();
     int rc = run_prepare(&err, "--config", cfg, NULL);
@@ -354,7 +311,7 @@ static void test_truncation(void) {
                 strlen("text,label\nhello,spam\nhello again,a very long label that cannot fit\n"));
     snprintf(body, sizeof body,
              "\"train\": \"%s\", \"max_seq_len\": 24, \"max_bad_rows\": 0.5", tmp_path("longlabel.csv"));
-    cfg = write_config("longlabel.json", body);
+    cfg = write_data_config("longlabel.json", body);
     rc = run_prepare(&err, "--config", cfg, NULL);
     CHECK(rc == 1, "long label run must fail, rc %d: %s", rc, err);
     CHECK(strstr(err, "longlabel.json") && strstr(err, "data.max_seq_len = 24") &&
@@ -410,7 +367,7 @@ static void test_label_independent_prompts(void) {
     snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": %d",
              tmp_path("same.csv"), max_len);
     char *err;
-    int rc = run_prepare(&err, "--config", write_config("same.json", body), NULL);
+    int rc = run_prepare(&err, "--config", write_data_config("same.json", body), NULL);
     CHECK(rc == 0 && strstr(err, "4 rows read, 0 bad, 4 examples, 4 truncated"), "prepare same.csv: %s", err);
     free(err);
     slim_dataset d;
@@ -465,11 +422,11 @@ static void test_label_independent_prompts(void) {
     snprintf(body, sizeof body,
              "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"spam\", \"ham\"], \"max_seq_len\": %d",
              tmp_path("long_a.csv"), tmp_path("long_a.csv"), max_len);
-    rc = run_prepare(&err, "--config", write_config("long_a.json", body), "--split", "train", NULL);
+    rc = run_prepare(&err, "--config", write_data_config("long_a.json", body), "--split", "train", NULL);
     CHECK(rc == 0, "prepare long_a.csv: %s", err);
     free(err);
     snprintf(body, sizeof body, "\"train\": \"%s\", \"max_seq_len\": %d", tmp_path("long_b.jsonl"), max_len);
-    rc = run_prepare(&err, "--config", write_config("long_b.json", body), NULL);
+    rc = run_prepare(&err, "--config", write_data_config("long_b.json", body), NULL);
     CHECK(rc == 0, "prepare long_b.jsonl (collected labels): %s", err);
     free(err);
     slim_dataset a, b;
@@ -514,7 +471,7 @@ static void test_bad_rows(void) {
     check_reader(FIX "/bad.jsonl", NULL, 0, js_lines, js_reasons, 10);
 
     /* prepare level: counted, reported with file:line, good rows kept with their lines */
-    const char *cfg = write_config("bad.json", "\"train\": \"" FIX "/bad.csv\", \"test\": \"" FIX "/bad.jsonl\", "
+    const char *cfg = write_data_config("bad.json", "\"train\": \"" FIX "/bad.csv\", \"test\": \"" FIX "/bad.jsonl\", "
                                                "\"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 1.0");
     char *err;
     int rc = run_prepare(&err, "--config", cfg, NULL);
@@ -542,7 +499,7 @@ static void test_bad_rows(void) {
     }
 
     /* too many bad rows: exit 1, nothing written (neither split) */
-    cfg = write_config("toomany.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/bad.csv\", "
+    cfg = write_data_config("toomany.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/bad.csv\", "
                                        "\"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 0.5");
     rc = run_prepare(&err, "--config", cfg, NULL);
     CHECK(rc == 1, "more bad rows than max_bad_rows fails, rc %d", rc);
@@ -563,7 +520,7 @@ static void expect_result(const char *name, const char *content, size_t n, int w
     snprintf(cfgname, sizeof cfgname, "%s.json", name);
     snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 0.5",
              tmp_path(file));
-    const char *cfg = write_config(cfgname, body);
+    const char *cfg = write_data_config(cfgname, body);
     char *err;
     int rc = run_prepare(&err, "--config", cfg, NULL);
     CHECK(rc == want_rc, "%s: rc %d, expected %d: %s", name, rc, want_rc, err);
@@ -634,7 +591,7 @@ static void test_bad_corpus(void) {
     char *err;
     char body[512];
     snprintf(body, sizeof body, "\"train\": \"%s/does-not-exist.csv\"", tmpdir);
-    int rc = run_prepare(&err, "--config", write_config("nofile.json", body), NULL);
+    int rc = run_prepare(&err, "--config", write_data_config("nofile.json", body), NULL);
     CHECK(rc == 1 && strstr(err, "does-not-exist.csv: cannot open"), "missing data file: %s", err);
     free(err);
     const char *cfg = tmp_path("nomodel.json");
@@ -646,10 +603,10 @@ static void test_bad_corpus(void) {
     rc = run_prepare(&err, "--config", tmp_path("no-config.json"), NULL);
     CHECK(rc == 1 && strstr(err, "no-config.json"), "missing config: %s", err);
     free(err);
-    rc = run_prepare(&err, "--config", write_config("notrain.json", "\"max_seq_len\": 64"), NULL);
+    rc = run_prepare(&err, "--config", write_data_config("notrain.json", "\"max_seq_len\": 64"), NULL);
     CHECK(rc == 1 && strstr(err, "data.train"), "no data.train: %s", err);
     free(err);
-    rc = run_prepare(&err, "--config", write_config("notest.json", "\"train\": \"" FIX "/good.csv\""), "--split",
+    rc = run_prepare(&err, "--config", write_data_config("notest.json", "\"train\": \"" FIX "/good.csv\""), "--split",
                      "test", NULL);
     CHECK(rc == 1 && strstr(err, "data.test"), "--split test without data.test: %s", err);
     free(err);
@@ -683,7 +640,7 @@ static void test_quote_recovery(void) {
     /* prepare level: the summary counts them and names the lines */
     char body[512], *err;
     snprintf(body, sizeof body, "\"train\": \"" FIX "/quotes.csv\", \"max_bad_rows\": 0.5");
-    rc = run_prepare(&err, "--config", write_config("quotes_fix.json", body), NULL);
+    rc = run_prepare(&err, "--config", write_data_config("quotes_fix.json", body), NULL);
     CHECK(rc == 0 && strstr(err, "7 rows read, 3 bad, 4 examples") && strstr(err, "3 bad rows: bad quoting") &&
               strstr(err, "quotes.csv:2:") && strstr(err, "quotes.csv:6:") && strstr(err, "quotes.csv:10:"),
           "quotes.csv summary: %s", err);
@@ -768,7 +725,7 @@ static void test_cli_and_labels(void) {
     char body[1024];
     snprintf(body, sizeof body, "\"train\": \"%s\", \"test\": \"%s\", \"max_bad_rows\": 0.5",
              tmp_path("l_train.jsonl"), tmp_path("l_test.jsonl"));
-    const char *cfg = write_config("labels.json", body);
+    const char *cfg = write_data_config("labels.json", body);
     rc = run_prepare(&err, "--config", cfg, "--split", "test", NULL);
     CHECK(rc == 0, "--split test with collected labels: %s", err);
     CHECK(strstr(err, "l_test.jsonl:2: label \"beta\" is not in the label set") != NULL, "beta reported: %s", err);

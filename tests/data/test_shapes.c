@@ -19,11 +19,10 @@
 #include "common.h"
 #include "dataset.h"
 #include "gguf.h"
+#include "testdata.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
-static char tmpdir[256];
-static char model_path[1024];
 static gguf_file g_gguf;
 static tokenizer g_tok;
 
@@ -31,65 +30,26 @@ static tokenizer g_tok;
 static const char *alpaca_with_input =
     "Below is an instruction that describes a task, paired with an input that provides further context. Write a "
     "response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n";
+
 static const char *alpaca_no_input =
     "Below is an instruction that describes a task. Write a response that appropriately completes the "
     "request.\n\n### Instruction:\n%s\n\n### Response:\n";
 
-static const char *tmp_path(const char *name) {
-    static char bufs[8][600];
-    static int k;
-    char *p = bufs[k++ % 8];
-    snprintf(p, 600, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    fclose(f);
-}
-
-static const char *write_config(const char *name, const char *data_json) {
-    char text[4096];
-    snprintf(text, sizeof text, "{\"model\": \"%s\", \"out_dir\": \"%s/out-%s\", \"data\": {%s}}\n", model_path, tmpdir,
-             name, data_json);
-    const char *p = tmp_path(name);
-    write_bytes(p, text, strlen(text));
-    return p;
-}
-
+/* Runs data_prepare_main with the given arguments (NULL-terminated), capturing stdout and stderr into *err. */
 static int run_prepare(char **err, ...) {
-    char *argv[16];
-    int argc = 0;
-    argv[argc++] = "prepare";
+    char *args[15];
+    int n = 0;
     va_list ap;
     va_start(ap, err);
-    for (char *a; argc < 15 && (a = va_arg(ap, char *));) argv[argc++] = a;
+    for (char *a; n < 14 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
-    argv[argc] = NULL;
-    const char *cap = tmp_path("stderr.txt");
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    int fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-    int rc = data_prepare_main(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    size_t n;
-    if (slim_read_file(cap, err, &n)) *err = slim_strdup("");
-    return rc;
+    args[n] = NULL;
+    return run_capture(data_prepare_main, "prepare", "stderr.txt", err, args);
 }
 
 /* Prepares one split from a data body; reads <out>/data/<split>.h5 into d. Returns 0 or -1. */
 static int prepare_read(const char *name, const char *data_json, const char *split, slim_dataset *d, char **err_out) {
-    const char *cfg = write_config(name, data_json);
+    const char *cfg = write_data_config(name, data_json);
     char *err;
     int rc = run_prepare(&err, "--config", cfg, NULL);
     CHECK(rc == 0, "%s: prepare rc %d: %s", name, rc, err);
@@ -418,14 +378,14 @@ static void test_chat(void) {
     snprintf(body, sizeof body, "\"train\": \"%s\", \"chat_template\": \"llama2\", \"max_seq_len\": 12, "
                                 "\"max_bad_rows\": 1",
              tmp_path("chat.jsonl"));
-    const char *cfg = write_config("chat_tiny.json", body);
+    const char *cfg = write_data_config("chat_tiny.json", body);
     int rc = run_prepare(&err, "--config", cfg, NULL);
     CHECK(rc == 1 && strstr(err, "chat.jsonl:1: the first assistant token is at position"),
           "no assistant token within max_seq_len: a bad row named: %s", err);
     free(err);
     /* a template whose markers this tokenizer lacks is refused up front */
     snprintf(body, sizeof body, "\"train\": \"%s\", \"chat_template\": \"chatml\"", tmp_path("chat.jsonl"));
-    rc = run_prepare(&err, "--config", write_config("chat_chatml.json", body), NULL);
+    rc = run_prepare(&err, "--config", write_data_config("chat_chatml.json", body), NULL);
     CHECK(rc == 1 && strstr(err, "data.chat_template chatml") && strstr(err, "<|im_end|>"), "chatml refused: %s", err);
     free(err);
 }

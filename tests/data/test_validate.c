@@ -28,27 +28,12 @@
 #include "../../data/validate.h"
 #include "common.h"
 #include "gguf.h"
+#include "testdata.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
 #define SPAM_DIR "work/datasets/spam_assassin"
 
-static char tmpdir[256];
-static char model_path[1024];
-
-static const char *tmp_path(const char *name) {
-    static char bufs[8][600];
-    static int k;
-    char *p = bufs[k++ % 8];
-    snprintf(p, 600, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, n, f) != n) { fprintf(stderr, "cannot write %s\n", path); exit(1); }
-    fclose(f);
-}
 
 /* A config file with the given data and validate object bodies (may be ""). */
 static const char *write_config(const char *name, const char *data_json, const char *validate_json) {
@@ -62,33 +47,6 @@ static const char *write_config(const char *name, const char *data_json, const c
     return p;
 }
 
-/* Runs main(argc, argv) of a stage with stdout+stderr captured into *out. */
-static int run_capture(int (*fn)(int, char **), const char *cmd, char **out, char **args) {
-    char *argv[24];
-    int argc = 0;
-    argv[argc++] = (char *)cmd;
-    for (int i = 0; args[i] && argc < 23; i++) argv[argc++] = args[i];
-    argv[argc] = NULL;
-    const char *cap = tmp_path("capture.txt");
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    int fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-    int rc = fn(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    size_t n;
-    if (slim_read_file(cap, out, &n)) *out = slim_strdup("");
-    return rc;
-}
-
 static int run_validate(char **out, ...) {
     char *args[20];
     int n = 0;
@@ -97,7 +55,7 @@ static int run_validate(char **out, ...) {
     for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_validate_main, "validate", out, args);
+    return run_capture(data_validate_main, "validate", "capture.txt", out, args);
 }
 
 static int run_prepare(char **out, ...) {
@@ -108,7 +66,7 @@ static int run_prepare(char **out, ...) {
     for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_prepare_main, "prepare", out, args);
+    return run_capture(data_prepare_main, "prepare", "capture.txt", out, args);
 }
 
 static cJSON *load_json(const char *path) {

