@@ -188,10 +188,11 @@ static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64
         W->data = NULL;
         W->row_bytes = 0;
     } else if (m->quant == QUANT_KEEP) {
-        /* the file's own bytes, in place (the mapping stays open) */
+        /* the file's own bytes, in place (the mapping stays open); decoded once into scratch only to
+         * check that every value is finite */
         W->data = t->data;
         W->row_bytes = ggml_row_size(type, cols);
-        if (type == GGML_TYPE_F32 && model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
+        if (model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
     } else if (type == GGML_TYPE_F32) {
         float *p = loader_f32(ld, n);
         if (model_tensor_to_f32(g, t, rows, cols, p) != 0) return -1;
@@ -644,6 +645,16 @@ double model_forward_packed(const llama_model *m, const lora_adapter *lora, llam
     const llama_config *c = &m->cfg;
     const int N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     const size_t kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
+    /* a batch larger than acts_init allocated, or positions outside the RoPE table, would write or
+     * read out of bounds: these are caller bugs, stopped here with a message */
+    int bad = B < 1 || T < 1 || B > s->B || T > s->T;
+    for (int n = 0; n < N && !bad && (pos || seg_start); n++)
+        bad = (pos && (pos[n] < 0 || pos[n] >= s->T)) || (seg_start && (seg_start[n] < 0 || seg_start[n] > n % T));
+    if (bad) {
+        fprintf(stderr, "slimtune: model_forward: batch %d x %d (capacity %d x %d) or its positions/segments are "
+                        "out of range\n", B, T, s->B, s->T);
+        abort();
+    }
     s->cur_B = B;
     s->cur_T = T;
     if (pos) memcpy(s->pos, pos, sizeof(int32_t) * N);
