@@ -26,7 +26,6 @@
 
 #define FIX "tests/data/fixtures/prepare"
 
-static gguf_file g_gguf;
 static tokenizer g_tok;
 
 /* ---- helpers ---- */
@@ -749,11 +748,8 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-prepare-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
-    int rc = gguf_open(&g_gguf, model_path);
+    int rc = tokenizer_init_path(&g_tok, model_path);
     CHECK(rc == 0, "the shared model %s is required (set SLIM_SHARED): %s", model_path, slim_last_error());
-    if (rc) return tu_finish("test_prepare");
-    rc = tokenizer_init_gguf(&g_tok, &g_gguf);
-    CHECK(rc == 0, "tokenizer: %s", slim_last_error());
     if (rc) return tu_finish("test_prepare");
     int32_t ids[8];
     int n = encode("Once upon a time", 16, 1, 1, ids, 8);
@@ -771,7 +767,6 @@ int main(void) {
     test_cli_and_labels();
 
     tokenizer_free(&g_tok);
-    gguf_close(&g_gguf);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);

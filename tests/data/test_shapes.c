@@ -23,7 +23,6 @@
 #include "testutil.h"
 #include "tokenizer.h"
 
-static gguf_file g_gguf;
 static tokenizer g_tok;
 
 /* The Alpaca prompt, written out here independently of prepare.h. */
@@ -576,11 +575,8 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-shapes-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
-    int rc = gguf_open(&g_gguf, model_path);
+    int rc = tokenizer_init_path(&g_tok, model_path);
     CHECK(rc == 0, "the shared model %s is required (set SLIM_SHARED): %s", model_path, slim_last_error());
-    if (rc) return tu_finish("test_shapes");
-    rc = tokenizer_init_gguf(&g_tok, &g_gguf);
-    CHECK(rc == 0, "tokenizer: %s", slim_last_error());
     if (rc) return tu_finish("test_shapes");
 
     test_key_normalization();
@@ -590,7 +586,6 @@ int main(void) {
     test_split();
 
     tokenizer_free(&g_tok);
-    gguf_close(&g_gguf);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);

@@ -77,14 +77,9 @@ static void run_gguf_vectors(const char *rel) {
     snprintf(path, sizeof path, "%s/%s", slim_shared_dir(), rel);
     snprintf(inp_path, sizeof inp_path, "%s.inp", path);
     snprintf(out_path, sizeof out_path, "%s.out", path);
-    gguf_file g;
-    int rc = gguf_open(&g, path);
-    CHECK(rc == 0, "fixture %s: %s", path, slim_last_error());
-    if (rc) return;
     tokenizer t;
-    rc = tokenizer_init_gguf(&t, &g);
-    CHECK(rc == 0, "tokenizer %s: %s", path, slim_last_error());
-    gguf_close(&g);
+    int rc = tokenizer_init_path(&t, path);
+    CHECK(rc == 0, "fixture tokenizer %s: %s", path, slim_last_error());
     if (rc) return;
     CHECK(t.kind == TOK_KIND_BPE && t.pre == PRETOK_GPT2 && t.n_merges > 0 && !t.ignore_merges, "gpt-2 kind %d pre %d",
           t.kind, t.pre);
