@@ -1,17 +1,25 @@
 # slimtune — one binary, `slimtune`, built from the shared library (lib/) and the four stages.
 # make            build build/slimtune
 # make deps       install the Debian and npm packages the build, the demo and the tests need
-# make test       unit, gradient and end-to-end tests
-# make demo       dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
+# make test       unit, gradient and end-to-end tests (installs the dependencies first)
+# make test SANITIZE=1   the same, library and tests built with ASan + UBSan in build-san/
+# make fuzz       libFuzzer targets of tests/fuzz, FUZZ_S seconds each (clang, build-fuzz/)
+# make demo       deps -> dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
 # make validate   check a dataset for curators: DATA=train.csv [EVAL=test.csv] [CONFIG=...]
 # make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
 
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-san
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
 BUILD   ?= build
 CC      ?= gcc
 ARCH    ?= -march=x86-64-v3
 CFLAGS  ?= -O2 -g $(ARCH)
+CFLAGS  += $(SAN_FLAGS)
 PKGS     = hdf5 openblas libcjson nettle
 CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lutf8proc -fopenmp -lm
@@ -27,7 +35,7 @@ TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all deps test unit-tests demo bench validate train golden clean
+.PHONY: all deps test test-run demo bench validate train golden fuzz clean
 all: $(BUILD)/slimtune
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
@@ -48,11 +56,17 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libslim.a $(wildcard tests/*.h)
 deps:
 	scripts/install-deps
 
-test: $(BUILD)/slimtune $(TEST_BIN)
-	BUILD=$(BUILD) scripts/run-tests $(TEST_BIN)
+# `make test` and `make demo` install the dependencies before anything is compiled, so that either
+# works as the first command on a fresh machine (the build needs the -dev packages' headers).
+test:
+	scripts/install-deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BUILD)/slimtune $(TEST_BIN)
+	BUILD=$(BUILD) SANITIZE=$(SANITIZE) scripts/run-tests $(TEST_BIN)
 
 CONFIG ?= configs/spam-stories260k.json
-demo: $(BUILD)/slimtune
+demo:
 	BUILD=$(BUILD) scripts/demo $(CONFIG)
 
 # make validate DATA=train.csv [EVAL=test.csv] [CONFIG=c.json]
@@ -70,4 +84,4 @@ golden: $(BUILD)/slimtune
 	BUILD=$(BUILD) /usr/bin/python3 tests/golden/reference.py --slimtune $(BUILD)/slimtune
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-san build-fuzz
