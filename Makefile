@@ -70,8 +70,11 @@ demo:
 	BUILD=$(BUILD) scripts/demo $(CONFIG)
 
 # make validate DATA=train.csv [EVAL=test.csv] [CONFIG=c.json]
+# With CONFIG given, that config applies whole (its data.labels, when declared, is the label set). With DATA
+# and no CONFIG, the demo config gives only the model and the validate.* gates (--model-config): the labels
+# are the train file's. With neither, the demo config validates its own data.
 validate: $(BUILD)/slimtune
-	$(BUILD)/slimtune data validate --config $(CONFIG) $(if $(DATA),--train $(DATA)) $(if $(EVAL),--eval $(EVAL))
+	$(BUILD)/slimtune data validate $(if $(and $(DATA),$(filter file,$(origin CONFIG))),--model-config,--config) $(CONFIG) $(if $(DATA),--train $(DATA)) $(if $(EVAL),--eval $(EVAL))
 
 train: $(BUILD)/slimtune
 	$(BUILD)/slimtune train --config $(CONFIG)
@@ -85,3 +88,40 @@ golden: $(BUILD)/slimtune
 
 clean:
 	rm -rf $(BUILD) build-san build-fuzz
+
+# ---------------------------------------------------------------------------------------------------
+# fuzzing — make fuzz [FUZZ_S=30] [FUZZ_TARGETS="gguf csv"]
+# libFuzzer targets tests/fuzz/fuzz_*.c (entry code in tests/fuzz/harness.h, shared with the regression
+# test tests/fuzz/test_fuzz_regress.c), built with clang in build-fuzz/: the library sources with
+# -fsanitize=fuzzer-no-link,address,undefined, each target with -fsanitize=fuzzer,address,undefined,
+# OpenMP through clang's libomp (-fopenmp). scripts/run-fuzz generates the seed corpora from real files
+# into build-fuzz/corpus/<target>/ and runs each target FUZZ_S seconds; any crash, leak, timeout or
+# out-of-memory fails it and saves the input under build-fuzz/crashes/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_S       ?= 30
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+.PHONY: fuzz-build
+
+$(FUZZ_BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libslim.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h $(FUZZ_BUILD)/libslim.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests $< $(FUZZ_BUILD)/libslim.a -o $@ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found; libFuzzer needs clang (Debian: apt-get install clang-14 libclang-rt-14-dev libomp-dev)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_S=$(FUZZ_S) scripts/run-fuzz $(FUZZ_TARGETS)

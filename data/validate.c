@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "config.h"
@@ -110,6 +111,8 @@ typedef struct val_ctx {
     int shape;
     char **names;
     int n_names;
+    int labels_from_train;     /* text_label without data.labels: the label set is the train file's */
+    const char *model_config;  /* --model-config FILE, or NULL */
     int K, bands, rows_per_band;
     int word_shingles, shingle_size;
     double threshold;
@@ -279,6 +282,12 @@ static int val_scan_split(val_ctx *c, val_split *s) {
         if (r != READ_OK) {
             s->n_bad++;
             s->by_reason[r]++;
+            if (r == READ_UNKNOWN_LABEL && c->labels_from_train && !msg[k]) {
+                /* the set is the train file's labels: the row's label is unseen in train */
+                size_t ml = strlen(e->message) + 40;
+                msg[k] = slim_malloc(ml);
+                snprintf(msg[k], ml, "%s of the train file", e->message);
+            }
             val_hit_add(c, &s->chk[val_reason_check(r)], e->line, NULL, -1, -1, msg[k] ? msg[k] : e->message);
             continue;
         }
@@ -566,6 +575,12 @@ static void val_gates(val_ctx *c, const val_check *leak) {
         val_fail(c, "train: label imbalance %.2f > validate.max_imbalance %.2f", c->imbalance, g->val_max_imbalance);
 }
 
+/* A check's title in the output: labels outside a set collected from the train file are unseen in train. */
+static const char *val_title(const val_ctx *c, int check) {
+    if (check == VC_UNKNOWN_LABEL && c->labels_from_train) return "labels unseen in train";
+    return val_check_title[check];
+}
+
 static void val_print_row(const char *name, int64_t a, int64_t a_of, int64_t b, int64_t b_of, int two,
                           const char *gate) {
     char x[40], y[40] = "";
@@ -593,7 +608,7 @@ static void val_print(val_ctx *c, const val_check *leak) {
     val_print_row("bad rows", T->n_bad, T->n, E->n_bad, E->n, two, gate);
     for (int i = VC_PARSE; i <= VC_CHAT; i++) {
         char name[64];
-        snprintf(name, sizeof name, "  %s", val_check_title[i]);
+        snprintf(name, sizeof name, "  %s", val_title(c, i));
         val_print_row(name, T->chk[i].count, 0, E->chk[i].count, 0, two, NULL);
     }
     val_print_row("  completion cannot fit", T->chk[VC_TOO_LONG].count, 0, E->chk[VC_TOO_LONG].count, 0, two,
@@ -646,7 +661,7 @@ static void val_print(val_ctx *c, const val_check *leak) {
         for (int i = 0; i < VC_N; i++) {
             const val_check *ch = &sp->chk[i];
             if (!ch->count || g->val_show_rows == 0) continue;
-            printf("%s: %s: %lld\n", sp->name, val_check_title[i], (long long)ch->count);
+            printf("%s: %s: %lld\n", sp->name, val_title(c, i), (long long)ch->count);
             for (int k = 0; k < ch->n_hits && k < g->val_show_rows; k++)
                 printf("  %s:%lld: %s\n", sp->rd->path, (long long)ch->hits[k].line, ch->hits[k].message);
             if (ch->count > g->val_show_rows && ch->count > ch->n_hits && g->val_show_rows >= ch->n_hits)
@@ -697,7 +712,10 @@ static int val_write_json(val_ctx *c, const val_check *leak, const char *path, i
         snprintf(fp, sizeof fp, "%016llx", (unsigned long long)c->tok->fingerprint);
         cJSON_AddStringToObject(root, "tokenizer_fingerprint", fp);
     }
+    if (c->model_config) cJSON_AddStringToObject(root, "model_config", c->model_config);
     cJSON_AddStringToObject(root, "shape", example_shape_name(c->shape));
+    if (c->shape == SHAPE_TEXT_LABEL)
+        cJSON_AddStringToObject(root, "labels_from", c->labels_from_train ? "train file" : "data.labels");
     if (!c->have_rr) cJSON_AddStringToObject(root, "tokens_skipped", c->no_tokens);
     cJSON *th = cJSON_AddObjectToObject(root, "thresholds");
     cJSON_AddNumberToObject(th, "max_invalid_rows", g->val_max_invalid_rows);
@@ -837,13 +855,19 @@ static void val_show(val_ctx *c, int n_show) {
 
 static void val_usage(FILE *f) {
     fprintf(f,
-            "usage: slimtune data validate [--config FILE] [--train FILE] [--eval FILE] [--model GGUF]\n"
-            "                              [--format F] [--shape S] [--report PATH] [--show N]\n"
+            "usage: slimtune data validate [--config FILE | --model-config FILE] [--train FILE] [--eval FILE]\n"
+            "                              [--model GGUF] [--format F] [--shape S] [--report PATH] [--show N]\n"
             "\n"
             "Checks a dataset before training: parse errors, invalid UTF-8, empty fields, unknown and rare\n"
             "labels, class imbalance, exact and near duplicates (MinHash + LSH, exact Jaccard), train/eval\n"
             "leakage, token lengths and truncation under the model's tokenizer, chat structure.\n"
-            "  --config FILE  run configuration (data.*, validate.* gates, model); optional\n"
+            "  --config FILE  run configuration (data.*, validate.* gates, model); optional. Its data.labels,\n"
+            "                 when declared, is the label set; without it the labels are the train file's\n"
+            "  --model-config FILE\n"
+            "                 take only the model, data.max_seq_len and the validate.* gates from FILE; every\n"
+            "                 other data.* setting keeps its default, so the labels are the train file's (eval\n"
+            "                 labels unseen in train are reported) and a missing model skips the token checks.\n"
+            "                 `make validate DATA=...` without CONFIG runs this with the demo config\n"
             "  --train FILE   the training file (default data.train)\n"
             "  --eval FILE    the eval/test file (default data.test when --train is not given)\n"
             "  --model GGUF   tokenizer for the token checks (default the config's model)\n"
@@ -855,19 +879,20 @@ static void val_usage(FILE *f) {
 }
 
 typedef struct val_args {
-    const char *config, *train, *eval, *model, *format, *shape, *report;
+    const char *config, *model_config, *train, *eval, *model, *format, *shape, *report;
     int show;
 } val_args;
 
 static int val_parse_args(int argc, char **argv, val_args *a) {
     memset(a, 0, sizeof *a);
     const char *names[] = {"--config", "--train", "--eval", "--model", "--format", "--shape", "--report", "--show",
-                           "--data",   "--test"};
+                           "--data",   "--test",  "--model-config"};
+    const int n_names = (int)(sizeof names / sizeof names[0]);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v = NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) return 1;
         int which = -1;
-        for (int k = 0; k < 10 && which < 0; k++) {
+        for (int k = 0; k < n_names && which < 0; k++) {
             size_t n = strlen(names[k]);
             if (strcmp(arg, names[k]) == 0) {
                 if (i + 1 >= argc) return slim_set_error("%s needs a value", names[k]);
@@ -888,6 +913,7 @@ static int val_parse_args(int argc, char **argv, val_args *a) {
         case 4: a->format = v; break;
         case 5: a->shape = v; break;
         case 6: a->report = v; break;
+        case 10: a->model_config = v; break;
         case 7: {
             char *end;
             long n = strtol(v, &end, 10);
@@ -897,6 +923,9 @@ static int val_parse_args(int argc, char **argv, val_args *a) {
         }
         }
     }
+    if (a->config && a->model_config)
+        return slim_set_error("--config and --model-config exclude each other (--model-config takes only the model "
+                              "and the validate.* gates of a config)");
     if (a->shape && example_shape_parse(a->shape) < 0)
         return slim_set_error("--shape: \"%s\" is not one of auto, text_label, prompt_completion, alpaca, chat, text",
                               a->shape);
@@ -909,6 +938,30 @@ static int val_parse_args(int argc, char **argv, val_args *a) {
 static void val_set(char **dst, const char *v) {
     free(*dst);
     *dst = v ? slim_strdup(v) : NULL;
+}
+
+/* --model-config: cfg gets the defaults, then path's model, data.max_seq_len and validate.* settings. */
+static int val_load_model_config(slim_config *cfg, const char *path) {
+    slim_config b;
+    if (config_load(&b, path)) return -1;
+    config_defaults(cfg);
+    val_set(&cfg->model, b.model);
+    cfg->max_seq_len = b.max_seq_len;
+    cfg->val_max_invalid_rows = b.val_max_invalid_rows;
+    cfg->val_max_duplicate_rate = b.val_max_duplicate_rate;
+    cfg->val_max_near_duplicate_rate = b.val_max_near_duplicate_rate;
+    cfg->val_max_leakage = b.val_max_leakage;
+    cfg->val_max_imbalance = b.val_max_imbalance;
+    cfg->val_min_label_count = b.val_min_label_count;
+    cfg->val_near_threshold = b.val_near_threshold;
+    val_set(&cfg->val_shingle, b.val_shingle);
+    cfg->val_shingle_size = b.val_shingle_size;
+    cfg->val_minhash_bands = b.val_minhash_bands;
+    cfg->val_minhash_rows = b.val_minhash_rows;
+    cfg->val_show_rows = b.val_show_rows;
+    cfg->val_report_rows = b.val_report_rows;
+    config_free(&b);
+    return 0;
 }
 
 int data_validate_main(int argc, char **argv) {
@@ -934,6 +987,9 @@ int data_validate_main(int argc, char **argv) {
     slim_config *cfg = &c->cfg;
     if (a.config) {
         if (config_load(cfg, a.config)) goto done;
+    } else if (a.model_config) {
+        if (val_load_model_config(cfg, a.model_config)) goto done;
+        c->model_config = a.model_config;
     } else {
         config_defaults(cfg);
     }
@@ -948,7 +1004,11 @@ int data_validate_main(int argc, char **argv) {
     }
     int splitting = cfg->has_split && !cfg->test_file;
 
-    if (cfg->model) {
+    if (cfg->model && !a.model && c->model_config && access(cfg->model, F_OK) != 0) {
+        /* the model comes with a default config, not the curator's choice: its absence skips the tokens */
+        snprintf(c->no_tokens, sizeof c->no_tokens, "the model %s of --model-config %s is missing: scripts/get-model "
+                 "fetches it, or give --model", cfg->model, c->model_config);
+    } else if (cfg->model) {
         if (gguf_open(&g, cfg->model)) goto done;
         have_gguf = 1;
         if (tokenizer_init_gguf(&tok, &g)) goto done;
@@ -979,6 +1039,7 @@ int data_validate_main(int argc, char **argv) {
     if (c->shape != SHAPE_TEXT_LABEL) {
         c->n_names = 0;
     } else if (c->n_names == 0) { /* collected from the train file's good rows */
+        c->labels_from_train = 1;
         c->names = slim_malloc(sizeof(char *) * (size_t)(rds[0].n_rows + 1));
         for (int64_t i = 0; i < rds[0].n_rows; i++)
             if (rds[0].rows[i].reason == READ_OK) c->names[c->n_names++] = rds[0].rows[i].label;
@@ -996,7 +1057,9 @@ int data_validate_main(int argc, char **argv) {
         if (reader_open_ex(&rds[1], cfg->test_file, &ro)) goto done;
         opened[1] = 1;
     }
-    if (!c->tok) {
+    if (!c->tok && c->no_tokens[0]) {
+        /* the reason is already set (a missing --model-config model) */
+    } else if (!c->tok) {
         snprintf(c->no_tokens, sizeof c->no_tokens, "no model: give --config with model, or --model");
     } else if (c->shape == SHAPE_TEXT_LABEL && c->n_names == 0) {
         snprintf(c->no_tokens, sizeof c->no_tokens, "no good row gives a label");

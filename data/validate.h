@@ -1,7 +1,13 @@
 /* validate.h — `slimtune data validate`: checks a raw dataset before it is prepared and trained on.
  *
- *   slimtune data validate [--config FILE] [--train FILE] [--eval FILE] [--model GGUF]
- *                          [--format F] [--shape S] [--report PATH] [--show N]
+ *   slimtune data validate [--config FILE | --model-config FILE] [--train FILE] [--eval FILE]
+ *                          [--model GGUF] [--format F] [--shape S] [--report PATH] [--show N]
+ *
+ * Labels (text_label): a config's data.labels, when declared, is the label set; otherwise the set is the
+ * train file's labels and eval rows with a label train lacks are reported ("labels unseen in train").
+ * --model-config FILE takes only FILE's model, data.max_seq_len and validate.* settings, every other
+ * data.* setting keeping its default (so the labels are the train file's); a missing model file then
+ * skips the token checks with the reason. `make validate DATA=...` without CONFIG uses it.
  *
  * Files: --train (default data.train) and --eval (default data.test, but only when --train is not
  * given); with data.split and no eval file, eval is the test part of data.train's split (split.h).
@@ -10,8 +16,8 @@
  * Checks, per split, each with a count and the first offending rows (file:line):
  *   - bad rows by reason (reader.h): parse errors (quoting, field count, JSON syntax and types, missing
  *     keys, NUL bytes), invalid UTF-8 (with the byte offset; under data.invalid_utf8 = replace the rows
- *     are kept and reported as replaced), empty or whitespace-only fields, labels outside the declared
- *     label set, chat structure (unknown role, system turn not first, empty turn, no assistant turn);
+ *     are kept and reported as replaced), empty or whitespace-only fields, labels outside the label set
+ *     (declared, or the train file's), chat structure (unknown role, system turn not first, empty turn, no assistant turn);
  *   - labels (text_label): counts, labels with fewer than validate.min_label_count rows, and the class
  *     imbalance ratio (largest / smallest count; a declared label without rows makes it infinite);
  *   - exact duplicates: rows whose normalized input (reader_example_key: NFC, case-folded, whitespace

@@ -264,6 +264,11 @@ int model_read_config(const gguf_file *g, llama_config *c) {
         model_read_u32(g, arch, "feed_forward_length", &c->ffn_dim, 1, 0) ||
         model_read_u32(g, arch, "context_length", &c->ctx_len, 0, 2048))
         return -1;
+    /* every layer has at least 9 tensors (2 norms, 7 projections): a block count the file cannot hold is
+     * refused before anything is sized by it */
+    if ((uint64_t)c->n_layers > g->n_tensors / 9)
+        return slim_set_error("%s: %s.block_count = %d, but the file holds only %llu tensors (9 or more per layer)",
+                              g->path, arch, c->n_layers, (unsigned long long)g->n_tensors);
     c->norm_eps = 1e-5f;
     c->rope_theta = 10000.0f;
     if (model_read_f32(g, arch, "attention.layer_norm_rms_epsilon", &c->norm_eps) ||

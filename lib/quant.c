@@ -72,6 +72,14 @@ uint16_t slim_fp32_to_bf16(float f) {
     return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);           /* round to nearest even */
 }
 
+/* 1/d for a block scale d, or 0 when d is 0 or so small (below ~2.9e-39) that 1/d is not finite: such a
+ * block stores scale 0 in half precision anyway, and x * inf would make the integer casts below
+ * undefined (a finite but tiny weight in a model file reached this). */
+static inline float quant_inv_scale(float d) {
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    return isfinite(id) ? id : 0.0f;
+}
+
 /* ggml's nearest_int: round to nearest, ties to even, valid for |f| <= 4194303. */
 static inline int nearest_int(float f) {
     float v = f + 12582912.f;
@@ -294,7 +302,7 @@ static void quant_q8_0(const float *x, block_q8_0 *y, int64_t n) {
         float amax = 0.0f;
         for (int j = 0; j < QK8_0; j++) amax = QMAX(amax, fabsf(x[j]));
         const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = quant_inv_scale(d);
         y[i].d = f2h(d);
         for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
     }
@@ -314,7 +322,7 @@ static float signed_absmax(const float *x, int n) {
 static void quant_q4_0(const float *x, block_q4_0 *y, int64_t n) {
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
         const float d = signed_absmax(x, QK4_0) / -8;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = quant_inv_scale(d);
         y[i].d = f2h(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
             const uint8_t q0 = QMIN(15, (int8_t)(x[j] * id + 8.5f));
@@ -339,7 +347,7 @@ static void quant_q4_1(const float *x, block_q4_1 *y, int64_t n) {
         float min, max;
         block_minmax(x, QK4_0, &min, &max);
         const float d = (max - min) / ((1 << 4) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = quant_inv_scale(d);
         y[i].d = f2h(d);
         y[i].m = f2h(min);
         for (int j = 0; j < QK4_0 / 2; j++) {
@@ -353,7 +361,7 @@ static void quant_q4_1(const float *x, block_q4_1 *y, int64_t n) {
 static void quant_q5_0(const float *x, block_q5_0 *y, int64_t n) {
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
         const float d = signed_absmax(x, QK4_0) / -16;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = quant_inv_scale(d);
         y[i].d = f2h(d);
         uint32_t qh = 0;
         for (int j = 0; j < QK4_0 / 2; j++) {
@@ -372,7 +380,7 @@ static void quant_q5_1(const float *x, block_q5_1 *y, int64_t n) {
         float min, max;
         block_minmax(x, QK4_0, &min, &max);
         const float d = (max - min) / ((1 << 5) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = quant_inv_scale(d);
         y[i].d = f2h(d);
         y[i].m = f2h(min);
         uint32_t qh = 0;

@@ -14,6 +14,7 @@
  *      tokenizers (BPE::merge_word) and llama.cpp (llm_tokenizer_bpe_session) agree on this order.
  *   A small cache maps the bytes of recent words to their ids. */
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -397,12 +398,19 @@ static const char *tok_cfg_token(const cJSON *cfg, const char *key) {
     return NULL;
 }
 
-/* The id of a special-token name of a post-processor template. */
-static int tok_hf_template_id(const tokenizer *t, const cJSON *specials, const char *name) {
+/* 1 when v is a finite integer in [0, n) (a JSON number used as a token id or a count), else 0. */
+static int tok_json_id_ok(double v, double n) { return v >= 0 && v < n && v == floor(v); }
+
+/* The id of a special-token name of a post-processor template: its "ids" entry (which must be an
+ * integer below n_vocab: -2 with *bad set otherwise), else the piece of that name (-1 when absent). */
+static int tok_hf_template_id(const tokenizer *t, const cJSON *specials, const char *name, double *bad) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(specials, name);
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(e, "ids");
-    if (cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1 && cJSON_IsNumber(cJSON_GetArrayItem(ids, 0)))
-        return (int)cJSON_GetArrayItem(ids, 0)->valuedouble;
+    if (cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1 && cJSON_IsNumber(cJSON_GetArrayItem(ids, 0))) {
+        double v = cJSON_GetArrayItem(ids, 0)->valuedouble;
+        if (!tok_json_id_ok(v, t->n_vocab)) { *bad = v; return -2; }
+        return (int)v;
+    }
     return tokenizer_find_piece(t, name, strlen(name));
 }
 
@@ -425,7 +433,11 @@ static int tok_hf_post(tokenizer *t, const cJSON *pp, const char *path, int *bos
         if (cJSON_GetObjectItemCaseSensitive(e, "Sequence")) { seen_seq = 1; continue; }
         const char *id = tok_json_str(cJSON_GetObjectItemCaseSensitive(e, "SpecialToken"), "id");
         if (!id) return slim_set_error("%s: post_processor.single: an entry is neither Sequence nor SpecialToken", path);
-        int tid = tok_hf_template_id(t, specials, id);
+        double bad = 0;
+        int tid = tok_hf_template_id(t, specials, id, &bad);
+        if (tid == -2)
+            return slim_set_error("%s: post_processor.special_tokens[\"%.100s\"].ids: %g is not a token id (an integer "
+                                  "in 0..%d)", path, id, bad, t->n_vocab - 1);
         if (tid < 0 || tid >= t->n_vocab)
             return slim_set_error("%s: post_processor: special token \"%s\" is not in the vocabulary", path, id);
         if (!seen_seq) { *bos = tid; n_before++; }
@@ -507,20 +519,37 @@ int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
     int pre = tok_hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path);
     if (pre < 0) goto done;
 
-    /* vocabulary size: the largest id of the model vocabulary and the added tokens, plus one */
+    /* vocabulary size: the largest id of the model vocabulary and the added tokens, plus one. Ids must
+     * be integers, and dense: the largest is below the number of entries the file holds (added tokens
+     * may repeat vocabulary entries), checked before anything is allocated by it; a gap is refused
+     * below. */
     long max_id = -1;
+    double n_entries = (double)cJSON_GetArraySize(vocab) + (double)cJSON_GetArraySize(added);
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT_MAX / 4) {
-            slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has no valid id", path, e->string);
+        if (!cJSON_IsNumber(e) || !tok_json_id_ok(e->valuedouble, INT_MAX / 4)) {
+            slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has no valid id (a non-negative integer)", path,
+                           e->string);
+            goto done;
+        }
+        if (e->valuedouble >= n_entries) {
+            slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has id %.0f, but the file holds only %.0f "
+                           "vocabulary and added entries (ids must be dense from 0)", path, e->string, e->valuedouble,
+                           n_entries);
             goto done;
         }
         if ((long)e->valuedouble > max_id) max_id = (long)e->valuedouble;
     }
     cJSON_ArrayForEach(e, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT_MAX / 4 || !tok_json_str(e, "content")) {
-            slim_set_error("%s: field 'added_tokens': an entry lacks a valid id or content", path);
+        if (!cJSON_IsNumber(id) || !tok_json_id_ok(id->valuedouble, INT_MAX / 4) || !tok_json_str(e, "content")) {
+            slim_set_error("%s: field 'added_tokens': an entry lacks a valid id (a non-negative integer) or content", path);
+            goto done;
+        }
+        if (id->valuedouble >= n_entries) {
+            slim_set_error("%s: field 'added_tokens': \"%.100s\" has id %.0f, but the file holds only %.0f vocabulary "
+                           "and added entries (ids must be dense from 0)", path, tok_json_str(e, "content"),
+                           id->valuedouble, n_entries);
             goto done;
         }
         if ((long)id->valuedouble > max_id) max_id = (long)id->valuedouble;
@@ -568,7 +597,11 @@ int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
         has_flags |= added_flags[id];
     }
     for (int i = 0; i < n; i++)
-        if (!t->pieces[i]) t->pieces[i] = slim_strdup(""); /* an id nobody uses */
+        if (!t->pieces[i]) {
+            slim_set_error("%s: field 'model.vocab': no entry has id %d (ids must be dense: 0..%d all used)", path, i,
+                           n - 1);
+            goto done;
+        }
     t->pre = pre;
     t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
     t->add_space_prefix = 0;

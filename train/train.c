@@ -21,6 +21,7 @@
 #include "model.h"
 #include "optim.h"
 #include "pack.h"
+#include "sampler.h"
 
 static void train_usage(FILE *f) {
     fprintf(f,
@@ -96,47 +97,6 @@ static long train_fill_batch(const train_units *U, const int64_t *idx, int B, in
         }
     }
     return n_targets;
-}
-
-/* Walks the examples in a fresh shuffle each epoch; the permutation of epoch e is a pure function of
- * (seed, e), so a copy of the struct replays exactly the same micro-batches. */
-typedef struct train_sampler {
-    uint64_t seed;
-    int64_t epoch;  /* current epoch (0-based) */
-    int64_t cursor; /* position in the current epoch's order */
-} train_sampler;
-
-/* Makes order [n] (n units) the permutation of s->epoch (Fisher-Yates with an RNG seeded from seed and
- * epoch) unless *order_epoch says it already is. */
-static void train_sampler_order(const train_sampler *s, int64_t n, int64_t *order, int64_t *order_epoch) {
-    if (*order_epoch == s->epoch) return;
-    slim_rng rng;
-    slim_rng_seed(&rng, s->seed * 1000003u + (uint64_t)s->epoch);
-    for (int64_t i = 0; i < n; i++) order[i] = i;
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(slim_rng_u32(&rng) % (uint32_t)(i + 1));
-        int64_t tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
-    }
-    *order_epoch = s->epoch;
-}
-
-/* Writes up to B example indices of the next micro-batch to idx and returns how many (the last
- * micro-batch of an epoch may be smaller). Returns 1 in *epoch_end when the micro-batch ends the epoch. */
-static int train_sampler_next(train_sampler *s, int64_t n, int64_t *order, int64_t *order_epoch,
-                              int64_t *idx, int B, int *epoch_end) {
-    if (s->cursor >= n) {
-        s->epoch++;
-        s->cursor = 0;
-    }
-    train_sampler_order(s, n, order, order_epoch);
-    int64_t left = n - s->cursor;
-    int nb = (int)(left < B ? left : B);
-    for (int b = 0; b < nb; b++) idx[b] = order[s->cursor + b];
-    s->cursor += nb;
-    *epoch_end = s->cursor >= n;
-    return nb;
 }
 
 /* Parses a non-negative decimal count; 0 or -1. */

@@ -8,6 +8,10 @@
  *    taken from rows that the baseline report shows uninvolved in any duplicate, near duplicate or
  *    leak — and the seeded run must count each exactly (baseline + seeded), name the seeded rows'
  *    lines, and exit 1 with gates set just above the baseline (which must pass them).
+ * 1b. Small generated train/eval CSVs with every count known: exact duplicates (one with another label),
+ *    near duplicates, leaked rows (exact, near), invalid UTF-8, empty fields and foreign labels, per split;
+ *    validated with a config that declares the labels, and as `make validate DATA= EVAL=` runs it without
+ *    CONFIG (the command taken from make -n): labels from the train file, eval labels unseen in train reported.
  * 2. Bad inputs (truncated JSONL line, unbalanced CSV quote, NUL bytes, a 1 MB field, wrong JSON types,
  *    missing keys, garbage bytes, empty files, missing columns): both commands give a clear message
  *    naming file:line or the file, and neither crashes.
@@ -347,6 +351,312 @@ static void test_spam_assassin(void) {
     free(test_s);
 }
 
+/* ---- 1b. exact seeded counts per split: declared labels, and labels from the data (`make validate`) ---- */
+
+/* n random words of 3 syllables (4096 possible words): two such texts share no word 3-gram in practice. */
+static void seed_text(slim_rng *r, int n, buf *b) {
+    static const char *syl[] = {"ka", "lo", "mi", "ne", "ru", "ta", "vo", "si",
+                                "de", "pa", "go", "fu", "bi", "ze", "ho", "ly"};
+    for (int i = 0; i < n; i++) {
+        if (i) buf_str(b, " ");
+        for (int k = 0; k < 3; k++) buf_str(b, syl[slim_rng_u32(r) % 16]);
+    }
+}
+
+/* A copy of t with word `at` replaced: with 60 words, 3 of 58 word 3-grams change, Jaccard 55/61 = 0.90. */
+static char *seed_near(const char *t, int at) {
+    buf b = {0};
+    int w = 0;
+    for (const char *p = t; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (w) buf_str(&b, " ");
+        if (w == at) buf_str(&b, "zqxjkv");
+        else buf_add(&b, p, n);
+        w++;
+        p += n;
+        if (*p) p++;
+    }
+    return b.s;
+}
+
+/* t upper-cased with every space doubled: the same normalized input (case folded, spaces collapsed). */
+static char *seed_variant(const char *t) {
+    buf b = {0};
+    for (const char *p = t; *p; p++) {
+        char ch = *p >= 'a' && *p <= 'z' ? (char)(*p - 32) : *p;
+        buf_add(&b, &ch, 1);
+        if (ch == ' ') buf_str(&b, " ");
+    }
+    return b.s;
+}
+
+/* Writes tmpdir/<prefix>_train.csv and <prefix>_eval.csv (paths into tr, te) with labels lab[0..2]:
+ *   train: 60 unique 60-word rows, labels round-robin; 3 exact duplicates (row 0 upper-cased with doubled
+ *          spaces, row 1 as is, row 2 with the next label: 1 conflicting); 2 near duplicates (rows 10 and 11,
+ *          one word replaced); 1 invalid UTF-8 text; 2 empty fields (a blank text, an empty label); and,
+ *          when extra_train, 1 row labeled extra_train. Good rows per label: lab[0] 22, lab[1] 22, lab[2] 21.
+ *   eval:  20 unique rows; 2 exact leaks (train rows 20 and 21, the second upper-cased); 1 near leak (train
+ *          row 30, one word replaced); 1 exact duplicate (eval row 0); 1 near duplicate (eval row 1);
+ *          1 invalid UTF-8 text; 1 empty text; and, when extra_eval, 2 rows labeled extra_eval. */
+static void seed_files(const char *prefix, const char *const lab[3], const char *extra_train, const char *extra_eval,
+                       char tr[600], char te[600]) {
+    char name[128];
+    snprintf(name, sizeof name, "%s_train.csv", prefix);
+    snprintf(tr, 600, "%s", tmp_path(name));
+    snprintf(name, sizeof name, "%s_eval.csv", prefix);
+    snprintf(te, 600, "%s", tmp_path(name));
+    slim_rng rng;
+    slim_rng_seed(&rng, 77);
+    char *t[60], *e[20];
+    buf b = {0}, x = {0};
+    buf_str(&b, "text,label\n");
+    for (int i = 0; i < 60; i++) {
+        buf one = {0};
+        seed_text(&rng, 60, &one);
+        t[i] = one.s;
+        csv_append(&b, t[i], lab[i % 3]);
+    }
+    char *v = seed_variant(t[0]);
+    csv_append(&b, v, lab[0]);
+    free(v);
+    csv_append(&b, t[1], lab[1]);
+    csv_append(&b, t[2], lab[0]); /* row 2 is lab[2]: a conflicting duplicate */
+    for (int i = 10; i <= 11; i++) {
+        char *n = seed_near(t[i], 30);
+        csv_append(&b, n, lab[i % 3]);
+        free(n);
+    }
+    csv_append(&b, "caf\xe9 au lait on the terrace", lab[0]);
+    csv_append(&b, "   ", lab[1]);
+    csv_append(&b, "a row whose label field is empty", "");
+    if (extra_train) csv_append(&b, "a row with a label of its own", extra_train);
+    write_bytes(tr, b.s, b.n);
+
+    buf_str(&x, "text,label\n");
+    for (int i = 0; i < 20; i++) {
+        buf one = {0};
+        seed_text(&rng, 60, &one);
+        e[i] = one.s;
+        csv_append(&x, e[i], lab[i % 3]);
+    }
+    csv_append(&x, t[20], lab[20 % 3]);
+    v = seed_variant(t[21]);
+    csv_append(&x, v, lab[21 % 3]);
+    free(v);
+    char *n = seed_near(t[30], 20);
+    csv_append(&x, n, lab[30 % 3]);
+    free(n);
+    csv_append(&x, e[0], lab[0]);
+    n = seed_near(e[1], 40);
+    csv_append(&x, n, lab[1]);
+    free(n);
+    csv_append(&x, "na\xefve \xc3 bytes", lab[2]);
+    csv_append(&x, "", lab[0]);
+    if (extra_eval) {
+        csv_append(&x, "the first row with a label that train lacks", extra_eval);
+        csv_append(&x, "the second row with a label that train lacks", extra_eval);
+    }
+    write_bytes(te, x.s, x.n);
+    for (int i = 0; i < 60; i++) free(t[i]);
+    for (int i = 0; i < 20; i++) free(e[i]);
+    free(b.s);
+    free(x.s);
+}
+
+/* The counts a split of seed_files must have. */
+typedef struct seeded_want {
+    long long rows, bad, dup, conflict, near, utf8, empty, unknown;
+} seeded_want;
+
+static void check_seeded(const cJSON *rep, const char *split, const seeded_want *w, const char *what) {
+    const cJSON *sp = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "splits"), split);
+    long long got[8] = {num_at(sp, "rows", NULL),
+                        num_at(sp, "bad", NULL),
+                        count_of(rep, split, "exact_duplicates"),
+                        count_of(rep, split, "conflicting_labels"),
+                        count_of(rep, split, "near_duplicates"),
+                        count_of(rep, split, "invalid_utf8"),
+                        count_of(rep, split, "empty_fields"),
+                        count_of(rep, split, "unknown_labels")};
+    long long want[8] = {w->rows, w->bad, w->dup, w->conflict, w->near, w->utf8, w->empty, w->unknown};
+    static const char *name[8] = {"rows", "bad rows", "exact duplicates", "conflicting labels", "near duplicates",
+                                  "invalid UTF-8", "empty fields", "unknown labels"};
+    for (int i = 0; i < 8; i++)
+        CHECK(got[i] == want[i], "%s: %s %s: %lld, seeded %lld", what, split, name[i], got[i], want[i]);
+}
+
+static void check_seeded_leakage(const cJSON *rep, long long exact, long long near, const char *what) {
+    const cJSON *lk = cJSON_GetObjectItem(rep, "leakage");
+    long long e = num_at(lk, "exact", NULL), n = num_at(lk, "near", NULL), all = num_at(lk, "count", NULL);
+    CHECK(e == exact && n == near && all == exact + near, "%s: leaked eval rows %lld (%lld exact, %lld near), seeded %lld "
+          "(%lld exact, %lld near)", what, all, e, n, exact + near, exact, near);
+}
+
+static void check_seeded_labels(const cJSON *rep, const char *const lab[3], const char *from, const char *what) {
+    const cJSON *cnt = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "splits"), "train"), "labels"), "counts");
+    long long want[3] = {22, 22, 21};
+    for (int i = 0; i < 3; i++)
+        CHECK(num_at(cnt, lab[i], NULL) == want[i], "%s: train label %s: %lld rows, seeded %lld", what, lab[i],
+              num_at(cnt, lab[i], NULL), want[i]);
+    CHECK(cJSON_GetArraySize(cnt) == 3, "%s: 3 labels counted, got %d", what, cJSON_GetArraySize(cnt));
+    const cJSON *f = cJSON_GetObjectItem(rep, "labels_from");
+    CHECK(cJSON_IsString(f) && strcmp(f->valuestring, from) == 0, "%s: labels_from \"%s\"", what, from);
+}
+
+/* The arguments `make validate <vars>` gives `slimtune data validate` (make -n from the repository root, the
+ * caller's BUILD, no CONFIG or MAKEFLAGS inherited), into argv (NULL-terminated, pointing into line). */
+static int make_validate_args(const char *vars, char *line, size_t cap, char **argv, int max) {
+    char cmd[2048];
+    const char *build = getenv("BUILD");
+    snprintf(cmd, sizeof cmd,
+             "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CONFIG make -n --no-print-directory validate BUILD='%s' %s 2>&1",
+             build && *build ? build : "build", vars);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL, "popen %s", cmd);
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, (int)cap, f)) {
+        char *p = strstr(line, "slimtune data validate ");
+        if (!p) continue;
+        p += strlen("slimtune data validate ");
+        for (char *w = strtok(p, " \t\n"); w && n < max - 1; w = strtok(NULL, " \t\n")) argv[n++] = w;
+        break;
+    }
+    while (n == 0 && fgets(cmd, sizeof cmd, f)) {}
+    int st = pclose(f);
+    CHECK(n > 0 && st == 0, "`make -n validate %s` prints the data validate command (status %d)", vars, st);
+    argv[n] = NULL;
+    return n;
+}
+
+static void test_seeded_counts(void) {
+    static const char *const lab[3] = {"positive", "negative", "neutral"};
+    char tr[600], te[600], rp[600], data[2048];
+    char *out;
+
+    /* 1. a config that declares the labels: "eggs" (train) and "mixed" (eval) are outside the set */
+    seed_files("decl", lab, "eggs", "mixed", tr, te);
+    snprintf(rp, sizeof rp, "%s", tmp_path("decl_report.json"));
+    snprintf(data, sizeof data,
+             "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"positive\", \"negative\", \"neutral\"], "
+             "\"max_seq_len\": 128", tr, te);
+    int rc = run_validate(&out, "--config", write_config("decl.json", data, "\"report_rows\": 1000"), "--report", rp, NULL);
+    CHECK(rc == 1, "declared labels: seeded faults fail the gates, exit %d: %.2000s", rc, out);
+    CHECK(strstr(out, "label \"eggs\" is not in the label set\n") != NULL, "declared: eggs named as unknown: %.2000s", out);
+    free(out);
+    cJSON *rep = load_json(rp);
+    CHECK(rep != NULL, "declared: report %s", rp);
+    if (rep) {
+        seeded_want wt = {.rows = 69, .bad = 4, .dup = 3, .conflict = 1, .near = 2, .utf8 = 1, .empty = 2, .unknown = 1};
+        seeded_want we = {.rows = 29, .bad = 4, .dup = 1, .conflict = 0, .near = 1, .utf8 = 1, .empty = 1, .unknown = 2};
+        check_seeded(rep, "train", &wt, "declared");
+        check_seeded(rep, "eval", &we, "declared");
+        check_seeded_leakage(rep, 2, 1, "declared");
+        check_seeded_labels(rep, lab, "data.labels", "declared");
+        cJSON_Delete(rep);
+    }
+
+    /* 2. the same kind of data (no foreign labels) validated as `make validate DATA= EVAL=` runs it without
+     * CONFIG: the labels are the train file's, nothing is an unknown label, every check runs */
+    seed_files("noconf", lab, NULL, NULL, tr, te);
+    char vars[1400], line[4096], *args[24];
+    snprintf(vars, sizeof vars, "DATA='%s' EVAL='%s'", tr, te);
+    int na = make_validate_args(vars, line, sizeof line, args, 20);
+    snprintf(rp, sizeof rp, "%s", tmp_path("noconf_report.json"));
+    if (na > 0) {
+        args[na] = "--report";
+        args[na + 1] = rp;
+        args[na + 2] = NULL;
+        rc = run_capture(data_validate_main, "validate", "capture.txt", &out, args);
+        CHECK(rc == 1, "make validate without CONFIG: the seeded faults fail the gates, exit %d: %.2000s", rc, out);
+        CHECK(strstr(out, "unknown label") == NULL && strstr(out, "is not in the label set") == NULL,
+              "make validate without CONFIG: no row is an unknown label: %.2000s", out);
+        free(out);
+        rep = load_json(rp);
+        CHECK(rep != NULL, "make validate without CONFIG: report %s", rp);
+        if (rep) {
+            seeded_want wt = {.rows = 68, .bad = 3, .dup = 3, .conflict = 1, .near = 2, .utf8 = 1, .empty = 2, .unknown = 0};
+            seeded_want we = {.rows = 27, .bad = 2, .dup = 1, .conflict = 0, .near = 1, .utf8 = 1, .empty = 1, .unknown = 0};
+            check_seeded(rep, "train", &wt, "no CONFIG");
+            check_seeded(rep, "eval", &we, "no CONFIG");
+            check_seeded_leakage(rep, 2, 1, "no CONFIG");
+            check_seeded_labels(rep, lab, "train file", "no CONFIG");
+            cJSON_Delete(rep);
+        }
+    }
+    /* ... while the same files under a config declaring ham/spam are all unknown labels (declared labels apply
+     * when a config declares them) */
+    snprintf(rp, sizeof rp, "%s", tmp_path("hamspam_report.json"));
+    snprintf(data, sizeof data, "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"ham\", \"spam\"]", tr, te);
+    rc = run_validate(&out, "--config", write_config("hamspam.json", data, ""), "--report", rp, NULL);
+    free(out);
+    rep = load_json(rp);
+    CHECK(rc == 1 && rep && count_of(rep, "train", "unknown_labels") == 65 && count_of(rep, "eval", "unknown_labels") == 25 &&
+              count_of(rep, "train", "exact_duplicates") == 0,
+          "a config declaring ham/spam: every good row an unknown label (train %lld of 65, eval %lld of 25), exit %d",
+          rep ? count_of(rep, "train", "unknown_labels") : -1, rep ? count_of(rep, "eval", "unknown_labels") : -1, rc);
+    cJSON_Delete(rep);
+    /* --model-config takes the model and the validate.* gates only: here open gates (exit 0), while its
+     * data.labels and data.format are ignored; a missing model skips the token checks with the reason */
+    char mc[600];
+    snprintf(mc, sizeof mc, "%s", tmp_path("modelcfg.json"));
+    const char *mct = "{\"model\": \"/nonexistent/model.gguf\", \"data\": {\"labels\": [\"ham\", \"spam\"], "
+                      "\"format\": \"jsonl\"}, \"validate\": {\"max_invalid_rows\": 1, \"max_duplicate_rate\": 1, "
+                      "\"max_near_duplicate_rate\": 1, \"max_leakage\": 1}}\n";
+    write_bytes(mc, mct, strlen(mct));
+    snprintf(rp, sizeof rp, "%s", tmp_path("modelcfg_report.json"));
+    rc = run_validate(&out, "--model-config", mc, "--train", tr, "--eval", te, "--report", rp, NULL);
+    CHECK(rc == 0 && strstr(out, "tokens: skipped (the model /nonexistent/model.gguf of --model-config") &&
+              strstr(out, "labels unseen in train                    0                  0"),
+          "--model-config: its gates, not its labels or format; tokens skipped: rc %d: %.2500s", rc, out);
+    free(out);
+    rep = load_json(rp);
+    CHECK(rep && count_of(rep, "train", "exact_duplicates") == 3 && count_of(rep, "eval", "unknown_labels") == 0,
+          "--model-config report: 3 train duplicates, no unknown label");
+    cJSON_Delete(rep);
+    CHECK(run_validate(&out, "--config", mc, "--model-config", mc, "--train", tr, NULL) == 2 &&
+              strstr(out, "--config and --model-config exclude each other"),
+          "--config with --model-config: %.500s", out);
+    free(out);
+    /* with CONFIG given, make validate applies that config whole */
+    snprintf(vars, sizeof vars, "DATA='%s' CONFIG=configs/spam-stories260k.json", tr);
+    na = make_validate_args(vars, line, sizeof line, args, 20);
+    CHECK(na >= 2 && strcmp(args[0], "--config") == 0 && strcmp(args[1], "configs/spam-stories260k.json") == 0,
+          "make validate CONFIG=...: --config configs/spam-stories260k.json (got %s %s)", na > 0 ? args[0] : "",
+          na > 1 ? args[1] : "");
+
+    /* 3. eval labels unseen in train are reported as such (bad rows of eval), not dropped */
+    seed_files("unseen", lab, NULL, "mixed", tr, te);
+    snprintf(vars, sizeof vars, "DATA='%s' EVAL='%s'", tr, te);
+    na = make_validate_args(vars, line, sizeof line, args, 20);
+    snprintf(rp, sizeof rp, "%s", tmp_path("unseen_report.json"));
+    if (na > 0) {
+        args[na] = "--report";
+        args[na + 1] = rp;
+        args[na + 2] = NULL;
+        rc = run_capture(data_validate_main, "validate", "capture.txt", &out, args);
+        CHECK(rc == 1, "unseen eval labels: exit %d", rc);
+        char want[800];
+        snprintf(want, sizeof want, "%s:30: label \"mixed\" is not in the label set of the train file", te);
+        CHECK(strstr(out, want) && strstr(out, "eval: labels unseen in train: 2"),
+              "unseen eval labels named with file:line ('%s'): %.3000s", want, out);
+        free(out);
+        rep = load_json(rp);
+        if (rep) {
+            seeded_want wt = {.rows = 68, .bad = 3, .dup = 3, .conflict = 1, .near = 2, .utf8 = 1, .empty = 2, .unknown = 0};
+            seeded_want we = {.rows = 29, .bad = 4, .dup = 1, .conflict = 0, .near = 1, .utf8 = 1, .empty = 1, .unknown = 2};
+            check_seeded(rep, "train", &wt, "unseen");
+            check_seeded(rep, "eval", &we, "unseen");
+            check_seeded_leakage(rep, 2, 1, "unseen");
+            cJSON_Delete(rep);
+        } else {
+            CHECK(0, "unseen: report %s", rp);
+        }
+    }
+}
+
 /* ---- 2. bad inputs, both commands ---- */
 
 typedef struct bad_case {
@@ -403,16 +713,13 @@ static void test_bad_corpus(void) {
         free(out);
     }
     /* a 1 MB field: validate sees its true length and that it would be truncated */
-    cJSON *rep = load_json(tmp_path("bad_report.json"));
-    (void)rep;
-    cJSON_Delete(rep);
     char data[1024];
     snprintf(data, sizeof data, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"max_seq_len\": 64", tmp_path("big.csv"));
     char *out;
     int rc = run_validate(&out, "--config", write_config("big2.json", data, ""), "--report", tmp_path("big_report.json"), NULL);
     CHECK(rc == 0, "1 MB field: exit 0: %.1500s", out);
     free(out);
-    rep = load_json(tmp_path("big_report.json"));
+    cJSON *rep = load_json(tmp_path("big_report.json"));
     CHECK(rep && count_of(rep, "train", "truncated_prompts") == 1, "1 MB field: one truncated prompt");
     const cJSON *tk = rep ? cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "splits"), "train"), "tokens") : NULL;
     CHECK(tk && num_at(tk, "max", NULL) > 100000, "1 MB field: max length is the untruncated one (%lld)",
@@ -582,6 +889,7 @@ int main(void) {
     if (access(model_path, R_OK) != 0) return tu_finish("test_validate");
 
     test_bad_corpus();
+    test_seeded_counts();
     test_shapes_and_show();
     test_spam_assassin();
     test_speed();
