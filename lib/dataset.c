@@ -7,15 +7,19 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
 
 #define DATASET_CHUNK 65536
+/* Longest fixed-length string attribute or label name read (slimtune writes variable-length ones). */
+#define DATASET_MAX_FIXED_STR (16u << 20)
 #define DATASET_COMPRESS_MIN 4096
 
 static void dataset_quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -214,6 +218,14 @@ static int dataset_read_ints(hid_t file, const char *path, const char *name, hid
     int64_t got = 0;
     hid_t ds = dataset_open_1d(file, path, name, 0, n, &got);
     if (ds < 0) return -1;
+    /* a hostile dimension must not size an allocation: the elements must be stored in the file (deflate
+     * compresses at most ~1032:1, so every 1032 elements take at least one stored byte) */
+    uint64_t stored = H5Dget_storage_size(ds);
+    if (got > 0 && (uint64_t)got / 1032 > stored) {
+        H5Dclose(ds);
+        return slim_set_error("%s: dataset /%s: %lld elements but only %llu bytes stored (corrupt or truncated file)",
+                              path, name, (long long)got, (unsigned long long)stored);
+    }
     void *buf = slim_malloc((size_t)got * esize);
     if (got > 0 && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         free(buf);
@@ -239,6 +251,7 @@ static char *dataset_read_attr_str(hid_t a, hid_t stored) {
         H5Tclose(mt);
     } else {
         size_t sz = H5Tget_size(stored);
+        if (sz == 0 || sz > DATASET_MAX_FIXED_STR) return NULL; /* the caller names the attribute */
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, sz + 1);
         char *v = slim_calloc(sz + 2, 1);
@@ -320,6 +333,12 @@ static int dataset_read_label_names(hid_t file, const char *path, slim_dataset *
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(stored);
+            if (sz == 0 || sz > DATASET_MAX_FIXED_STR || (uint64_t)n * (sz + 1) / 1032 > H5Dget_storage_size(ds)) {
+                H5Tclose(stored);
+                H5Dclose(ds);
+                return slim_set_error("%s: dataset /label_names: %lld fixed strings of %zu bytes do not fit the stored "
+                                      "data (corrupt file)", path, (long long)n, sz);
+            }
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, sz + 1);
             char *v = slim_calloc((size_t)n, sz + 1);
@@ -367,12 +386,66 @@ static int dataset_validate(const slim_dataset *d, const char *path) {
     return 0;
 }
 
+/* Refuses a file holding a global heap collection (where HDF5 keeps variable-length strings: the label
+ * names and string attributes) whose object list does not advance: HDF5 1.10's collection parser
+ * (H5HG__cache_heap_deserialize) loops forever on a free-space object of size 0, so such a file must
+ * never reach H5Fopen; nor one whose object runs past the collection, which H5HG_read copies out of
+ * bounds. Layout (HDF5 file format spec, "Global Heap"): "GCOL", version 1, 3 reserved
+ * bytes, u64 collection size, then objects: u16 index, u16 references, 4 reserved, u64 size, data padded
+ * to 8 bytes; index 0 is the free space, whose size covers the rest of the collection. Every "GCOL"
+ * candidate is walked as HDF5 would walk it (8-byte lengths, the only size slimtune writes). */
+static int dataset_check_global_heaps(const char *path, int fd, size_t size) {
+    if (size < 16) return 0;
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) return slim_set_error("%s: cannot map: %s", path, strerror(errno));
+    const uint8_t *b = map, *at = b;
+    int rc = 0;
+    while (!rc && (at = memmem(at, size - (size_t)(at - b), "GCOL", 4)) != NULL) {
+        size_t off = (size_t)(at - b);
+        uint64_t csize = 0;
+        if (off + 16 <= size && at[4] == 1) {
+            memcpy(&csize, at + 8, 8);
+            uint64_t end = csize < size - off ? off + csize : size, p = off + 16;
+            while (p + 16 <= end) {
+                uint16_t idx;
+                uint64_t osize, need;
+                memcpy(&idx, b + p, 2);
+                memcpy(&osize, b + p + 8, 8);
+                need = idx > 0 ? (osize > UINT64_MAX - 23 ? UINT64_MAX : 16 + ((osize + 7) & ~(uint64_t)7)) : osize;
+                if (need == 0) {
+                    rc = slim_set_error("%s: HDF5 global heap collection at offset %zu: object at offset %llu has size 0 "
+                                        "(corrupt file: the variable-length strings cannot be read)", path, off,
+                                        (unsigned long long)p);
+                    break;
+                }
+                if (need > end - p) {
+                    /* HDF5 1.10 copies such an object from past the collection (H5HG_read) */
+                    rc = slim_set_error("%s: HDF5 global heap collection at offset %zu: object at offset %llu of %llu "
+                                        "bytes runs past the collection's end (corrupt file)", path, off,
+                                        (unsigned long long)p, (unsigned long long)osize);
+                    break;
+                }
+                p += need;
+            }
+        }
+        at += 4;
+        if ((size_t)(at - b) >= size) break;
+    }
+    munmap(map, size);
+    return rc;
+}
+
 int dataset_read(slim_dataset *d, const char *path) {
     memset(d, 0, sizeof *d);
     dataset_quiet_hdf5();
     struct stat st;
     if (stat(path, &st) != 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return slim_set_error("%s: not a regular file", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return slim_set_error("%s: cannot open: %s", path, strerror(errno));
+    int heap_rc = dataset_check_global_heaps(path, fd, (size_t)st.st_size);
+    close(fd);
+    if (heap_rc) return -1;
     if (H5Fis_hdf5(path) <= 0) return slim_set_error("%s: not an HDF5 file", path);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) return slim_set_error("%s: cannot open HDF5 file (corrupt or truncated?)", path);
