@@ -5,16 +5,7 @@
 # different seed must give a different adapter (so the comparison is not vacuous). Whether 1 and 2
 # threads agree is printed, not required (see README "Determinism").
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-BUILD="${BUILD:-build}"; SHARED="${SLIM_SHARED:-../shared}"
-bin="$BUILD/slimtune"
-passed=0; failed=0
-check() { # check NAME STATUS [DETAIL]
-    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1 ${3:-}" >&2; fi
-}
-finish() { echo "test_determinism: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
-[ -x "$bin" ] || { check "slimtune built at $bin" 1; finish; }
-[ -f "$SHARED/models/stories260K.gguf" ] || { check "shared model at $SHARED" 1 "(set SLIM_SHARED)"; finish; }
+. "$(dirname "$0")/../testlib.sh" test_determinism
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 /usr/bin/python3 - "$tmp/train.csv" <<'PY'

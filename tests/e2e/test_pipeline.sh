@@ -3,16 +3,7 @@
 # (gated) -> export -> the merged model loads in slimtune and in llama.cpp.
 # Uses 800 training and 400 test rows and 64-token examples so that it runs in about a minute.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-BUILD="${BUILD:-build}"; SHARED="${SLIM_SHARED:-../shared}"
-bin="$BUILD/slimtune"
-passed=0; failed=0
-check() { # check NAME STATUS [DETAIL]
-    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1 ${3:-}" >&2; fi
-}
-finish() { echo "test_pipeline: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
-[ -x "$bin" ] || { check "slimtune built at $bin" 1; finish; }
-[ -f "$SHARED/models/stories260K.gguf" ] || { check "shared model at $SHARED" 1 "(set SLIM_SHARED)"; finish; }
+. "$(dirname "$0")/../testlib.sh" test_pipeline
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 datasets/spam_assassin/fetch "$tmp/spam" >"$tmp/fetch.log" 2>&1

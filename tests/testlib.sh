@@ -1,0 +1,15 @@
+# testlib.sh — sourced by the end-to-end shell tests (tests/e2e/test_*.sh): the repository root as the
+# working directory, $bin (the slimtune under test), $SHARED, and check/finish that count checks and end
+# with the "<name>: N passed, N failed" line scripts/run-tests adds up. A missing binary or shared
+# model is a failed check, never a skip. Usage: . "$(dirname "$0")/../testlib.sh" NAME
+tl_name="$1"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BUILD="${BUILD:-build}"; SHARED="${SLIM_SHARED:-../shared}"
+bin="$BUILD/slimtune"
+passed=0; failed=0
+check() { # check NAME STATUS [DETAIL]
+    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1 ${3:-}" >&2; fi
+}
+finish() { echo "$tl_name: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
+[ -x "$bin" ] || { check "slimtune built at $bin" 1; finish; }
+[ -f "$SHARED/models/stories260K.gguf" ] || { check "shared model at $SHARED" 1 "(set SLIM_SHARED)"; finish; }
