@@ -10,10 +10,12 @@
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
 
+# AddressSanitizer + UndefinedBehaviorSanitizer, for make test SANITIZE=1 and the fuzz build
+SANITIZERS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
-SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS = $(SANITIZERS)
 endif
 BUILD   ?= build
 CC      ?= gcc
@@ -21,7 +23,8 @@ ARCH    ?= -march=x86-64-v3
 CFLAGS  ?= -O2 -g $(ARCH)
 CFLAGS  += $(SAN_FLAGS)
 PKGS     = hdf5 openblas libcjson nettle
-CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
+BASE_CFLAGS = -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
+CFLAGS  += $(BASE_CFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lutf8proc -fopenmp -lm
 SLIM_SHARED ?= ../shared
 export SLIM_SHARED
@@ -100,8 +103,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_S       ?= 30
-FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS   = -O1 -g $(ARCH) -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS)) $(FUZZ_SAN)
+FUZZ_CFLAGS   = -O1 -g $(ARCH) $(BASE_CFLAGS) $(SANITIZERS)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
@@ -122,6 +124,6 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h $(FUZZ_BUILD)/lib
 fuzz-build: $(FUZZ_BIN)
 
 fuzz:
-	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found; libFuzzer needs clang (Debian: apt-get install clang-14 libclang-rt-14-dev libomp-dev)" >&2; exit 1; }
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found; libFuzzer needs clang: make deps installs it" >&2; exit 1; }
 	@$(MAKE) --no-print-directory fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_S=$(FUZZ_S) scripts/run-fuzz $(FUZZ_TARGETS)

@@ -1057,10 +1057,9 @@ int data_validate_main(int argc, char **argv) {
         if (reader_open_ex(&rds[1], cfg->test_file, &ro)) goto done;
         opened[1] = 1;
     }
-    if (!c->tok && c->no_tokens[0]) {
-        /* the reason is already set (a missing --model-config model) */
-    } else if (!c->tok) {
-        snprintf(c->no_tokens, sizeof c->no_tokens, "no model: give --config with model, or --model");
+    if (!c->tok) {
+        if (!c->no_tokens[0]) /* else the reason is set already (a missing --model-config model) */
+            snprintf(c->no_tokens, sizeof c->no_tokens, "no model: give --config with model, or --model");
     } else if (c->shape == SHAPE_TEXT_LABEL && c->n_names == 0) {
         snprintf(c->no_tokens, sizeof c->no_tokens, "no good row gives a label");
     } else if (prep_renderer_init(&c->rr, c->tok, cfg, c->shape, c->names, c->n_names,

@@ -21,6 +21,9 @@
 /* Longest fixed-length string attribute or label name read (slimtune writes variable-length ones). */
 #define DATASET_MAX_FIXED_STR (16u << 20)
 #define DATASET_COMPRESS_MIN 4096
+/* deflate expands at most ~1032:1, so n stored elements take at least n / 1032 bytes of the file: a
+ * dimension past that is hostile and must not size an allocation */
+#define DATASET_MAX_DEFLATE_RATIO 1032
 
 static void dataset_quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -218,10 +221,9 @@ static int dataset_read_ints(hid_t file, const char *path, const char *name, hid
     int64_t got = 0;
     hid_t ds = dataset_open_1d(file, path, name, 0, n, &got);
     if (ds < 0) return -1;
-    /* a hostile dimension must not size an allocation: the elements must be stored in the file (deflate
-     * compresses at most ~1032:1, so every 1032 elements take at least one stored byte) */
+    /* a hostile dimension must not size an allocation: the elements must be stored in the file */
     uint64_t stored = H5Dget_storage_size(ds);
-    if (got > 0 && (uint64_t)got / 1032 > stored) {
+    if (got > 0 && (uint64_t)got / DATASET_MAX_DEFLATE_RATIO > stored) {
         H5Dclose(ds);
         return slim_set_error("%s: dataset /%s: %lld elements but only %llu bytes stored (corrupt or truncated file)",
                               path, name, (long long)got, (unsigned long long)stored);
@@ -333,7 +335,7 @@ static int dataset_read_label_names(hid_t file, const char *path, slim_dataset *
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(stored);
-            if (sz == 0 || sz > DATASET_MAX_FIXED_STR || (uint64_t)n * (sz + 1) / 1032 > H5Dget_storage_size(ds)) {
+            if (sz == 0 || sz > DATASET_MAX_FIXED_STR || (uint64_t)n * (sz + 1) / DATASET_MAX_DEFLATE_RATIO > H5Dget_storage_size(ds)) {
                 H5Tclose(stored);
                 H5Dclose(ds);
                 return slim_set_error("%s: dataset /label_names: %lld fixed strings of %zu bytes do not fit the stored "

@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """make-seeds.py — writes the seed corpora of the libFuzzer targets (tests/fuzz) into OUT/<target>/.
 
-usage: tests/fuzz/make-seeds.py OUT_DIR     (run from the repository root; plain python3, no numpy)
+usage: tests/fuzz/make-seeds.py OUT_DIR     (run from the repository root; python3 + numpy, as scripts/ggufpy.py)
 
 Seeds come from real files where the repository has them (the shared stories260K GGUF and vocabulary
 GGUFs, the golden LoRA adapters, configs/*.json, tests/data/fixtures, tests/chat/fixtures, trimmed
@@ -17,17 +17,24 @@ import shutil
 import struct
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import ggufpy as gg  # noqa: E402  (the project's GGUF writer)
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else "build-fuzz/corpus"
 SHARED = os.environ.get("SLIM_SHARED", "../shared")
 HF_SEP = b"\n--SAFETENSORS--\n"  # FZ_HF_SEP in harness.h
 
 
-def put(target, name, data):
+def seed_path(target, name):
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
+    return os.path.join(d, "seed-" + name)
+
+
+def put(target, name, data):
     if isinstance(data, str):
         data = data.encode("utf-8")
-    with open(os.path.join(d, "seed-" + name), "wb") as f:
+    with open(seed_path(target, name), "wb") as f:
         f.write(data)
 
 
@@ -41,25 +48,7 @@ def copy(target, path, limit=None):
     put(target, os.path.basename(os.path.dirname(path)) + "-" + os.path.basename(path), data)
 
 
-# ---- GGUF ---------------------------------------------------------------------------------------
-
-def gstr(s):
-    b = s.encode("utf-8")
-    return struct.pack("<Q", len(b)) + b
-
-
-def gkv(key, vtype, value, atype=None):
-    fmt = {4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q"}
-    out = gstr(key) + struct.pack("<I", vtype)
-    if vtype == 8:
-        return out + gstr(value)
-    if vtype == 9:
-        out += struct.pack("<IQ", atype, len(value))
-        if atype == 8:
-            return out + b"".join(gstr(s) for s in value)
-        return out + b"".join(struct.pack(fmt[atype], v) for v in value)
-    return out + struct.pack(fmt[vtype], value)
-
+# ---- GGUF (written with the project's writer, scripts/ggufpy.py) --------------------------------
 
 def f16(x):
     return struct.pack("<e", x)
@@ -71,11 +60,11 @@ def tensor_bytes(ttype, ne, k):
     for d in ne:
         n *= d
     vals = [((i * 7 + k * 13) % 17 - 8) * 0.01 for i in range(n)]
-    if ttype == 0:
+    if ttype == gg.F32:
         return struct.pack("<%df" % n, *vals)
-    if ttype == 1:
+    if ttype == gg.F16:
         return b"".join(f16(v) for v in vals)
-    if ttype == 8:  # blocks of 32: f16 scale + 32 int8
+    if ttype == gg.Q8_0:  # blocks of 32: f16 scale + 32 int8
         out = b""
         for b in range(n // 32):
             out += f16(0.01) + bytes(((i * 5 + b) % 15) for i in range(32))
@@ -83,43 +72,34 @@ def tensor_bytes(ttype, ne, k):
     raise ValueError(ttype)
 
 
-def gguf(kvs, tensors, align=32):
-    """kvs: list of encoded kv bytes; tensors: list of (name, ne, type, raw)."""
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs)
-    off, data = 0, b""
-    for name, ne, ttype, raw in tensors:
-        head += gstr(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
-        head += struct.pack("<IQ", ttype, off)
-        pad = (align - len(raw) % align) % align
-        data += raw + b"\0" * pad
-        off += len(raw) + pad
-    head += b"\0" * ((align - len(head) % align) % align)
-    return head + data
-
-
-def tiny_model(arch, vocab_kvs, n_vocab, qtype):
+def tiny_model(path, arch, add_vocab, qtype):
+    """Writes a 1-layer llama/qwen2 GGUF (dim 32) to path; add_vocab(w) adds the tokenizer keys and
+    returns the vocabulary size."""
     dim, ffn, heads, kv_heads, layers = 32, 64, 2, 1, 1
     hd = dim // heads
-    kvs = [gkv("general.architecture", 8, arch), gkv("general.name", 8, "tiny-" + arch),
-           gkv(arch + ".embedding_length", 4, dim), gkv(arch + ".block_count", 4, layers),
-           gkv(arch + ".attention.head_count", 4, heads), gkv(arch + ".attention.head_count_kv", 4, kv_heads),
-           gkv(arch + ".feed_forward_length", 4, ffn), gkv(arch + ".context_length", 4, 64),
-           gkv(arch + ".attention.layer_norm_rms_epsilon", 6, 1e-5), gkv(arch + ".rope.freq_base", 6, 10000.0),
-           gkv(arch + ".rope.dimension_count", 4, hd)] + vocab_kvs
-    ts = []
+    w = gg.Writer()
+    w.add_str("general.architecture", arch)
+    w.add_str("general.name", "tiny-" + arch)
+    for key, v in (("embedding_length", dim), ("block_count", layers), ("attention.head_count", heads),
+                   ("attention.head_count_kv", kv_heads), ("feed_forward_length", ffn), ("context_length", 64)):
+        w.add_u32(arch + "." + key, v)
+    w.add_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5)
+    w.add_f32(arch + ".rope.freq_base", 10000.0)
+    w.add_u32(arch + ".rope.dimension_count", hd)
+    n_vocab = add_vocab(w)
     k = 0
 
-    def add(name, ne, ttype=0):
+    def add(name, ne, ttype=gg.F32):
         nonlocal k
         k += 1
-        ts.append((name, ne, ttype, tensor_bytes(ttype, ne, k)))
+        w.add_tensor(name, tensor_bytes(ttype, ne, k), ttype, ne)
 
     add("token_embd.weight", [dim, n_vocab])
     for l in range(layers):
         p = "blk.%d." % l
         add(p + "attn_norm.weight", [dim])
         add(p + "attn_q.weight", [dim, dim], qtype)
-        add(p + "attn_k.weight", [dim, kv_heads * hd], 1)
+        add(p + "attn_k.weight", [dim, kv_heads * hd], gg.F16)
         add(p + "attn_v.weight", [dim, kv_heads * hd], qtype)
         if arch == "qwen2":
             add(p + "attn_q.bias", [dim])
@@ -128,24 +108,28 @@ def tiny_model(arch, vocab_kvs, n_vocab, qtype):
         add(p + "attn_output.weight", [dim, dim])
         add(p + "ffn_norm.weight", [dim])
         add(p + "ffn_gate.weight", [dim, ffn], qtype)
-        add(p + "ffn_up.weight", [dim, ffn], 1)
+        add(p + "ffn_up.weight", [dim, ffn], gg.F16)
         add(p + "ffn_down.weight", [ffn, dim])
     add("output_norm.weight", [dim])
     if arch == "llama":
         add("output.weight", [dim, n_vocab])
-    return gguf(kvs, ts)
+    w.write(path)
 
 
-def spm_vocab():
+def spm_vocab(w):
     pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in (0x0A, 0x20, 0x41)] + \
              ["\u2581", "\u2581a", "\u2581the", "t", "h", "e", "a", "th", "he", "\u2581t"]
     types = [2, 3, 3, 6, 6, 6] + [1] * (len(pieces) - 6)
     scores = [0.0] * 6 + [-float(i) for i in range(len(pieces) - 6)]
-    kvs = [gkv("tokenizer.ggml.model", 8, "llama"), gkv("tokenizer.ggml.tokens", 9, pieces, 8),
-           gkv("tokenizer.ggml.scores", 9, scores, 6), gkv("tokenizer.ggml.token_type", 9, types, 5),
-           gkv("tokenizer.ggml.bos_token_id", 4, 1), gkv("tokenizer.ggml.eos_token_id", 4, 2),
-           gkv("tokenizer.ggml.unknown_token_id", 4, 0), gkv("tokenizer.ggml.add_bos_token", 7, True)]
-    return kvs, len(pieces)
+    w.add_str("tokenizer.ggml.model", "llama")
+    w.add_str_array("tokenizer.ggml.tokens", pieces)
+    w.add_array("tokenizer.ggml.scores", gg.T_FLOAT32, scores)
+    w.add_array("tokenizer.ggml.token_type", gg.T_INT32, types)
+    w.add_u32("tokenizer.ggml.bos_token_id", 1)
+    w.add_u32("tokenizer.ggml.eos_token_id", 2)
+    w.add_u32("tokenizer.ggml.unknown_token_id", 0)
+    w.add_bool("tokenizer.ggml.add_bos_token", True)
+    return len(pieces)
 
 
 def bpe_chars():
@@ -161,24 +145,25 @@ def bpe_chars():
     return [chr(c) for _, c in sorted(zip(bs, cs))]
 
 
-def bpe_vocab():
+def bpe_vocab(w):
     chars = bpe_chars()
     pieces = chars + ["\u0120t", "he", "\u0120the", "in", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     merges = ["\u0120 t", "h e", "\u0120t he", "i n"]
     types = [1] * (len(pieces) - 3) + [3, 3, 3]
-    kvs = [gkv("tokenizer.ggml.model", 8, "gpt2"), gkv("tokenizer.ggml.pre", 8, "qwen2"),
-           gkv("tokenizer.ggml.tokens", 9, pieces, 8), gkv("tokenizer.ggml.token_type", 9, types, 5),
-           gkv("tokenizer.ggml.merges", 9, merges, 8), gkv("tokenizer.ggml.eos_token_id", 4, len(pieces) - 3),
-           gkv("tokenizer.chat_template", 8, "{% for m in messages %}<|im_start|>{{ m.role }}\n"
-               "{{ m.content }}<|im_end|>\n{% endfor %}")]
-    return kvs, len(pieces)
+    w.add_str("tokenizer.ggml.model", "gpt2")
+    w.add_str("tokenizer.ggml.pre", "qwen2")
+    w.add_str_array("tokenizer.ggml.tokens", pieces)
+    w.add_array("tokenizer.ggml.token_type", gg.T_INT32, types)
+    w.add_str_array("tokenizer.ggml.merges", merges)
+    w.add_u32("tokenizer.ggml.eos_token_id", len(pieces) - 3)
+    w.add_str("tokenizer.chat_template", "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+              "{{ m.content }}<|im_end|>\n{% endfor %}")
+    return len(pieces)
 
 
 def gguf_seeds():
-    kvs, n = spm_vocab()
-    put("gguf", "tiny-llama-spm.gguf", tiny_model("llama", kvs, n, 8))
-    kvs, n = bpe_vocab()
-    put("gguf", "tiny-qwen2-bpe.gguf", tiny_model("qwen2", kvs, n, 0))
+    tiny_model(seed_path("gguf", "tiny-llama-spm.gguf"), "llama", spm_vocab, gg.Q8_0)
+    tiny_model(seed_path("gguf", "tiny-qwen2-bpe.gguf"), "qwen2", bpe_vocab, gg.F32)
     copy("gguf", os.path.join(SHARED, "models", "stories260K.gguf"))
     copy("gguf", os.path.join(SHARED, "vocab", "ggml-vocab-llama-spm.gguf"))
     for p in sorted(glob.glob("tests/golden/fixtures/*.gguf")):
