@@ -32,16 +32,17 @@ export SLIM_SHARED
 OMP_WAIT_POLICY ?= passive
 export OMP_WAIT_POLICY
 
-LIB_SRC   := $(wildcard lib/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard eval/*.c) $(wildcard export/*.c)
+LIB_SRC   := $(wildcard lib/*.c lib/*/*.c) $(wildcard data/*.c) $(wildcard train/*.c) $(wildcard eval/*.c) $(wildcard export/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC  := $(wildcard tests/*/test_*.c)
+HEADERS   := $(wildcard lib/*.h lib/*/*.h data/*.h train/*.h eval/*.h export/*.h)
+TEST_SRC  := $(wildcard tests/*/test_*.c tests/*/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
 .PHONY: all deps test test-run demo bench validate train golden fuzz clean
 all: $(BUILD)/slimtune
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+$(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -110,7 +111,7 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 .PHONY: fuzz-build
 
-$(FUZZ_BUILD)/%.o: %.c $(wildcard lib/*.h) $(wildcard */*.h)
+$(FUZZ_BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 

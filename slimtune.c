@@ -22,9 +22,9 @@
 #include "../export/export.h"
 #include "../export/quantize.h"
 #include "../train/train.h"
-#include "gguf.h"
-#include "hf.h"
-#include "model.h"
+#include "format/gguf.h"
+#include "format/hf.h"
+#include "model/model.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -62,7 +62,7 @@ static int info_main(int argc, char **argv) {
     gguf_file g;
     int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
     if ((is_dir ? hf_open(&g, path) : gguf_open(&g, path)) != 0) { fprintf(stderr, "slimtune info: %s\n", slim_last_error()); return 2; }
-    llama_config c;
+    model_config c;
     if (model_read_config(&g, &c) != 0) { fprintf(stderr, "slimtune info: %s\n", slim_last_error()); gguf_close(&g); return 2; }
     printf("model         %s\n", path);
     printf("architecture  %s: dim %d, %d layers, %d heads (%d kv heads, head dim %d), ffn %d, vocab %d, context %d\n",
@@ -79,7 +79,7 @@ static int info_main(int argc, char **argv) {
     }
     printf("parameters    %llu in %llu tensors\n", (unsigned long long)n_elem, (unsigned long long)g.n_tensors);
     for (int ty = 0; ty < 64; ty++)
-        if (count[ty]) printf("  %-6s      %llu tensors, %.2f MiB\n", ggml_type_name(ty), (unsigned long long)count[ty], bytes[ty] / 1048576.0);
+        if (count[ty]) printf("  %-6s      %llu tensors, %.2f MiB\n", gguf_type_name(ty), (unsigned long long)count[ty], bytes[ty] / 1048576.0);
     const char *tk = gguf_find_kv(&g, "tokenizer.ggml.model") ? gguf_get_str(&g, "tokenizer.ggml.model") : NULL;
     if (is_dir && tk && !strcmp(tk, "none")) tk = "tokenizer.json";
     tokenizer tok;

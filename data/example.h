@@ -7,7 +7,7 @@
  *   text_label         text, label                                 template prompt + " {label}" + EOS
  *   prompt_completion  prompt, completion                          prompt + completion + EOS
  *   alpaca             instruction, input (optional), output       Alpaca prompt + output + EOS
- *   chat               messages: [{role, content}, ...]            the model's chat template (lib/chat.h)
+ *   chat               messages: [{role, content}, ...]            the model's chat template (lib/tokenizer/chat.h)
  *   text               text                                        BOS + text + EOS, loss on every token
  *
  * To keep one code path, the fields go into generic slots: `text` is the main input (text, prompt or

@@ -20,14 +20,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat.h"
+#include "tokenizer/chat.h"
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "reader.h"
 #include "split.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define PREP_SHOW_LINES 3 /* file:line examples shown per bad-row reason */
 

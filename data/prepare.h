@@ -19,7 +19,7 @@
  *   text               BOS + text + EOS (continued pretraining), loss on every token but the first. A
  *                      text longer than data.max_seq_len is split into chunks of data.max_seq_len tokens
  *                      (each later chunk starts with BOS), all from the same source line; nothing is lost.
- *   chat               the messages rendered by the model's chat template (lib/chat.h: data.chat_template,
+ *   chat               the messages rendered by the model's chat template (lib/tokenizer/chat.h: data.chat_template,
  *                      "auto" = recognized from the GGUF's tokenizer.chat_template) and tokenized with its
  *                      special tokens parsed; loss on the assistant turns (data.chat_loss: all, or only
  *                      the last), each with its end-of-turn token. A conversation longer than
@@ -48,7 +48,7 @@
 
 #include "config.h"
 #include "example.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* The Alpaca templates (Taori et al. 2023, the Stanford Alpaca repository's PROMPT_DICT). */
 #define PREP_ALPACA_HEAD_INPUT                                                                                     \

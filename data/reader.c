@@ -416,7 +416,7 @@ static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs) 
     const char *mc = x->col[COL_MESSAGES];
     if (!cJSON_IsArray(msgs)) {
         reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected an array of {role, content} objects", mc,
-                   config_json_type_name(msgs));
+                   slim_json_type_name(msgs));
         return;
     }
     int n = cJSON_GetArraySize(msgs);
@@ -425,7 +425,7 @@ static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs) 
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         if (!cJSON_IsObject(m)) {
-            reader_bad(x, row, READ_JSON_TYPE, "%s[%d] is %s, expected an object", mc, k, config_json_type_name(m));
+            reader_bad(x, row, READ_JSON_TYPE, "%s[%d] is %s, expected an object", mc, k, slim_json_type_name(m));
             return;
         }
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -437,7 +437,7 @@ static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs) 
         if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
             const cJSON *w = cJSON_IsString(role) ? content : role;
             reader_bad(x, row, READ_JSON_TYPE, "%s[%d].%s is %s, expected a string", mc, k,
-                       w == role ? "role" : "content", config_json_type_name(w));
+                       w == role ? "role" : "content", slim_json_type_name(w));
             return;
         }
         int r = -1;
@@ -746,7 +746,7 @@ static int reader_json_fields(reader_ctx *x, reader_row *row, const cJSON *v, re
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(v, x->col[k]);
         if (!w || (k == COL_INPUT && cJSON_IsNull(w))) continue; /* an absent or null Alpaca input is "" */
         if (!cJSON_IsString(w)) {
-            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->col[k], config_json_type_name(w));
+            reader_bad(x, row, READ_JSON_TYPE, "\"%s\" is %s, expected a string", x->col[k], slim_json_type_name(w));
             return -1;
         }
         f->s[k] = w->valuestring;
@@ -774,7 +774,7 @@ static void reader_parse_json_line(reader_ctx *x, int64_t line, const char *s, s
     if (used < n) {
         reader_bad(x, row, READ_BAD_JSON, "invalid JSON: text after the object at column %zu", used + 1);
     } else if (!cJSON_IsObject(v)) {
-        reader_bad(x, row, READ_JSON_TYPE, "expected a JSON object, got %s", config_json_type_name(v));
+        reader_bad(x, row, READ_JSON_TYPE, "expected a JSON object, got %s", slim_json_type_name(v));
     } else if ((nul_at = reader_json_nul_escape(s, n)) >= 0) {
         /* cJSON would decode it to a NUL that ends the C string: the value would be silently cut */
         reader_bad(x, row, READ_NUL_BYTE, "NUL byte (a \\u0000 escape) at column %lld", (long long)nul_at + 1);

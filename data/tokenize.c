@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static void tokenize_usage(FILE *f) {
     fprintf(f,

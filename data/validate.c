@@ -23,11 +23,11 @@
 
 #include "common.h"
 #include "config.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "prepare.h"
 #include "reader.h"
 #include "split.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 enum val_check_id { VC_PARSE, VC_UTF8, VC_EMPTY, VC_UNKNOWN_LABEL, VC_CHAT, VC_TOO_LONG, VC_REPLACED, VC_TRUNCATED,
                     VC_CHUNKED, VC_DUP, VC_CONFLICT, VC_NEAR, VC_N };

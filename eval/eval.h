@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
-#include "model.h"
+#include "model/model.h"
 
 /* Entry point of `slimtune eval --config FILE [...]`; argv[0] = "eval". Returns the exit status
  * (0 pass, 1 a quality gate failed, 2 an error). */
@@ -43,7 +43,7 @@ int32_t *eval_completion_ids(const tokenizer *tok, const char *completion_templa
  * of example idx[i]). Rows (example, label) go through micro-batches of batch_rows rows padded to
  * the longest row; activations are allocated once. progress: a name for the examples/s lines on
  * stderr, or NULL for silence. Returns 0, or -1 with an error (bad template, token out of vocabulary). */
-int eval_score(const llama_model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
                int64_t n, int batch_rows, const char *progress, double *scores);
 
 /* Predictions from scores [n, n_labels]: pred[i] = argmax_k (the first maximum). */

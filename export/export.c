@@ -13,8 +13,8 @@
 
 #include "common.h"
 #include "config.h"
-#include "gguf.h"
-#include "model.h"
+#include "format/gguf.h"
+#include "model/model.h"
 
 /* The (layer, target) of a projection tensor name "blk.N.<gguf name>.weight"; 0 when it is one. */
 static int export_parse_proj(const char *name, int *layer, int *target) {
@@ -27,7 +27,7 @@ static int export_parse_proj(const char *name, int *layer, int *target) {
 }
 
 int export_merge(const char *model_path, const char *adapter_path, const char *out_path) {
-    llama_model m;
+    model m;
     lora_adapter a;
     if (model_load(&m, model_path) != 0) return -1;
     if (lora_load(&a, &m, adapter_path) != 0) { model_free(&m); return -1; }
@@ -97,7 +97,7 @@ done:
 }
 
 int export_adapter(const char *model_path, const char *adapter_path, const char *out_path) {
-    llama_model m;
+    model m;
     lora_adapter a;
     if (model_load(&m, model_path) != 0) return -1;
     if (lora_load(&a, &m, adapter_path) != 0) { model_free(&m); return -1; }

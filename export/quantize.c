@@ -10,8 +10,8 @@
 #include <strings.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "quant.h"
+#include "format/gguf.h"
+#include "model/quant.h"
 
 static const struct { const char *name; uint32_t type; uint32_t ftype; } quantize_types[] = {
     { "f16", GGML_TYPE_F16, 1 },   { "bf16", GGML_TYPE_BF16, 32 }, { "q8_0", GGML_TYPE_Q8_0, 7 },
@@ -43,7 +43,7 @@ static int quantize_wanted(const gguf_tensor *t) {
 
 int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
     if (quantize_file_type(type) == 0)
-        return slim_set_error("quantize: unsupported target type %s", ggml_type_name(type));
+        return slim_set_error("quantize: unsupported target type %s", gguf_type_name(type));
     gguf_file g;
     if (gguf_open(&g, in_path) != 0) return -1;
     gguf_writer *w = gguf_writer_init();
@@ -66,11 +66,11 @@ int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
         const uint32_t ty = quant_fallback_type(type, cols);
         if (ty != type)
             fprintf(stderr, "quantize: %s: rows of %lld do not fit %s blocks, stored as %s\n", t->name,
-                    (long long)cols, ggml_type_name(type), ggml_type_name(ty));
-        const size_t in_row = ggml_row_size(t->type, cols), out_row = ggml_row_size(ty, cols);
+                    (long long)cols, gguf_type_name(type), gguf_type_name(ty));
+        const size_t in_row = gguf_row_size(t->type, cols), out_row = gguf_row_size(ty, cols);
         if (in_row == 0 || out_row == 0) {
             slim_set_error("%s: tensor '%s': cannot convert %s rows of %lld to %s", in_path, t->name,
-                           ggml_type_name(t->type), (long long)cols, ggml_type_name(ty));
+                           gguf_type_name(t->type), (long long)cols, gguf_type_name(ty));
             goto done;
         }
         dst = slim_realloc(dst, out_row * (size_t)rows);
@@ -90,8 +90,8 @@ int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
             free(row);
         }
         if (bad) {
-            slim_set_error("%s: tensor '%s': cannot convert %s to %s", in_path, t->name, ggml_type_name(t->type),
-                           ggml_type_name(ty));
+            slim_set_error("%s: tensor '%s': cannot convert %s to %s", in_path, t->name, gguf_type_name(t->type),
+                           gguf_type_name(ty));
             goto done;
         }
         if (gguf_writer_add_tensor(w, t->name, ty, t->n_dims, t->ne, dst) != 0) goto done;
@@ -99,7 +99,7 @@ int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
     }
     if (gguf_writer_write(w, out_path) != 0) goto done;
     fprintf(stderr, "quantize: %s -> %s (%s): tensor data %.2f MB -> %.2f MB\n", in_path, out_path,
-            ggml_type_name(type), bytes_in / 1e6, bytes_out / 1e6);
+            gguf_type_name(type), bytes_in / 1e6, bytes_out / 1e6);
     rc = 0;
 done:
     free(dst);

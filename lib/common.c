@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -163,10 +164,7 @@ uint64_t slim_fnv1a(uint64_t h, const void *data, size_t n) {
 
 void slim_rng_seed(slim_rng *r, uint64_t seed) {
     /* splitmix64 of the seed, so that small seeds give well-mixed states */
-    uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
+    uint64_t z = slim_mix64(seed + 0x9e3779b97f4a7c15ULL);
     r->s = z ? z : 1;
 }
 
@@ -183,4 +181,15 @@ float slim_rng_normal(slim_rng *r) {
     float u1 = slim_rng_uniform(r), u2 = slim_rng_uniform(r);
     if (u1 < 1e-12f) u1 = 1e-12f;
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+}
+
+const char *slim_json_type_name(const void *value) {
+    const cJSON *v = value;
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "an invalid value";
 }

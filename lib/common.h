@@ -25,6 +25,9 @@ void *slim_calloc(size_t n, size_t size);
 void *slim_realloc(void *p, size_t n);
 char *slim_strdup(const char *s);
 
+/* "a string", "a number", ... for a cJSON value (const cJSON *), for error messages. */
+const char *slim_json_type_name(const void *cjson_value);
+
 /* Monotonic wall clock in seconds. */
 double slim_time_sec(void);
 

@@ -106,21 +106,10 @@ void config_free(slim_config *c) {
 
 /* ---- typed readers: each names file and key path on error ---- */
 
-const char *config_json_type_name(const void *value) {
-    const cJSON *v = value;
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
-
 static int config_get_str(const char *file, const char *key, const cJSON *v, char **dst, int allow_null) {
     if (allow_null && cJSON_IsNull(v)) { config_set_str(dst, NULL); return 0; }
     if (!cJSON_IsString(v))
-        return slim_set_error("%s: %s: expected a string, got %s", file, key, config_json_type_name(v));
+        return slim_set_error("%s: %s: expected a string, got %s", file, key, slim_json_type_name(v));
     if (v->valuestring[0] == 0) return slim_set_error("%s: %s: must not be empty", file, key);
     config_set_str(dst, v->valuestring);
     return 0;
@@ -128,7 +117,7 @@ static int config_get_str(const char *file, const char *key, const cJSON *v, cha
 
 static int config_get_num(const char *file, const char *key, const cJSON *v, double *out) {
     if (!cJSON_IsNumber(v))
-        return slim_set_error("%s: %s: expected a number, got %s", file, key, config_json_type_name(v));
+        return slim_set_error("%s: %s: expected a number, got %s", file, key, slim_json_type_name(v));
     if (!isfinite(v->valuedouble)) return slim_set_error("%s: %s: must be finite", file, key);
     *out = v->valuedouble;
     return 0;
@@ -168,7 +157,7 @@ static int config_get_realf(const char *file, const char *key, const cJSON *v, f
 static int config_get_str_list(const char *file, const char *key, const cJSON *v, char **dst, int *n, int cap,
                                const char **allowed, int n_allowed) {
     if (!cJSON_IsArray(v))
-        return slim_set_error("%s: %s: expected an array of strings, got %s", file, key, config_json_type_name(v));
+        return slim_set_error("%s: %s: expected an array of strings, got %s", file, key, slim_json_type_name(v));
     int count = cJSON_GetArraySize(v);
     if (count < 1) return slim_set_error("%s: %s: must not be empty", file, key);
     if (count > cap) return slim_set_error("%s: %s: %d entries, at most %d allowed", file, key, count, cap);
@@ -177,7 +166,7 @@ static int config_get_str_list(const char *file, const char *key, const cJSON *v
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
         if (!cJSON_IsString(e)) {
-            bad = slim_set_error("%s: %s[%d]: expected a string, got %s", file, key, k, config_json_type_name(e));
+            bad = slim_set_error("%s: %s[%d]: expected a string, got %s", file, key, k, slim_json_type_name(e));
             break;
         }
         if (e->valuestring[0] == 0) { bad = slim_set_error("%s: %s[%d]: must not be empty", file, key, k); break; }
@@ -212,7 +201,7 @@ static int config_get_str_list(const char *file, const char *key, const cJSON *v
 static int config_check_keys(const char *file, const char *prefix, const cJSON *obj, const char **keys, int n_keys) {
     if (!cJSON_IsObject(obj))
         return slim_set_error("%s: %s: expected an object, got %s", file, prefix[0] ? prefix : "(top level)",
-                              config_json_type_name(obj));
+                              slim_json_type_name(obj));
     const cJSON *m;
     cJSON_ArrayForEach(m, obj) {
         int ok = 0;
@@ -452,7 +441,7 @@ static int config_parse_train(slim_config *c, const char *file, const cJSON *t) 
         return -1;
     if ((v = config_member(t, "packing"))) {
         if (!cJSON_IsBool(v))
-            return slim_set_error("%s: train.packing: expected true or false, got %s", file, config_json_type_name(v));
+            return slim_set_error("%s: train.packing: expected true or false, got %s", file, slim_json_type_name(v));
         c->packing = cJSON_IsTrue(v);
     }
     return 0;

@@ -32,7 +32,7 @@ typedef struct slim_config {
     char *output_column;     /* data.columns.output (default "output") */
     char *messages_column;   /* data.columns.messages (default "messages") */
     char *chat_template;     /* data.chat_template: "auto" (default: recognized from the model's GGUF
-                                tokenizer.chat_template) or a lib/chat.h template name (chatml, llama3, ...) */
+                                tokenizer.chat_template) or a lib/tokenizer/chat.h template name (chatml, llama3, ...) */
     int chat_loss_last;      /* data.chat_loss: "all" (0, default: every assistant turn) | "last" (1) */
     int replace_bad_utf8;    /* data.invalid_utf8: "reject" (0, default: a bad row) | "replace" (1: U+FFFD) */
     int has_split;           /* data.split given: data prepare splits data.train into train and test */
@@ -89,9 +89,6 @@ typedef struct slim_config {
     double min_gain;         /* eval.min_gain: fail when accuracy - best baseline is below (default -1 = no gate) */
     int eval_max_examples;   /* eval.max_examples: score this many test examples, spread evenly (0 = all) */
 } slim_config;
-
-/* "a string", "a number", ... for a cJSON value (const cJSON *), for error messages. */
-const char *config_json_type_name(const void *cjson_value);
 
 /* Sets every field to its default (strings duplicated, targets = all seven). */
 void config_defaults(slim_config *c);

@@ -1,4 +1,4 @@
-/* testtok.h — helpers shared by the tokenizer tests (tests/lib/test_tokenizer*.c): mismatch reports and
+/* testtok.h — helpers shared by the tokenizer tests (tests/lib/tokenizer/test_tokenizer*.c): mismatch reports and
  * llama.cpp's test-vector .out lines. */
 #ifndef SLIM_TESTTOK_H
 #define SLIM_TESTTOK_H

@@ -18,7 +18,7 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
-#include "model.h"
+#include "model/model.h"
 #include "optim.h"
 #include "pack.h"
 #include "sampler.h"
@@ -142,7 +142,7 @@ int train_main(int argc, char **argv) {
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
     int rc = 2;
-    llama_model model;
+    model model;
     slim_dataset data;
     memset(&data, 0, sizeof data);
     char path[4096], dir[2048];
@@ -201,7 +201,7 @@ int train_main(int argc, char **argv) {
     }
     free(lengths);
     const int B = cfg.batch_size;
-    llama_acts acts;
+    acts acts;
     acts_init(&acts, &model.cfg, B, T_max, lora.r);
     int32_t *tokens = slim_malloc(sizeof(int32_t) * B * T_max), *targets = slim_malloc(sizeof(int32_t) * B * T_max);
     int32_t *pos = slim_malloc(sizeof(int32_t) * B * T_max), *seg = slim_malloc(sizeof(int32_t) * B * T_max);

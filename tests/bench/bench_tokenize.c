@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "../../data/reader.h"
 
 /* One pass over all texts; returns the token count (or -1) and the seconds in *sec. */

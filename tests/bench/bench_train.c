@@ -52,7 +52,7 @@
 
 #include "common.h"
 #include "config.h"
-#include "model.h"
+#include "model/model.h"
 #include "optim.h"
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -140,7 +140,7 @@ typedef struct bench_flops {
     double proj, lora, attn, head, total;
 } bench_flops;
 
-static bench_flops bench_count_flops(const llama_config *c, const lora_adapter *lora, int B, int T, int M) {
+static bench_flops bench_count_flops(const model_config *c, const lora_adapter *lora, int B, int T, int M) {
     bench_flops f = {0};
     double N = (double)B * T;
     for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -277,7 +277,7 @@ int main(int argc, char **argv) {
 
     int quant = base_quant_index(quant_name);
     if (quant < 0) { fprintf(stderr, "bench_train: --quant: unknown base.quant '%s'\n", quant_name); return 2; }
-    llama_model model;
+    model model;
     long rss_before = bench_rss_bytes();
     if (model_load_quant(&model, model_path, quant) != 0) { fprintf(stderr, "bench_train: %s\n", slim_last_error()); return 1; }
     long rss_model = bench_rss_bytes() - rss_before;
@@ -288,7 +288,7 @@ int main(int argc, char **argv) {
     double peak_one = peak1 ? (n_threads == 1 ? peak_all : bench_sgemm_peak(peak_n, peak_reps, 1)) : 0.0;
 
     /* 2. training steps */
-    const llama_config *c = &model.cfg;
+    const model_config *c = &model.cfg;
     slim_config cfg;
     config_defaults(&cfg);
     int targets_on[LORA_N_TARGETS];
@@ -298,7 +298,7 @@ int main(int argc, char **argv) {
     float *grads = slim_calloc(lora.n_params, sizeof(float));
     adamw opt;
     adamw_init(&opt, lora.n_params, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
-    llama_acts acts;
+    acts acts;
     acts_init(&acts, c, B, T, lora.r);
     const int N = B * T;
     int32_t *tokens = slim_malloc(sizeof(int32_t) * N), *targets = slim_malloc(sizeof(int32_t) * N);

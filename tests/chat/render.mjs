@@ -1,5 +1,5 @@
 // render.mjs — renders test conversations with the real chat_template strings of real models, using
-// @huggingface/jinja, and writes (or checks) the fixtures that tests/lib/test_chat.c compares lib/chat.c
+// @huggingface/jinja, and writes (or checks) the fixtures that tests/lib/tokenizer/test_chat.c compares lib/tokenizer/chat.c
 // against byte for byte.
 //
 //   node tests/chat/render.mjs --write   regenerate tests/chat/fixtures/*.json

@@ -1,6 +1,6 @@
 // tokens.mjs — token ids of rendered chat fixtures: from llama.cpp's own tokenizer (node-llama-cpp, the
 // pinned package of tests/llamacpp) for the SentencePiece vocabularies in ../shared/vocab, and from
-// @huggingface/tokenizers for the Qwen3 and Llama 3 tokenizer.json files; tests/lib/test_chat.c compares
+// @huggingface/tokenizers for the Qwen3 and Llama 3 tokenizer.json files; tests/lib/tokenizer/test_chat.c compares
 // chat_encode against them.
 //
 //   node tests/chat/tokens.mjs --write   regenerate tests/chat/fixtures/tokens.json

@@ -19,10 +19,10 @@
 #include "../../data/reader.h"
 #include "common.h"
 #include "dataset.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "testdata.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define FIX "tests/data/fixtures/prepare"
 

@@ -15,13 +15,13 @@
 #include "../../data/prepare.h"
 #include "../../data/reader.h"
 #include "../../data/split.h"
-#include "chat.h"
+#include "tokenizer/chat.h"
 #include "common.h"
 #include "dataset.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "testdata.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static tokenizer g_tok;
 
@@ -310,7 +310,7 @@ static void test_chat(void) {
         if (prepare_read(name, body, "train", &d, NULL) != 0) continue;
         CHECK(d.n_examples == 2 && strcmp(d.shape, "chat") == 0 && strcmp(d.prompt_template, "llama2") == 0,
               "chat: 2 examples, shape chat, template llama2 (%s)", d.prompt_template);
-        /* the oracle: chat_encode of the same messages (lib/chat.c, tested against Jinja renderings) */
+        /* the oracle: chat_encode of the same messages (lib/tokenizer/chat.c, tested against Jinja renderings) */
         chat_message m1[2] = {{"user", "What is 2+2?"}, {"assistant", "4"}};
         chat_message m2[5] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"},
                               {"assistant", "Bye now."}};

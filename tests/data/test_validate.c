@@ -31,10 +31,10 @@
 #include "../../data/reader.h"
 #include "../../data/validate.h"
 #include "common.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "testdata.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define SPAM_DIR "work/datasets/spam_assassin"
 

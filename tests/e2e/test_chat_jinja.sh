@@ -3,7 +3,7 @@
 # conversation with the models' real Jinja chat_template strings (@huggingface/jinja, pinned in
 # tests/chat/package-lock.json) and re-tokenizes the renderings with llama.cpp (node-llama-cpp of
 # tests/llamacpp) and @huggingface/tokenizers, and requires byte-identical tests/chat/fixtures/*.json.
-# tests/lib/test_chat.c then compares lib/chat.c against those fixtures without node.
+# tests/lib/tokenizer/test_chat.c then compares lib/tokenizer/chat.c against those fixtures without node.
 #
 #   tests/e2e/test_chat_jinja.sh
 #

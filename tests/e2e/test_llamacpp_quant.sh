@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_llamacpp_quant.sh — files written by `slimtune quantize` load in real llama.cpp, and llama.cpp
-# decodes their blocks exactly as we do (lib/quant.c), for every type llama.cpp and slimtune share:
+# decodes their blocks exactly as we do (lib/model/quant.c), for every type llama.cpp and slimtune share:
 # f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k.
 #
-#   BUILD=build tests/e2e/test_llamacpp_quant.sh      (needs $BUILD/slimtune and $BUILD/tests/lib/test_quant)
+#   BUILD=build tests/e2e/test_llamacpp_quant.sh      (needs $BUILD/slimtune and $BUILD/tests/lib/model/test_quant)
 #
 # Models: stories260K (dim 64, ffn 172: every K type falls back to Q5_0 / Q5_1 / Q8_0 and ffn_down to
 # F16) and a random llama with dim 256 / ffn 512 written by test_quant (SLIM_QUANT_SYNTH), where the
@@ -59,7 +59,7 @@ die() {
 }
 
 [ -x "$BUILD/slimtune" ] || die "$BUILD/slimtune is missing: run 'make BUILD=$BUILD' first"
-[ -x "$BUILD/tests/lib/test_quant" ] || die "$BUILD/tests/lib/test_quant is missing: run 'make BUILD=$BUILD test'"
+[ -x "$BUILD/tests/lib/model/test_quant" ] || die "$BUILD/tests/lib/model/test_quant is missing: run 'make BUILD=$BUILD test'"
 [ -f "$MODEL" ] || die "fixture $MODEL is missing (set SLIM_SHARED to the shared/ directory)"
 command -v node >/dev/null || die "node is not installed: run 'make deps'"
 [ -d tests/llamacpp/node_modules/node-llama-cpp ] ||
@@ -70,7 +70,7 @@ trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/q"
 
 # the dim-256 model
-SLIM_QUANT_SYNTH="$TMP/synth.gguf" "$BUILD/tests/lib/test_quant" >"$TMP/synth.log" 2>&1 ||
+SLIM_QUANT_SYNTH="$TMP/synth.gguf" "$BUILD/tests/lib/model/test_quant" >"$TMP/synth.log" 2>&1 ||
     { cat "$TMP/synth.log" >&2; die "test_quant could not write the synthetic model"; }
 
 # 1. quantize
@@ -98,7 +98,7 @@ if grep -q "ffn_down.weight: rows of 172 do not fit Q4_K blocks, stored as F16" 
 else echo "FAIL: stories260K q4_k did not report the ffn_down fallback" >&2; failed=$((failed + 1)); fi
 
 # 2. our decoding, as F32 files
-SLIM_QUANT_LOGITS_DIR="$TMP/q" "$BUILD/tests/lib/test_quant" >"$TMP/f32.log" 2>&1 ||
+SLIM_QUANT_LOGITS_DIR="$TMP/q" "$BUILD/tests/lib/model/test_quant" >"$TMP/f32.log" 2>&1 ||
     { cat "$TMP/f32.log" >&2; die "test_quant could not write the dequantized copies"; }
 
 # 3. llama.cpp on all of them

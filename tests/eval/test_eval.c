@@ -9,7 +9,7 @@
 
 #include "common.h"
 #include "dataset.h"
-#include "model.h"
+#include "model/model.h"
 #include "testutil.h"
 #include "../../eval/eval.h"
 
@@ -116,7 +116,7 @@ static int32_t *encode(const tokenizer *t, const char *s, int bos, int sp, int *
 }
 
 /* Writes a 3-example dataset as `data prepare` would (prompt + completion of the true label + EOS). */
-static int write_dataset(const llama_model *m, const int32_t *labels, uint64_t fingerprint, const char *path) {
+static int write_dataset(const model *m, const int32_t *labels, uint64_t fingerprint, const char *path) {
     slim_dataset d = {0};
     d.n_examples = 3;
     d.offsets = slim_calloc(4, sizeof(int64_t));
@@ -165,7 +165,7 @@ static int write_dataset(const llama_model *m, const int32_t *labels, uint64_t f
 }
 
 /* log p(completion of label k | prompt of example e), directly: one sequence, one forward. */
-static double direct_score(const llama_model *m, const lora_adapter *lora, const slim_dataset *d, int e, int k) {
+static double direct_score(const model *m, const lora_adapter *lora, const slim_dataset *d, int e, int k) {
     char comp[64];
     snprintf(comp, sizeof comp, " %s", d->label_names[k]);
     int nc, np = d->prompt_len[e];
@@ -177,7 +177,7 @@ static double direct_score(const llama_model *m, const lora_adapter *lora, const
     memcpy(tok + np, c, nc * sizeof(int32_t));
     tok[T - 1] = m->tok.eos_id;
     for (int t = 0; t < T; t++) tgt[t] = t + 1 < T && t + 1 >= np ? tok[t + 1] : -1;
-    llama_acts s;
+    acts s;
     acts_init(&s, &m->cfg, 1, T, lora ? lora->r : 0);
     model_forward(m, lora, &s, tok, tgt, 1, T, lp, NULL);
     double sum = 0;
@@ -190,7 +190,7 @@ static double direct_score(const llama_model *m, const lora_adapter *lora, const
     return sum;
 }
 
-static void test_scoring(const llama_model *m, const lora_adapter *lora, const char *dir) {
+static void test_scoring(const model *m, const lora_adapter *lora, const char *dir) {
     char path[4300];
     snprintf(path, sizeof path, "%s/score.h5", dir);
     const int32_t labels[3] = {0, 1, 0};
@@ -268,7 +268,7 @@ static double jnum(const cJSON *root, const char *a, const char *b, const char *
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
-static void test_command(const llama_model *m, const lora_adapter *lora, const char *model_path, const char *dir) {
+static void test_command(const model *m, const lora_adapter *lora, const char *model_path, const char *dir) {
     char data_dir[4300], train_dir[4300], cfg_path[4300], test_h5[4400], train_h5[4400], adapter[4400], report[4400],
         report_md[4400];
     snprintf(data_dir, sizeof data_dir, "%s/run/data", dir);
@@ -396,7 +396,7 @@ int main(void) {
         return 1;
     }
     if (!mkdtemp(dir)) { fprintf(stderr, "FAIL: mkdtemp\n"); return 1; }
-    llama_model m;
+    model m;
     if (model_load(&m, model_path) != 0) {
         fprintf(stderr, "FAIL: model_load: %s\n", slim_last_error());
         return 1;

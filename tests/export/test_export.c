@@ -14,8 +14,8 @@
 
 #include "common.h"
 #include "../../export/export.h"
-#include "gguf.h"
-#include "model.h"
+#include "format/gguf.h"
+#include "model/model.h"
 #include "testutil.h"
 
 static const int32_t prompt[] = {1, 403, 407, 261, 378}; /* "Once upon a time" with BOS */
@@ -42,8 +42,8 @@ static int kv_equal(const gguf_kv *a, const gguf_kv *b) {
 }
 
 /* Logits of every prompt position, [T_PROMPT, vocab]. */
-static float *logits_of(const llama_model *m, const lora_adapter *lora) {
-    llama_acts s;
+static float *logits_of(const model *m, const lora_adapter *lora) {
+    acts s;
     acts_init(&s, &m->cfg, 1, T_PROMPT, lora ? lora->r : 0);
     float *lg = slim_malloc((size_t)T_PROMPT * m->cfg.vocab_size * sizeof(float));
     model_forward(m, lora, &s, prompt, NULL, 1, T_PROMPT, NULL, lg);
@@ -69,7 +69,7 @@ int main(void) {
     snprintf(adapter, sizeof adapter, "%s/adapter.gguf", dir);
     snprintf(merged, sizeof merged, "%s/merged-f32.gguf", dir);
 
-    llama_model base;
+    model base;
     if (model_load(&base, model_path) != 0) {
         fprintf(stderr, "FAIL: model_load: %s\n", slim_last_error());
         return 1;
@@ -94,7 +94,7 @@ int main(void) {
     CHECK(export_merge(model_path, adapter, merged) == 0, "export_merge: %s", slim_last_error());
 
     /* logits: merged (no adapter) == base + adapter, and != base alone */
-    llama_model mm;
+    model mm;
     int merged_ok = model_load(&mm, merged) == 0;
     CHECK(merged_ok, "model_load(merged): %s", slim_last_error());
     float *lg_base = logits_of(&base, NULL), *lg_lora = logits_of(&base, &lora);
@@ -200,13 +200,13 @@ int main(void) {
               strstr(slim_last_error(), "/nonexistent/adapter.gguf"),
           "missing adapter: %s", slim_last_error());
     {
-        llama_config other = base.cfg;
+        model_config other = base.cfg;
         other.dim = 32; /* q/k/v/gate/up A are [r, 32]: does not fit the model */
         lora_adapter bad;
         lora_init(&bad, &other, 4, 8.0f, targets, 1);
         char bad_path[4300];
         snprintf(bad_path, sizeof bad_path, "%s/bad-adapter.gguf", dir);
-        llama_model fake = base;
+        model fake = base;
         fake.cfg = other;
         CHECK(lora_save(&bad, &fake, bad_path) == 0, "%s", slim_last_error());
         char out_bad[4300];

@@ -27,11 +27,11 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
-#include "gguf.h"
-#include "hf.h"
-#include "model.h"
-#include "safetensors.h"
-#include "tokenizer.h"
+#include "format/gguf.h"
+#include "format/hf.h"
+#include "model/model.h"
+#include "format/safetensors.h"
+#include "tokenizer/tokenizer.h"
 #include "../../data/example.h"
 #include "../../data/reader.h"
 
@@ -109,7 +109,7 @@ static int fz_gguf(const uint8_t *data, size_t n) {
         }
         gguf_close(&g);
     }
-    llama_model m;
+    model m;
     rc = model_load_quant(&m, p, (int)(n % QUANT_COUNT));
     if (rc == 0) model_free(&m);
     return rc;
@@ -117,8 +117,8 @@ static int fz_gguf(const uint8_t *data, size_t n) {
 
 /* The base model the LoRA target loads adapters against: $SLIM_SHARED/models/stories260K.gguf,
  * loaded once per process (never freed: it lives as long as the fuzzer). */
-static llama_model *fz_lora_base(void) {
-    static llama_model m;
+static model *fz_lora_base(void) {
+    static model m;
     static int loaded;
     if (!loaded) {
         char p[4096];
@@ -134,7 +134,7 @@ static llama_model *fz_lora_base(void) {
 
 /* LoRA adapter GGUF: lora_load() against stories260K. */
 static int fz_lora(const uint8_t *data, size_t n) {
-    const llama_model *m = fz_lora_base();
+    const model *m = fz_lora_base();
     char p[256];
     fz_put("adapter.gguf", data, n, p);
     lora_adapter a;
@@ -145,7 +145,7 @@ static int fz_lora(const uint8_t *data, size_t n) {
 
 /* Writes a seed adapter of stories260K (rank 2, every target) to path. */
 static int fz_lora_seed(const char *path) {
-    const llama_model *m = fz_lora_base();
+    const model *m = fz_lora_base();
     int targets[LORA_N_TARGETS];
     for (int t = 0; t < LORA_N_TARGETS; t++) targets[t] = t % 2 == 0;
     lora_adapter a;
@@ -183,7 +183,7 @@ static int fz_hf(const uint8_t *data, size_t n) {
     } else {
         fz_remove("model.safetensors");
     }
-    llama_model m;
+    model m;
     int rc = model_load_quant(&m, fz_dir(), (int)(n % QUANT_COUNT));
     if (rc == 0) model_free(&m);
     fz_remove("config.json");

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "model.h"
+#include "model/model.h"
 #include "testutil.h"
 
 #define GOLDEN_TOL 1e-4
@@ -117,7 +117,7 @@ static void run_case(const char *label, const char *arch, const cJSON *c, const 
     int qi = base_quant_index(quant);
     CHECK(qi >= 0, "%s: unknown quant '%s'", label, quant);
     if (qi < 0) return;
-    llama_model m;
+    model m;
     if (model_load_quant(&m, path, qi) != 0) {
         CHECK(0, "%s: model_load_quant(%s, %s): %s", label, path, quant, slim_last_error());
         return;
@@ -187,7 +187,7 @@ static void run_case(const char *label, const char *arch, const cJSON *c, const 
     }
     const float *ref = (const float *)bin;
 
-    llama_acts s;
+    acts s;
     acts_init(&s, &m.cfg, B, T, lora.r);
     float *logits = slim_malloc(sizeof(float) * (size_t)B * T * V);
     double loss = model_forward(&m, &lora, &s, tokens, targets, B, T, NULL, logits);

@@ -10,14 +10,14 @@
 
 #include "common.h"
 #include "dataset.h"
-#include "model.h"
+#include "model/model.h"
 #include "optim.h"
 #include "../train/sampler.h"
 #include "../train/train.h"
 #include "testdata.h"
 #include "testutil.h"
 
-static llama_model model;
+static model g_model;
 
 /* ---------------------------------------------------------------- lr_schedule */
 
@@ -199,7 +199,7 @@ static void write_train_data(const char *name, int n, const int *len, const int 
     int64_t k = 0;
     for (int e = 0; e < n; e++) {
         for (int i = 0; i < len[e]; i++, k++) {
-            d.tokens[k] = i == 0 ? model.tok.bos_id : 3 + (int32_t)(slim_rng_u32(&rng) % 400);
+            d.tokens[k] = i == 0 ? g_model.tok.bos_id : 3 + (int32_t)(slim_rng_u32(&rng) % 400);
             d.loss_mask[k] = i >= len[e] - n_tgt[e];
         }
         d.offsets[e + 1] = k;
@@ -207,7 +207,7 @@ static void write_train_data(const char *name, int n, const int *len, const int 
         d.labels[e] = -1;
         d.source_line[e] = e + 2;
     }
-    d.tokenizer_fingerprint = model.tok.fingerprint;
+    d.tokenizer_fingerprint = g_model.tok.fingerprint;
     d.model = model_path;
     d.prompt_template = d.completion_template = "";
     d.source_file = "generated";
@@ -260,7 +260,7 @@ static int read_metric(const char *name, const char *key, double *vals, int max)
 static int load_adapter(const char *name, lora_adapter *a) {
     char path[700];
     snprintf(path, sizeof path, "%s/out-%s/train/adapter.gguf", tmpdir, name);
-    int rc = lora_load(a, &model, path);
+    int rc = lora_load(a, &g_model, path);
     CHECK(rc == 0, "lora_load %s: %s", path, slim_last_error());
     return rc;
 }
@@ -285,10 +285,10 @@ static double base_mean_loss(const char *name, uint64_t seed, int n_first) {
         const int32_t *tok = d.tokens + d.offsets[e];
         int32_t *tgt = slim_malloc(sizeof(int32_t) * T);
         for (int t = 0; t < T; t++) tgt[t] = t + 1 < T && d.loss_mask[d.offsets[e] + t + 1] ? tok[t + 1] : -1;
-        llama_acts s;
-        acts_init(&s, &model.cfg, 1, T, 0);
+        acts s;
+        acts_init(&s, &g_model.cfg, 1, T, 0);
         s.inference = 1;
-        sum += model_forward(&model, NULL, &s, tok, tgt, 1, T, NULL, NULL);
+        sum += model_forward(&g_model, NULL, &s, tok, tgt, 1, T, NULL, NULL);
         n_targets += s.n_sel;
         acts_free(&s);
         free(tgt);
@@ -356,7 +356,7 @@ static void test_grad_accum(void) {
         for (int t = 0; t < LORA_N_TARGETS; t++)
             if (a.B[l * LORA_N_TARGETS + t]) {
                 int in, out;
-                model_target_shape(&model.cfg, t, &in, &out);
+                model_target_shape(&g_model.cfg, t, &in, &out);
                 for (int i = 0; i < out * a.r; i++) moved_B = fmax(moved_B, fabs(a.B[l * LORA_N_TARGETS + t][i]));
             }
     printf("accumulation: adapters differ by at most %.2e (max |B| after two steps %.3g)\n", diff, moved_B);
@@ -401,13 +401,13 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-loop-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
-    if (model_load(&model, model_path) != 0) {
+    if (model_load(&g_model, model_path) != 0) {
         CHECK(0, "the shared model %s is required (set SLIM_SHARED): %s", model_path, slim_last_error());
         return tu_finish("test_loop");
     }
     test_grad_accum();
     test_epoch_boundaries();
-    model_free(&model);
+    model_free(&g_model);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);

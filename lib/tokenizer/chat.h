@@ -4,7 +4,7 @@
  *
  * Each template is reproduced from the real chat_template string of the models named below; the
  * fixtures in tests/chat/fixtures were rendered from those strings by @huggingface/jinja (see
- * tests/chat/render.mjs) and tests/lib/test_chat.c compares byte for byte.
+ * tests/chat/render.mjs) and tests/lib/tokenizer/test_chat.c compares byte for byte.
  *
  *   name        models (source of the Jinja template)          rendering of one exchange
  *   chatml      plain ChatML (dolphin-mixtral, OpenHermes)      <|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "safetensors.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
 #include "testutil.h"
 
 static char tmp_dir[512];

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "common.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "testtok.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define SEP "\n__ggml_vocab_test__\n"
 

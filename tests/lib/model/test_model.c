@@ -6,17 +6,17 @@
 #include <string.h>
 
 #include "common.h"
-#include "model.h"
+#include "model/model.h"
 #include "testutil.h"
 
-static llama_model model;
+static model g_model;
 
 /* Forward of one sequence with every position's logits; kv_f16 emulates llama.cpp's F16 KV cache. */
 static void logits_of(const int32_t *tokens, int T, const lora_adapter *lora, float *logits, int kv_f16) {
-    llama_acts s;
-    acts_init(&s, &model.cfg, 1, T, lora ? lora->r : 0);
+    acts s;
+    acts_init(&s, &g_model.cfg, 1, T, lora ? lora->r : 0);
     s.kv_f16 = kv_f16;
-    model_forward(&model, lora, &s, tokens, NULL, 1, T, NULL, logits);
+    model_forward(&g_model, lora, &s, tokens, NULL, 1, T, NULL, logits);
     acts_free(&s);
 }
 
@@ -24,10 +24,10 @@ static void test_llamacpp_reference(void) {
     /* ../shared/README.md: llama.cpp on "Once upon a time" (BOS added) */
     int32_t ids[16];
     const char *text = "Once upon a time";
-    int n = tokenizer_encode(&model.tok, text, strlen(text), 1, 1, ids, 16);
+    int n = tokenizer_encode(&g_model.tok, text, strlen(text), 1, 1, ids, 16);
     int32_t want[5] = {1, 403, 407, 261, 378};
     CHECK(n == 5 && memcmp(ids, want, sizeof want) == 0, "tokens of '%s' differ from llama.cpp's", text);
-    int V = model.cfg.vocab_size;
+    int V = g_model.cfg.vocab_size;
     float *logits = slim_malloc(sizeof(float) * 5 * V);
     /* the README's figures were taken with llama.cpp's defaults, whose KV cache is F16: emulate it.
      * (The pure F32 path is compared with llama.cpp run with an F32 cache in tests/e2e.) */
@@ -55,7 +55,7 @@ static void test_llamacpp_reference(void) {
 
 static void test_padding_and_batching(void) {
     /* two sequences in one right-padded batch give the same logits as each alone */
-    int V = model.cfg.vocab_size, T = 7;
+    int V = g_model.cfg.vocab_size, T = 7;
     int32_t a[7] = {1, 403, 407, 261, 378, 432, 383}, b[4] = {1, 300, 301, 302};
     int32_t batch[14];
     memcpy(batch, a, sizeof a);
@@ -65,9 +65,9 @@ static void test_padding_and_batching(void) {
           *lab = slim_malloc(sizeof(float) * 2 * T * V);
     logits_of(a, 7, NULL, la, 0);
     logits_of(b, 4, NULL, lb, 0);
-    llama_acts s;
-    acts_init(&s, &model.cfg, 2, T, 0);
-    model_forward(&model, NULL, &s, batch, NULL, 2, T, NULL, lab);
+    acts s;
+    acts_init(&s, &g_model.cfg, 2, T, 0);
+    model_forward(&g_model, NULL, &s, batch, NULL, 2, T, NULL, lab);
     acts_free(&s);
     float da = 0, db = 0;
     for (int i = 0; i < T * V; i++) da = fmaxf(da, fabsf(la[i] - lab[i]));
@@ -81,7 +81,7 @@ static void test_padding_and_batching(void) {
 
 static void test_packed_rows(void) {
     /* one packed row [a | b | pad] gives, at every real position, the logits of a and b run alone */
-    int V = model.cfg.vocab_size, T = 12;
+    int V = g_model.cfg.vocab_size, T = 12;
     int32_t a[5] = {1, 403, 407, 261, 378}, b[4] = {1, 300, 301, 302};
     int32_t row[12], pos[12], seg[12];
     for (int t = 0; t < 12; t++) {
@@ -93,9 +93,9 @@ static void test_packed_rows(void) {
           *lp = slim_malloc(sizeof(float) * T * V);
     logits_of(a, 5, NULL, la, 0);
     logits_of(b, 4, NULL, lb, 0);
-    llama_acts s;
-    acts_init(&s, &model.cfg, 1, T, 0);
-    model_forward_packed(&model, NULL, &s, row, NULL, pos, seg, 1, T, NULL, lp);
+    acts s;
+    acts_init(&s, &g_model.cfg, 1, T, 0);
+    model_forward_packed(&g_model, NULL, &s, row, NULL, pos, seg, 1, T, NULL, lp);
     acts_free(&s);
     float da = 0, db = 0;
     for (int i = 0; i < 5 * V; i++) da = fmaxf(da, fabsf(la[i] - lp[i]));
@@ -113,7 +113,7 @@ static void test_head_chunks(void) {
     const int B = 2, T = 200; /* 2 x 199 targets > HEAD_CHUNK */
     int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
     lora_adapter lora;
-    lora_init(&lora, &model.cfg, 4, 8.0f, targets_on, 5);
+    lora_init(&lora, &g_model.cfg, 4, 8.0f, targets_on, 5);
     slim_rng rng;
     slim_rng_seed(&rng, 9);
     for (size_t i = 0; i < lora.n_params; i++)
@@ -123,15 +123,15 @@ static void test_head_chunks(void) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -1;
     float *g_all = slim_calloc(lora.n_params, sizeof(float)), *g_rows = slim_calloc(lora.n_params, sizeof(float));
-    llama_acts s;
-    acts_init(&s, &model.cfg, B, T, lora.r);
-    double l_all = model_forward(&model, &lora, &s, tok, tgt, B, T, NULL, NULL);
+    acts s;
+    acts_init(&s, &g_model.cfg, B, T, lora.r);
+    double l_all = model_forward(&g_model, &lora, &s, tok, tgt, B, T, NULL, NULL);
     CHECK(s.n_sel > HEAD_CHUNK, "the batch must span several head chunks (%d targets)", s.n_sel);
-    model_backward(&model, &lora, &s, g_all, 1.0f);
+    model_backward(&g_model, &lora, &s, g_all, 1.0f);
     double l_rows = 0.0;
     for (int b = 0; b < B; b++) {
-        l_rows += model_forward(&model, &lora, &s, tok + b * T, tgt + b * T, 1, T, NULL, NULL);
-        model_backward(&model, &lora, &s, g_rows, 1.0f);
+        l_rows += model_forward(&g_model, &lora, &s, tok + b * T, tgt + b * T, 1, T, NULL, NULL);
+        model_backward(&g_model, &lora, &s, g_rows, 1.0f);
     }
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < lora.n_params; i++) {
@@ -152,16 +152,16 @@ static void test_head_chunks(void) {
 }
 
 /* Summed loss of the adapted model on a fixed batch. */
-static double loss_of(const lora_adapter *lora, llama_acts *s, const int32_t *tokens, const int32_t *targets, int B, int T) {
-    return model_forward(&model, lora, s, tokens, targets, B, T, NULL, NULL);
+static double loss_of(const lora_adapter *lora, acts *s, const int32_t *tokens, const int32_t *targets, int B, int T) {
+    return model_forward(&g_model, lora, s, tokens, targets, B, T, NULL, NULL);
 }
 
 /* A copy of m whose every weight matrix is F32 = the dequantized storage of m: the on-the-fly
  * dequantizing products must give the same results as plain sgemm on these. */
-static void model_dequantized_copy(const llama_model *m, llama_model *f, float **bufs, int *n_bufs) {
+static void model_dequantized_copy(const model *m, model *f, float **bufs, int *n_bufs) {
     *f = *m;
-    f->layers = slim_malloc(sizeof(llama_layer) * m->cfg.n_layers);
-    memcpy(f->layers, m->layers, sizeof(llama_layer) * m->cfg.n_layers);
+    f->layers = slim_malloc(sizeof(model_layer) * m->cfg.n_layers);
+    memcpy(f->layers, m->layers, sizeof(model_layer) * m->cfg.n_layers);
     *n_bufs = 0;
     qmatrix *mats[2 + 7 * 64];
     int n = 0;
@@ -183,7 +183,7 @@ static void model_dequantized_copy(const llama_model *m, llama_model *f, float *
 
 static void test_quantized_bases(const char *path) {
     int32_t ids[5] = {1, 403, 407, 261, 378};
-    int V = model.cfg.vocab_size;
+    int V = g_model.cfg.vocab_size;
     float *ref = slim_malloc(sizeof(float) * 5 * V), *got = slim_malloc(sizeof(float) * 5 * V),
           *deq = slim_malloc(sizeof(float) * 5 * V);
     logits_of(ids, 5, NULL, ref, 0);
@@ -193,12 +193,12 @@ static void test_quantized_bases(const char *path) {
     struct { int quant; float tol; int same_top; } cases[] = {
         {QUANT_F16, 0.05f, 1}, {QUANT_BF16, 0.25f, 1}, {QUANT_Q8_0, 0.5f, 1}, {QUANT_NF4, 8.0f, 0}, {QUANT_KEEP, 0.0f, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        llama_model q, f;
+        model q, f;
         if (model_load_quant(&q, path, cases[c].quant) != 0) {
             CHECK(0, "model_load_quant %s: %s", base_quant_names[cases[c].quant], slim_last_error());
             continue;
         }
-        llama_acts s;
+        acts s;
         acts_init(&s, &q.cfg, 1, 5, 0);
         model_forward(&q, NULL, &s, ids, NULL, 1, 5, NULL, got);
         float *bufs[2 + 7 * 64];
@@ -242,7 +242,7 @@ static void test_quantized_bases(const char *path) {
  * base.quant stores: the on-the-fly dequantizing products equal a dequantized copy exactly, see
  * test_quantized_bases) and the LoRA parameters in double, so a step is taken exactly. */
 typedef struct ref_model {
-    const llama_config *c;
+    const model_config *c;
     double *embd, *out, *out_norm;      /* [vocab,dim], [vocab,dim], [dim] */
     double **w;                         /* [n_layers * LORA_N_TARGETS] weight matrices [out,in] */
     double **bias;                      /* [n_layers * 3] q/k/v biases [out] or NULL */
@@ -264,8 +264,8 @@ static double *ref_of_matrix(const qmatrix *W) {
 }
 
 /* Copies m's weights (dequantized) into rm in double. */
-static void ref_model_init(ref_model *rm, const llama_model *m) {
-    const llama_config *c = &m->cfg;
+static void ref_model_init(ref_model *rm, const model *m) {
+    const model_config *c = &m->cfg;
     int L = c->n_layers;
     rm->c = c;
     rm->embd = ref_of_matrix(&m->tok_embd);
@@ -340,7 +340,7 @@ static void ref_proj(double *y, const double *x, const ref_model *rm, const lora
 }
 
 /* RoPE of x [T, nh*hd] at positions 0..T-1 (llama.cpp's normal adjacent pairs, or NEOX halves) */
-static void ref_rope(double *x, int T, int nh, const llama_config *c) {
+static void ref_rope(double *x, int T, int nh, const model_config *c) {
     int hd = c->head_dim;
     for (int t = 0; t < T; t++)
         for (int h = 0; h < nh; h++)
@@ -357,7 +357,7 @@ static void ref_rope(double *x, int T, int nh, const llama_config *c) {
  * model_forward computes it, in double; lp: the LoRA parameters (layout of lora->params). */
 static double ref_loss(const ref_model *rm, const lora_adapter *lora, const double *lp, const int32_t *tokens,
                        const int32_t *targets, int B, int T) {
-    const llama_config *c = rm->c;
+    const model_config *c = rm->c;
     const int d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, V = c->vocab_size;
     const int qd = H * hd, kvd = Hkv * hd, group = H / Hkv;
     double *x = slim_malloc(sizeof(double) * T * d), *xn = slim_malloc(sizeof(double) * T * d),
@@ -445,25 +445,25 @@ static int grad_check(const float *an, const size_t *idx, const double *num, int
 }
 
 static void test_lora_gradients(const char *path, int quant) {
-    llama_model qm, *saved = NULL;
+    model qm, *saved = NULL;
     if (quant != QUANT_F32) {
         /* the same check on a quantized base: the backward dequantizes on the fly too */
         if (model_load_quant(&qm, path, quant) != 0) { CHECK(0, "load %s: %s", base_quant_names[quant], slim_last_error()); return; }
-        saved = slim_malloc(sizeof model);
-        *saved = model;
-        model = qm;
+        saved = slim_malloc(sizeof g_model);
+        *saved = g_model;
+        g_model = qm;
     }
     printf("LoRA gradients on a %s base\n", base_quant_names[quant]);
     int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
     lora_adapter lora;
-    lora_init(&lora, &model.cfg, 4, 8.0f, targets_on, 42);
+    lora_init(&lora, &g_model.cfg, 4, 8.0f, targets_on, 42);
     slim_rng rng;
     slim_rng_seed(&rng, 7);
     /* B starts at zero (then dA = 0): give it values so every path is exercised */
     for (int l = 0; l < lora.n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             int in, out;
-            model_target_shape(&model.cfg, t, &in, &out);
+            model_target_shape(&g_model.cfg, t, &in, &out);
             float *Bm = lora.B[l * LORA_N_TARGETS + t];
             for (int i = 0; i < out * lora.r; i++) Bm[i] = 0.05f * slim_rng_normal(&rng);
         }
@@ -471,16 +471,16 @@ static void test_lora_gradients(const char *path, int quant) {
     int32_t tokens[12] = {1, 403, 407, 261, 378, 432, 1, 300, 301, 302, 2, 2};
     /* loss on the last three real positions of row 0, two of row 1, none on padding */
     int32_t targets[12] = {-1, -1, -1, 378, 432, 383, -1, 301, 302, 2, -1, -1};
-    llama_acts s;
-    acts_init(&s, &model.cfg, B, T, lora.r);
+    acts s;
+    acts_init(&s, &g_model.cfg, B, T, lora.r);
     float *grad = slim_calloc(lora.n_params, sizeof(float));
     loss_of(&lora, &s, tokens, targets, B, T);
     CHECK(s.n_sel == 6, "selected %d target rows, expected 6", s.n_sel);
-    model_backward(&model, &lora, &s, grad, 1.0f);
+    model_backward(&g_model, &lora, &s, grad, 1.0f);
     /* finite differences of the double reference (see ref_model) on a sample of parameters from every
      * A and B of every layer */
     ref_model rm;
-    ref_model_init(&rm, &model);
+    ref_model_init(&rm, &g_model);
     double *lp = ref_of_floats(lora.params, (long)lora.n_params);
     double l_float = loss_of(&lora, &s, tokens, targets, B, T), l_ref = ref_loss(&rm, &lora, lp, tokens, targets, B, T);
     printf("loss: float32 forward %.9g, double reference %.9g (relative difference %.1e)\n", l_float, l_ref,
@@ -496,7 +496,7 @@ static void test_lora_gradients(const char *path, int quant) {
         for (int t = 0; t < LORA_N_TARGETS; t++)
             for (int ab = 0; ab < 2; ab++) {
                 int in, out;
-                model_target_shape(&model.cfg, t, &in, &out);
+                model_target_shape(&g_model.cfg, t, &in, &out);
                 size_t off = ab ? lora_offset_B(&lora, l, t) : lora_offset_A(&lora, l, t);
                 size_t n = (size_t)lora.r * (ab ? out : in);
                 for (int k = 0; k < 3 && n_checked < N_FD; k++) {
@@ -567,8 +567,8 @@ static void test_lora_gradients(const char *path, int quant) {
     free(grad);
     lora_free(&lora);
     if (saved) {
-        model_free(&model);
-        model = *saved;
+        model_free(&g_model);
+        g_model = *saved;
         free(saved);
     }
 }
@@ -576,7 +576,7 @@ static void test_lora_gradients(const char *path, int quant) {
 int main(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/models/stories260K.gguf", slim_shared_dir());
-    if (model_load(&model, path) != 0) {
+    if (model_load(&g_model, path) != 0) {
         fprintf(stderr, "FAIL: cannot load the shared fixture (set SLIM_SHARED): %s\n", slim_last_error());
         return 1;
     }
@@ -588,6 +588,6 @@ int main(void) {
     test_lora_gradients(path, QUANT_Q8_0);
     test_lora_gradients(path, QUANT_NF4);
     test_quantized_bases(path);
-    model_free(&model);
+    model_free(&g_model);
     return tu_finish("test_model");
 }

@@ -21,4 +21,4 @@ size_t qmatrix_nbytes(const qmatrix *W) {
     return (size_t)W->rows * W->row_bytes;
 }
 
-const char *qmatrix_type_name(uint32_t type) { return type == SLIM_TYPE_NF4 ? "NF4" : ggml_type_name(type); }
+const char *qmatrix_type_name(uint32_t type) { return type == SLIM_TYPE_NF4 ? "NF4" : gguf_type_name(type); }

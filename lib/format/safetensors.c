@@ -18,17 +18,16 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "config.h"
 #include "gguf.h"
 
-size_t safetensors_dtype_size(const char *dtype, uint32_t *ggml_type) {
+size_t safetensors_dtype_size(const char *dtype, uint32_t *tensor_type) {
     uint32_t t;
     size_t sz;
     if (strcmp(dtype, "F32") == 0) { t = GGML_TYPE_F32; sz = 4; }
     else if (strcmp(dtype, "F16") == 0) { t = GGML_TYPE_F16; sz = 2; }
     else if (strcmp(dtype, "BF16") == 0) { t = GGML_TYPE_BF16; sz = 2; }
     else return 0;
-    if (ggml_type) *ggml_type = t;
+    if (tensor_type) *tensor_type = t;
     return sz;
 }
 
@@ -60,20 +59,20 @@ static int st_parse_tensor(const safetensors_file *f, safetensors_tensor *t, con
     const char *path = f->path, *name = t->name;
     if (!cJSON_IsObject(e))
         return slim_set_error("%s: tensor '%s': entry is %s, expected an object", path, name,
-                              config_json_type_name(e));
+                              slim_json_type_name(e));
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt))
         return slim_set_error("%s: tensor '%s': 'dtype' is %s, expected a string", path, name,
-                              dt ? config_json_type_name(dt) : "missing");
+                              dt ? slim_json_type_name(dt) : "missing");
     size_t esz = safetensors_dtype_size(dt->valuestring, &t->type);
     if (!esz)
         return slim_set_error("%s: tensor '%s': dtype '%.32s' is not supported (F32, F16, BF16 only)", path,
                               name, dt->valuestring);
     if (!cJSON_IsArray(sh))
         return slim_set_error("%s: tensor '%s': 'shape' is %s, expected an array", path, name,
-                              sh ? config_json_type_name(sh) : "missing");
+                              sh ? slim_json_type_name(sh) : "missing");
     int rank = cJSON_GetArraySize(sh);
     if (rank > SAFETENSORS_MAX_DIMS)
         return slim_set_error("%s: tensor '%s': rank %d is above the supported %d", path, name, rank,
@@ -120,14 +119,14 @@ static int st_parse_tensor(const safetensors_file *f, safetensors_tensor *t, con
 
 static int st_parse_meta(safetensors_file *f, const cJSON *m) {
     if (!cJSON_IsObject(m))
-        return slim_set_error("%s: '__metadata__' is %s, expected an object", f->path, config_json_type_name(m));
+        return slim_set_error("%s: '__metadata__' is %s, expected an object", f->path, slim_json_type_name(m));
     uint64_t n = (uint64_t)cJSON_GetArraySize(m);
     f->meta_keys = slim_calloc(n + 1, sizeof(char *));
     f->meta_values = slim_calloc(n + 1, sizeof(char *));
     for (const cJSON *v = m->child; v; v = v->next) {
         if (!cJSON_IsString(v))
             return slim_set_error("%s: '__metadata__' key '%.120s' is %s, expected a string", f->path,
-                                  v->string, config_json_type_name(v));
+                                  v->string, slim_json_type_name(v));
         f->meta_keys[f->n_meta] = slim_strdup(v->string);
         f->meta_values[f->n_meta] = slim_strdup(v->valuestring);
         f->n_meta++;
@@ -164,7 +163,7 @@ static int st_parse(safetensors_file *f) {
     }
     int rc = -1;
     if (!cJSON_IsObject(root)) {
-        slim_set_error("%s: header JSON is %s, expected an object", path, config_json_type_name(root));
+        slim_set_error("%s: header JSON is %s, expected an object", path, slim_json_type_name(root));
         goto done;
     }
     /* only whitespace (the writers pad with spaces) may follow the object */

@@ -22,8 +22,8 @@ enum gguf_type {
     GGUF_TYPE_FLOAT64 = 12, GGUF_TYPE_COUNT = 13
 };
 
-/* Tensor element types (ggml.h numbering). ggml_row_size knows every type listed; the model loader converts F32, F16 and BF16. */
-enum ggml_type {
+/* Tensor element types (ggml.h numbering). gguf_row_size knows every type listed; the model loader converts F32, F16 and BF16. */
+enum gguf_tensor_type {
     GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, GGML_TYPE_Q4_0 = 2, GGML_TYPE_Q4_1 = 3,
     GGML_TYPE_Q5_0 = 6, GGML_TYPE_Q5_1 = 7, GGML_TYPE_Q8_0 = 8, GGML_TYPE_Q4_K = 12,
     GGML_TYPE_Q5_K = 13, GGML_TYPE_Q6_K = 14, GGML_TYPE_BF16 = 30
@@ -96,9 +96,9 @@ const char *gguf_get_str(const gguf_file *g, const char *key);
 
 /* Bytes per row of ne0 elements of a ggml type; 0 for unsupported types or ne0 not a multiple of
  * the type's block size. */
-size_t ggml_row_size(uint32_t type, int64_t ne0);
+size_t gguf_row_size(uint32_t type, int64_t ne0);
 /* Human-readable type name ("F32", "F16", "Q8_0", ...); "?" for unknown. */
-const char *ggml_type_name(uint32_t type);
+const char *gguf_type_name(uint32_t type);
 
 /* IEEE half <-> float conversions (round to nearest even). */
 float slim_fp16_to_fp32(uint16_t h);
@@ -117,7 +117,7 @@ void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
 void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 /* Adds a tensor of the given ggml type and shape (ne[0] fastest); data holds
- * ggml_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. Returns 0 or -1 (bad shape/type, duplicate). */
+ * gguf_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. Returns 0 or -1 (bad shape/type, duplicate). */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const int64_t *ne, const void *data);
 /* Writes the file (alignment 32 unless general.alignment was set). Returns 0 or -1. */

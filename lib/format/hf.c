@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "config.h"
 #include "safetensors.h"
 
 #define HF_ALIGN 32
@@ -47,7 +46,7 @@ static int hf_cfg_int(const char *file, const cJSON *root, const char *key, int 
         return 0;
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return slim_set_error("%s: key '%s' is %s, expected an integer", file, key, config_json_type_name(v));
+        return slim_set_error("%s: key '%s' is %s, expected an integer", file, key, slim_json_type_name(v));
     if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
         return slim_set_error("%s: key '%s' = %.17g is out of range [%lld, %lld]", file, key, v->valuedouble,
                               (long long)lo, (long long)hi);
@@ -65,7 +64,7 @@ static int hf_cfg_num(const char *file, const cJSON *root, const char *key, int 
         return 0;
     }
     if (!cJSON_IsNumber(v))
-        return slim_set_error("%s: key '%s' is %s, expected a number", file, key, config_json_type_name(v));
+        return slim_set_error("%s: key '%s' is %s, expected a number", file, key, slim_json_type_name(v));
     if (!(v->valuedouble > 0) || !isfinite(v->valuedouble))
         return slim_set_error("%s: key '%s' = %.17g, expected a positive number", file, key, v->valuedouble);
     *out = v->valuedouble;
@@ -75,12 +74,12 @@ static int hf_cfg_num(const char *file, const cJSON *root, const char *key, int 
 static int hf_cfg_rope_scaling(const char *file, const cJSON *rs, const char *rs_key, hf_config *c) {
     if (!rs || cJSON_IsNull(rs)) return 0;
     if (!cJSON_IsObject(rs))
-        return slim_set_error("%s: key '%s' is %s, expected an object", file, rs_key, config_json_type_name(rs));
+        return slim_set_error("%s: key '%s' is %s, expected an object", file, rs_key, slim_json_type_name(rs));
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
     if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
     if (!cJSON_IsString(type))
         return slim_set_error("%s: key '%s.rope_type' is %s, expected a string", file, rs_key,
-                              type ? config_json_type_name(type) : "missing");
+                              type ? slim_json_type_name(type) : "missing");
     if (strcmp(type->valuestring, "default") == 0) return 0;
     if (strcmp(type->valuestring, "llama3") != 0)
         return slim_set_error("%s: %s type '%.40s' is not supported (only 'llama3')", file, rs_key,
@@ -103,11 +102,11 @@ static int hf_cfg_rope_scaling(const char *file, const cJSON *rs, const char *rs
 static int hf_cfg_parse(const char *file, const cJSON *root, hf_config *c) {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(root))
-        return slim_set_error("%s: expected a JSON object, found %s", file, config_json_type_name(root));
+        return slim_set_error("%s: expected a JSON object, found %s", file, slim_json_type_name(root));
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!mt) return slim_set_error("%s: key 'model_type' is missing", file);
     if (!cJSON_IsString(mt))
-        return slim_set_error("%s: key 'model_type' is %s, expected a string", file, config_json_type_name(mt));
+        return slim_set_error("%s: key 'model_type' is %s, expected a string", file, slim_json_type_name(mt));
     if (strcmp(mt->valuestring, "llama") == 0 || strcmp(mt->valuestring, "mistral") == 0) {
         c->arch = "llama";
         c->permute_qk = 1;
@@ -132,7 +131,7 @@ static int hf_cfg_parse(const char *file, const cJSON *root, hf_config *c) {
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
     if (rp && !cJSON_IsObject(rp) && !cJSON_IsNull(rp))
         return slim_set_error("%s: key 'rope_parameters' is %s, expected an object", file,
-                              config_json_type_name(rp));
+                              slim_json_type_name(rp));
     if (cJSON_GetObjectItemCaseSensitive(root, "rope_theta") || !cJSON_IsObject(rp)) {
         if (hf_cfg_num(file, root, "rope_theta", 0, 10000.0, &c->theta)) return -1;
     } else if (hf_cfg_num(file, rp, "rope_theta", 0, 10000.0, &c->theta)) {
@@ -141,7 +140,7 @@ static int hf_cfg_parse(const char *file, const cJSON *root, hf_config *c) {
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     if (tie && !cJSON_IsNull(tie) && !cJSON_IsBool(tie))
         return slim_set_error("%s: key 'tie_word_embeddings' is %s, expected a boolean", file,
-                              config_json_type_name(tie));
+                              slim_json_type_name(tie));
     c->tied = cJSON_IsTrue(tie);
     if (c->hidden % c->n_heads)
         return slim_set_error("%s: hidden_size %lld is not a multiple of num_attention_heads %lld", file,
@@ -318,7 +317,7 @@ static int hf_weights_open_index(hf_weights *w, const char *dir, const char *ind
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm)) {
         slim_set_error("%s: key 'weight_map' is %s, expected an object", index_path,
-                       wm ? config_json_type_name(wm) : "missing");
+                       wm ? slim_json_type_name(wm) : "missing");
         goto done;
     }
     int cap = cJSON_GetArraySize(wm);
@@ -326,7 +325,7 @@ static int hf_weights_open_index(hf_weights *w, const char *dir, const char *ind
     for (const cJSON *e = wm->child; e; e = e->next) {
         if (!cJSON_IsString(e)) {
             slim_set_error("%s: weight_map['%.120s'] is %s, expected a file name", index_path, e->string,
-                           config_json_type_name(e));
+                           slim_json_type_name(e));
             goto done;
         }
         const char *s = e->valuestring;

@@ -22,9 +22,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common.h"
+#include "format/model_file.h"
 #include "pretok.h"
 #include "tokenizer_impl.h"
 
@@ -281,14 +281,18 @@ int tokenizer_init_gguf(tokenizer *t, const gguf_file *g) {
     return rc;
 }
 
+int tokenizer_init_model(tokenizer *t, const gguf_file *g, const char *path) {
+    if (tokenizer_init_gguf(t, g) == 0) return 0;
+    if (!slim_model_is_dir(path)) return -1;
+    return tokenizer_init_hf(t, path);
+}
+
 int tokenizer_init_path(tokenizer *t, const char *model) {
-    struct stat st;
-    if (stat(model, &st) != 0) return slim_set_error("%s: no such file or directory", model);
     size_t n = strlen(model);
-    if (S_ISDIR(st.st_mode) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
+    if (slim_model_is_dir(model) || (n > 5 && !strcmp(model + n - 5, ".json"))) return tokenizer_init_hf(t, model);
     gguf_file g;
-    if (gguf_open(&g, model)) return -1;
-    int rc = tokenizer_init_gguf(t, &g);
+    if (slim_model_open(&g, model)) return -1;
+    int rc = tokenizer_init_model(t, &g, model);
     gguf_close(&g);
     return rc;
 }

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "gguf.h"
-#include "hf.h"
+#include "format/gguf.h"
+#include "format/hf.h"
 #include "testutil.h"
 
 static char tmp_root[512];
@@ -348,7 +348,7 @@ static void compare_gguf(const char *label, const gguf_file *want, const gguf_fi
                    memcmp(a->ne, b->ne, sizeof a->ne) == 0 && memcmp(a->data, b->data, a->nbytes) == 0;
         if (!same) bad++;
         CHECK(same, "%s: tensor %s differs (dims %u/%u type %s/%s ne %lldx%lld / %lldx%lld)", label, a->name,
-              b->n_dims, a->n_dims, ggml_type_name(b->type), ggml_type_name(a->type), (long long)b->ne[0],
+              b->n_dims, a->n_dims, gguf_type_name(b->type), gguf_type_name(a->type), (long long)b->ne[0],
               (long long)b->ne[1], (long long)a->ne[0], (long long)a->ne[1]);
         CHECK(((uintptr_t)b->data) % 32 == 0 && (const uint8_t *)b->data >= got->map &&
                   (const uint8_t *)b->data + b->nbytes <= got->map + got->map_size,

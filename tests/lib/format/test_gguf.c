@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "gguf.h"
+#include "format/gguf.h"
 #include "testutil.h"
 
 static char tmp_dir[512];
@@ -267,7 +267,7 @@ static void test_writer_types(void) {
     gguf_writer_set_str(w, "t.str", "world");
     gguf_writer_set_u32(w, "general.alignment", 64);
 
-    /* tensors of several types; row sizes from ggml_row_size */
+    /* tensors of several types; row sizes from gguf_row_size */
     slim_rng rng;
     slim_rng_seed(&rng, 42);
     struct { const char *name; uint32_t type, n_dims; int64_t ne[4]; } ts[] = {
@@ -279,7 +279,7 @@ static void test_writer_types(void) {
     uint8_t *blobs[8];
     size_t sizes[8];
     for (size_t i = 0; i < nts; i++) {
-        size_t n = ggml_row_size(ts[i].type, ts[i].ne[0]);
+        size_t n = gguf_row_size(ts[i].type, ts[i].ne[0]);
         for (uint32_t d = 1; d < ts[i].n_dims; d++) n *= (size_t)ts[i].ne[d];
         sizes[i] = n;
         blobs[i] = slim_malloc(n);
@@ -427,12 +427,12 @@ static void test_row_size(void) {
         { GGML_TYPE_Q5_K, 512, 352, "Q5_K" }, { GGML_TYPE_Q6_K, 256, 210, "Q6_K" }, { GGML_TYPE_F32, 172, 688, "F32" },
     };
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
-        CHECK(ggml_row_size(rs[i].type, rs[i].ne0) == rs[i].bytes, "row size %s x %lld = %zu", rs[i].name,
-              (long long)rs[i].ne0, ggml_row_size(rs[i].type, rs[i].ne0));
-        CHECK(strcmp(ggml_type_name(rs[i].type), rs[i].name) == 0, "name of %u", rs[i].type);
+        CHECK(gguf_row_size(rs[i].type, rs[i].ne0) == rs[i].bytes, "row size %s x %lld = %zu", rs[i].name,
+              (long long)rs[i].ne0, gguf_row_size(rs[i].type, rs[i].ne0));
+        CHECK(strcmp(gguf_type_name(rs[i].type), rs[i].name) == 0, "name of %u", rs[i].type);
     }
-    CHECK(ggml_row_size(GGML_TYPE_Q8_0, 172) == 0 && ggml_row_size(GGML_TYPE_Q4_K, 64) == 0, "partial blocks");
-    CHECK(ggml_row_size(99, 64) == 0 && strcmp(ggml_type_name(99), "?") == 0, "unknown type");
+    CHECK(gguf_row_size(GGML_TYPE_Q8_0, 172) == 0 && gguf_row_size(GGML_TYPE_Q4_K, 64) == 0, "partial blocks");
+    CHECK(gguf_row_size(99, 64) == 0 && strcmp(gguf_type_name(99), "?") == 0, "unknown type");
 }
 
 /* ---------------------------------------------------------------------------------------------

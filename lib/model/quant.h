@@ -11,7 +11,7 @@
  *   Q4_K 256: f16 d, dmin; u8 scales[12] (6-bit scales/mins of 8 sub-blocks); u8 qs[128]
  *   Q5_K 256: f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
  *   Q6_K 256: u8 ql[128]; u8 qh[64]; int8 scales[16]; f16 d
- * A row of a ggml-typed matrix is ggml_row_size(type, cols) bytes; cols must be a multiple of QK.
+ * A row of a ggml-typed matrix is gguf_row_size(type, cols) bytes; cols must be a multiple of QK.
  *
  * NF4 (bitsandbytes): the tensor is flattened (row-major) and cut into blocks of 64 elements (the last
  * may be short); each block stores absmax = max|x| and 4-bit indices into the 16 NF4 code values
@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 
 /* Our own type id for NF4 (not a ggml type; never written to GGUF). */
 #define SLIM_TYPE_NF4 1000
@@ -62,7 +62,7 @@ size_t nf4_nbytes(const nf4_tensor *t);
  * unsupported type or a cols that is not a multiple of the block size. */
 int quant_dequantize_row(uint32_t type, const void *src, float *out, int64_t cols);
 
-/* Quantizes one row x [cols] into dst (ggml_row_size(type, cols) bytes) with ggml's reference
+/* Quantizes one row x [cols] into dst (gguf_row_size(type, cols) bytes) with ggml's reference
  * quantizer for type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). Returns 0 or -1. */
 int quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t cols);
 

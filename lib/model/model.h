@@ -11,15 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "ops.h"
 #include "quant.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Architectures (general.architecture). qwen2 = llama + biases on q/k/v + NEOX RoPE. */
 enum model_arch { ARCH_LLAMA, ARCH_QWEN2 };
 
-typedef struct llama_config {
+typedef struct model_config {
     int arch;         /* enum model_arch */
     int dim;          /* <arch>.embedding_length (keys below are <arch>.*, shown for llama) */
     int n_layers;     /* llama.block_count */
@@ -33,7 +33,7 @@ typedef struct llama_config {
     float rope_theta; /* llama.rope.freq_base (default 10000) */
     int rope_neox;    /* 1: NEOX pairs (qwen2); 0: llama.cpp's normal adjacent pairs (llama) */
     const float *rope_freqs; /* [head_dim/2] Llama 3 rope scaling divisors (rope_freqs.weight), or NULL */
-} llama_config;
+} model_config;
 
 /* The seven projections LoRA can adapt, in PEFT's names: q_proj k_proj v_proj o_proj gate_proj
  * up_proj down_proj; GGUF names attn_q attn_k attn_v attn_output ffn_gate ffn_up ffn_down. */
@@ -44,12 +44,12 @@ extern const char *const lora_target_peft_names[LORA_N_TARGETS]; /* "self_attn.q
 /* Index of a target by short name ("q".."down"), or -1. */
 int lora_target_index(const char *name);
 
-typedef struct llama_layer {
+typedef struct model_layer {
     float *attn_norm; /* [dim] */
     qmatrix w[LORA_N_TARGETS]; /* q [H*hd,dim], k,v [Hkv*hd,dim], o [dim,H*hd], gate,up [ffn,dim], down [dim,ffn] */
     float *bias[3];   /* q, k, v biases [out] (qwen2), NULL when absent */
     float *ffn_norm;  /* [dim] */
-} llama_layer;
+} model_layer;
 
 /* Storage of the frozen base (config base.quant): f32, f16, bf16, q8_0 and nf4 convert the file's
  * weight matrices at load time (q8_0 falls back to f16 for rows not a multiple of 32, as llama.cpp's
@@ -60,8 +60,8 @@ extern const char *const base_quant_names[QUANT_COUNT]; /* "f32", "f16", "bf16",
 /* Index of a base.quant name, or -1. */
 int base_quant_index(const char *name);
 
-typedef struct llama_model {
-    llama_config cfg;
+typedef struct model {
+    model_config cfg;
     gguf_file gguf;     /* the base file (or Hugging Face directory), kept open for its metadata */
     tokenizer tok;
     int has_tokenizer;  /* 0 when the file's tokenizer kind is not supported (the model still runs) */
@@ -75,28 +75,28 @@ typedef struct llama_model {
     qmatrix tok_embd;   /* [vocab, dim] */
     float *output_norm; /* [dim] */
     qmatrix output;     /* [vocab, dim] (token_embd when the file has no output.weight: tied) */
-    llama_layer *layers;/* [n_layers] */
-} llama_model;
+    model_layer *layers;/* [n_layers] */
+} model;
 
 /* Loads a llama or qwen2 model from a GGUF file (F32/F16/BF16 and ggml block types) or a Hugging
  * Face directory (config.json + safetensors), storing the weights as `quant` says, and its tokenizer
  * when supported. Returns 0, or -1 naming the file and the missing/mis-shaped tensor or key. */
-int model_load_quant(llama_model *m, const char *path, int quant);
+int model_load_quant(model *m, const char *path, int quant);
 /* Reads the hyper-parameters of a llama/qwen2 GGUF (or hf_open'ed directory) without loading weights
  * (rope_freqs stays NULL). Returns 0 or -1 naming the key. */
-int model_read_config(const gguf_file *g, llama_config *c);
+int model_read_config(const gguf_file *g, model_config *c);
 /* Bytes a weight matrix of rows x cols stored in ggml type `src` occupies under base.quant `quant`;
  * *fallback is set when q8_0 falls back to f16. */
 size_t model_matrix_bytes(int quant, uint32_t src, int64_t rows, int64_t cols, int *fallback);
 /* Bytes of the activations and scratch acts_init allocates for B x T tokens at LoRA rank r. */
-size_t acts_bytes(const llama_config *c, int B, int T, int lora_r);
+size_t acts_bytes(const model_config *c, int B, int T, int lora_r);
 /* model_load_quant(m, path, QUANT_F32). */
-int model_load(llama_model *m, const char *path);
+int model_load(model *m, const char *path);
 /* Fails (-1, naming the model) when the model has no usable tokenizer. */
-int model_require_tokenizer(const llama_model *m);
-void model_free(llama_model *m);
+int model_require_tokenizer(const model *m);
+void model_free(model *m);
 /* Input and output features of a projection (e.g. q: in dim, out n_heads*head_dim). */
-void model_target_shape(const llama_config *c, int target, int *in, int *out);
+void model_target_shape(const model_config *c, int target, int *in, int *out);
 
 /* LoRA adapters (Hu et al. 2021): W' = W + (alpha / r) B A per adapted projection, A [r,in],
  * B [out,r]; A Kaiming-uniform (PEFT: bound 1/sqrt(in)), B zero. All A and B in one allocation. */
@@ -113,22 +113,22 @@ typedef struct lora_adapter {
 } lora_adapter;
 
 /* Allocates adapters on the enabled targets (targets[t] != 0) and initialises them from seed. */
-void lora_init(lora_adapter *a, const llama_config *c, int r, float alpha, const int *targets, uint64_t seed);
+void lora_init(lora_adapter *a, const model_config *c, int r, float alpha, const int *targets, uint64_t seed);
 void lora_free(lora_adapter *a);
 /* Offsets of A/B of (layer, target) inside params, for views over a gradient buffer of the same layout. */
 size_t lora_offset_A(const lora_adapter *a, int layer, int target);
 size_t lora_offset_B(const lora_adapter *a, int layer, int target);
 /* Saves the adapter as a llama.cpp LoRA GGUF (general.type=adapter, adapter.type=lora,
  * adapter.lora.alpha; tensors blk.N.<gguf name>.weight.lora_a [ne: in, r] and .lora_b [ne: r, out]). */
-int lora_save(const lora_adapter *a, const llama_model *m, const char *path);
+int lora_save(const lora_adapter *a, const model *m, const char *path);
 /* Loads an adapter saved by lora_save (checks the shapes against the model). */
-int lora_load(lora_adapter *a, const llama_model *m, const char *path);
+int lora_load(lora_adapter *a, const model *m, const char *path);
 
 /* Rows of the output head computed at a time (bounds the logits buffer to HEAD_CHUNK x vocab). */
 #define HEAD_CHUNK 256
 
 /* Activations and scratch for micro-batches of up to B sequences of up to T tokens; allocated once. */
-typedef struct llama_acts {
+typedef struct acts {
     int B, T;            /* capacity */
     int cur_B, cur_T;    /* shape of the last forward */
     int n_sel;           /* rows with a target in the last forward */
@@ -164,10 +164,10 @@ typedef struct llama_acts {
                             gradient (training leaves it 0) */
     int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
                             default F16 KV cache does (to compare with figures taken with it) */
-} llama_acts;
+} acts;
 
-void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r);
-void acts_free(llama_acts *s);
+void acts_init(acts *s, const model_config *c, int B, int T, int lora_r);
+void acts_free(acts *s);
 
 /* Forward pass over tokens [B,T] (row b's positions are 0..T-1). targets [B,T]: the id each
  * position must predict, -1 for none (prompt, padding); the head runs only on rows with a target.
@@ -175,7 +175,7 @@ void acts_free(llama_acts *s);
  * target_logprob [B,T], when not NULL, receives log p(target) per position (0 where none).
  * lora may be NULL (base model). all_logits [B*T, vocab], when not NULL, receives the logits of
  * every position (for checks against llama.cpp; costs a full head). */
-double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+double model_forward(const model *m, const lora_adapter *lora, acts *s,
                      const int32_t *tokens, const int32_t *targets, int B, int T,
                      float *target_logprob, float *all_logits);
 
@@ -184,13 +184,13 @@ double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts 
  * seg_start [B,T] the row position where its example starts (attention never crosses examples).
  * Targets must not cross examples either (the caller sets -1 on each example's last token).
  * Otherwise as model_forward, which is this with pos = t and one example per row. */
-double model_forward_packed(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits);
 
 /* Backward pass of the last forward (which must not have had s->inference set): dlora (same layout
  * as lora->params) += d(loss_scale * summed loss)/d(lora params). Frozen weights get no gradient. */
-void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *s, float *dlora,
+void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora,
                     float loss_scale);
 
 #endif

@@ -1,4 +1,4 @@
-/* test_ops.c — gradient checks and reference checks for the kernels of lib/ops.h.
+/* test_ops.c — gradient checks and reference checks for the kernels of lib/model/ops.h.
  *
  * Every _backward kernel is checked against central finite differences of a naive double-precision
  * reference of its _forward (the same reference the forward itself is checked against, below): for a
@@ -9,7 +9,7 @@
  * Why the double reference and not the float forward: differences of a float32 loss divide its
  * rounding noise by the step, and that noise depends on the CPU's BLAS kernel (OPENBLAS_CORETYPE),
  * FMA contraction and the thread count, so float-FD tolerances tuned on one machine fail on another
- * (tests/lib/test_model.c did on an AVX-512 EPYC). In double the noise is ~1e-16 |L| / h and the
+ * (tests/lib/model/test_model.c did on an AVX-512 EPYC). In double the noise is ~1e-16 |L| / h and the
  * truncation error of h = 1e-3 is ~h^2/6 |L'''| ~ 1e-7, so what is measured is the float32 error of
  * the analytic gradient alone (FD_TOL_REF), and one tolerance serves every kernel. The
  * chain is closed by the forward checks: forward == reference (FWD_TOL) and backward == d(reference).
@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "ops.h"
+#include "model/ops.h"
 #include "testutil.h"
 
 #define GRAD_PRE 0.375f /* known nonzero value gradient buffers start from (exact in float) */

@@ -20,7 +20,7 @@
 /* Largest JSON header accepted (the reference implementation's limit is 100 MB). */
 #define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
 
-/* One tensor: shape[0..n_dims-1] as in the file (shape[0] slowest; rank 0 = a scalar), ggml_type
+/* One tensor: shape[0..n_dims-1] as in the file (shape[0] slowest; rank 0 = a scalar), tensor type
  * GGML_TYPE_F32/F16/BF16 (gguf.h numbering), nbytes = product(shape) * element size, data inside the
  * mapping. */
 typedef struct safetensors_tensor {
@@ -61,6 +61,6 @@ const char *safetensors_find_meta(const safetensors_file *f, const char *key);
 
 /* Bytes per element of a safetensors dtype string ("F32" 4, "F16"/"BF16" 2) and its ggml type;
  * returns 0 for dtypes this reader does not support. */
-size_t safetensors_dtype_size(const char *dtype, uint32_t *ggml_type);
+size_t safetensors_dtype_size(const char *dtype, uint32_t *tensor_type);
 
 #endif

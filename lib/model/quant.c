@@ -246,8 +246,8 @@ static void dequant_q6_K(const block_q6_K *restrict x, float *restrict y, int64_
 int quant_type_fits(uint32_t type, int64_t cols) {
     if (cols < 0) return 0;
     if (type == SLIM_TYPE_NF4) return 1;
-    if (cols == 0) return ggml_type_name(type)[0] != '?';
-    return ggml_row_size(type, cols) != 0;
+    if (cols == 0) return gguf_type_name(type)[0] != '?';
+    return gguf_row_size(type, cols) != 0;
 }
 
 static int quant_known(uint32_t type) {
@@ -263,10 +263,10 @@ static int quant_known(uint32_t type) {
 
 int quant_dequantize_row(uint32_t type, const void *src, float *out, int64_t cols) {
     if (!quant_known(type))
-        return slim_set_error("quant: cannot dequantize ggml type %u (%s)", type, ggml_type_name(type));
+        return slim_set_error("quant: cannot dequantize ggml type %u (%s)", type, gguf_type_name(type));
     if (!quant_type_fits(type, cols))
         return slim_set_error("quant: row of %lld elements is not a whole number of %s blocks", (long long)cols,
-                              ggml_type_name(type));
+                              gguf_type_name(type));
     switch (type) {
     case GGML_TYPE_F32: memcpy(out, src, (size_t)cols * sizeof(float)); break;
     case GGML_TYPE_F16: dequant_f16(src, out, cols); break;
@@ -635,10 +635,10 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t n) {
 
 int quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t cols) {
     if (!quant_known(type))
-        return slim_set_error("quant: cannot quantize to ggml type %u (%s)", type, ggml_type_name(type));
+        return slim_set_error("quant: cannot quantize to ggml type %u (%s)", type, gguf_type_name(type));
     if (!quant_type_fits(type, cols))
         return slim_set_error("quant: row of %lld elements is not a whole number of %s blocks", (long long)cols,
-                              ggml_type_name(type));
+                              gguf_type_name(type));
     switch (type) {
     case GGML_TYPE_F32: memcpy(dst, x, (size_t)cols * sizeof(float)); break;
     case GGML_TYPE_F16: quant_f16(x, dst, cols); break;

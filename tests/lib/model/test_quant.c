@@ -1,4 +1,4 @@
-/* test_quant.c — lib/quant.c and `slimtune quantize` (export/quantize.c):
+/* test_quant.c — lib/model/quant.c and `slimtune quantize` (export/quantize.c):
  *  1. hand-built blocks of every ggml type decode to the values the format definition gives
  *     (expected values computed here from the documented layout, with exactly representable scales);
  *  2. quantize -> dequantize round trips: relative RMS error bounds on random rows, and edge rows
@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "../../export/quantize.h"
-#include "gguf.h"
-#include "quant.h"
+#include "../../../export/quantize.h"
+#include "format/gguf.h"
+#include "model/quant.h"
 #include "testutil.h"
 
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
@@ -98,7 +98,7 @@ static void test_hand_blocks(void) {
         quant_dequantize_row(type, blk, out, 32);
         ok = 1;
         for (int j = 0; j < 32; j++) ok &= out[j] == exp_[j];
-        CHECK(ok, "%s hand block", ggml_type_name(type));
+        CHECK(ok, "%s hand block", gguf_type_name(type));
     }
 
     /* Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scale sc[j] and min m[j]:
@@ -134,7 +134,7 @@ static void test_hand_blocks(void) {
         ok = 1;
         int bad = -1;
         for (int j = 0; j < 256; j++) if (out[j] != exp_[j]) { ok = 0; if (bad < 0) bad = j; }
-        CHECK(ok, "%s hand block: first mismatch at %d (%g vs %g)", ggml_type_name(type), bad,
+        CHECK(ok, "%s hand block: first mismatch at %d (%g vs %g)", gguf_type_name(type), bad,
               bad >= 0 ? out[bad] : 0, bad >= 0 ? exp_[bad] : 0);
     }
 
@@ -187,7 +187,7 @@ static void test_hand_blocks(void) {
 
 /* Round trip of n values through type; returns relative RMS error (and -1 on a conversion error). */
 static double round_trip(uint32_t type, const float *x, float *y, int64_t n) {
-    size_t bytes = ggml_row_size(type, n);
+    size_t bytes = gguf_row_size(type, n);
     uint8_t *q = slim_malloc(bytes + 1);
     double e = -1;
     if (quant_quantize_row(type, x, q, n) == 0 && quant_dequantize_row(type, q, y, n) == 0) e = rel_rms(x, y, n);
@@ -208,8 +208,8 @@ static void test_round_trips(void) {
         const uint32_t ty = all_types[t];
         for (int64_t i = 0; i < n; i++) x[i] = slim_rng_normal(&r);
         double e = round_trip(ty, x, y, n);
-        CHECK(e >= 0 && e <= bound[t], "%s random: rel rms %.3g > %.3g", ggml_type_name(ty), e, bound[t]);
-        printf("  %-5s random N(0,1): relative RMS error %.3g\n", ggml_type_name(ty), e);
+        CHECK(e >= 0 && e <= bound[t], "%s random: rel rms %.3g > %.3g", gguf_type_name(ty), e, bound[t]);
+        printf("  %-5s random N(0,1): relative RMS error %.3g\n", gguf_type_name(ty), e);
         /* scale invariance over magnitudes the half-precision scales carry well; at 2e-4 the K types'
          * sub-block scales (d * sc, d = max scale / 63 or / 128) fall below the half normal range
          * (6.1e-5) and lose precision (measured Q6_K 5.1e-2, Q5_K 4.1e-2, Q4_K 7.4e-2) */
@@ -218,7 +218,7 @@ static void test_round_trips(void) {
             float *xs = slim_malloc(n * sizeof(float));
             for (int64_t i = 0; i < n; i++) xs[i] = x[i] * scales[s];
             double es = round_trip(ty, xs, y, n), bs = s < 3 ? bound[t] * 1.3 + 1e-6 : fmax(bound[t] * 1.3, 0.06);
-            CHECK(es >= 0 && es <= bs, "%s scaled by %g: rel rms %.3g > %.3g", ggml_type_name(ty), scales[s], es, bs);
+            CHECK(es >= 0 && es <= bs, "%s scaled by %g: rel rms %.3g > %.3g", gguf_type_name(ty), scales[s], es, bs);
             free(xs);
         }
         /* all zeros -> exact zeros */
@@ -226,39 +226,39 @@ static void test_round_trips(void) {
         round_trip(ty, x, y, n);
         int ok = 1;
         for (int64_t i = 0; i < n; i++) ok &= y[i] == 0;
-        CHECK(ok, "%s zeros", ggml_type_name(ty));
+        CHECK(ok, "%s zeros", gguf_type_name(ty));
         /* constant rows, positive and negative */
         for (int sgn = -1; sgn <= 1; sgn += 2) {
             for (int64_t i = 0; i < n; i++) x[i] = 0.37f * sgn;
             e = round_trip(ty, x, y, n);
             CHECK(e >= 0 && e <= 1.5e-3 + (ty == GGML_TYPE_BF16 ? 3e-3 : 0), "%s constant %g: rel rms %.3g",
-                  ggml_type_name(ty), 0.37 * sgn, e);
+                  gguf_type_name(ty), 0.37 * sgn, e);
         }
         /* one huge outlier per block among small values: bounded by the outlier's block scale */
         for (int64_t i = 0; i < n; i++) x[i] = (i % 37 == 0) ? 3e4f : 0.01f * slim_rng_normal(&r);
         e = round_trip(ty, x, y, n);
         ok = e >= 0;
         for (int64_t i = 0; i < n; i++) ok &= isfinite(y[i]) && fabsf(y[i] - x[i]) <= 3e4f * 0.07f;
-        CHECK(ok, "%s outliers: rel rms %.3g", ggml_type_name(ty), e);
+        CHECK(ok, "%s outliers: rel rms %.3g", gguf_type_name(ty), e);
         /* values below what half scales can resolve decode to (almost) zero, never garbage */
         for (int64_t i = 0; i < n; i++) x[i] = 1e-9f * slim_rng_normal(&r);
         round_trip(ty, x, y, n);
         ok = 1;
         for (int64_t i = 0; i < n; i++) ok &= isfinite(y[i]) && fabsf(y[i]) <= 1e-8f;
-        CHECK(ok, "%s tiny values", ggml_type_name(ty));
+        CHECK(ok, "%s tiny values", gguf_type_name(ty));
         /* determinism */
         for (int64_t i = 0; i < n; i++) x[i] = slim_rng_normal(&r);
-        size_t bytes = ggml_row_size(ty, n);
+        size_t bytes = gguf_row_size(ty, n);
         uint8_t *q1 = slim_malloc(bytes), *q2 = slim_malloc(bytes);
         quant_quantize_row(ty, x, q1, n);
         quant_quantize_row(ty, x, q2, n);
-        CHECK(memcmp(q1, q2, bytes) == 0, "%s quantization is deterministic", ggml_type_name(ty));
+        CHECK(memcmp(q1, q2, bytes) == 0, "%s quantization is deterministic", gguf_type_name(ty));
         /* re-quantizing decoded values reproduces the blocks (formats with a single scale per block) */
         if (ty == GGML_TYPE_F16 || ty == GGML_TYPE_BF16 || ty == GGML_TYPE_Q8_0 || ty == GGML_TYPE_Q4_0 ||
             ty == GGML_TYPE_Q5_0) {
             quant_dequantize_row(ty, q1, y, n);
             quant_quantize_row(ty, y, q2, n);
-            CHECK(memcmp(q1, q2, bytes) == 0, "%s requantization is idempotent", ggml_type_name(ty));
+            CHECK(memcmp(q1, q2, bytes) == 0, "%s requantization is idempotent", gguf_type_name(ty));
         }
         free(q1);
         free(q2);
@@ -525,7 +525,7 @@ static int file_exists(const char *p) {
 static float *tensor_f32(const gguf_tensor *t) {
     int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
     float *o = slim_malloc((size_t)(cols * rows) * sizeof(float) + 1);
-    size_t rb = ggml_row_size(t->type, cols);
+    size_t rb = gguf_row_size(t->type, cols);
     for (int64_t r = 0; r < rows; r++)
         if (quant_dequantize_row(t->type, (const uint8_t *)t->data + r * rb, o + r * cols, cols) != 0) {
             free(o);
@@ -568,8 +568,8 @@ static void test_quantize_main(const char *model, const char *dir) {
             uint32_t expect = strstr(a->name, "ffn_down") ? quant_fallback_type(want, 172) : want64;
             if (strstr(a->name, "ffn_down"))
                 CHECK(expect == (want == GGML_TYPE_BF16 ? GGML_TYPE_BF16 : GGML_TYPE_F16), "172 falls back to F16");
-            CHECK(b->type == expect, "%s: %s stored as %s, expected %s", names[k], a->name, ggml_type_name(b->type),
-                  ggml_type_name(expect));
+            CHECK(b->type == expect, "%s: %s stored as %s, expected %s", names[k], a->name, gguf_type_name(b->type),
+                  gguf_type_name(expect));
             float *fa = tensor_f32(a), *fb = tensor_f32(b);
             CHECK(fa && fb, "%s: %s dequantizes", names[k], a->name);
             if (fa && fb) {

@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
-#include "chat.h"
+#include "tokenizer/chat.h"
 #include "common.h"
 #include "testutil.h"
 

@@ -24,7 +24,7 @@
  * ggml types and fp16 */
 
 /* Block size (elements) and bytes per block of a ggml type; 0 when unsupported (ggml.c type_traits). */
-static int ggml_type_block(uint32_t type, int64_t *blck, size_t *bytes) {
+static int gguf_type_block(uint32_t type, int64_t *blck, size_t *bytes) {
     switch (type) {
     case GGML_TYPE_F32:  *blck = 1;   *bytes = 4;   return 1;
     case GGML_TYPE_F16:  *blck = 1;   *bytes = 2;   return 1;
@@ -41,14 +41,14 @@ static int ggml_type_block(uint32_t type, int64_t *blck, size_t *bytes) {
     }
 }
 
-size_t ggml_row_size(uint32_t type, int64_t ne0) {
+size_t gguf_row_size(uint32_t type, int64_t ne0) {
     int64_t blck;
     size_t bytes;
-    if (!ggml_type_block(type, &blck, &bytes) || ne0 < 0 || ne0 % blck) return 0;
+    if (!gguf_type_block(type, &blck, &bytes) || ne0 < 0 || ne0 % blck) return 0;
     return (size_t)(ne0 / blck) * bytes;
 }
 
-const char *ggml_type_name(uint32_t type) {
+const char *gguf_type_name(uint32_t type) {
     switch (type) {
     case GGML_TYPE_F32:  return "F32";
     case GGML_TYPE_F16:  return "F16";
@@ -381,11 +381,11 @@ static int gguf_parse(gguf_file *g, gguf_rd *r) {
                                       (long long)t->ne[2], (long long)t->ne[3]);
         int64_t blck;
         size_t bytes;
-        if (!ggml_type_block(t->type, &blck, &bytes))
+        if (!gguf_type_block(t->type, &blck, &bytes))
             return slim_set_error("%s: %s: unknown or unsupported ggml type %u", r->path, r->what, t->type);
         if (t->ne[0] % blck)
             return slim_set_error("%s: %s: row length %lld is not a multiple of the %s block size %lld",
-                                  r->path, r->what, (long long)t->ne[0], ggml_type_name(t->type),
+                                  r->path, r->what, (long long)t->ne[0], gguf_type_name(t->type),
                                   (long long)blck);
         uint64_t nb = (uint64_t)(t->ne[0] / blck) * bytes;
         for (int d = 1; d < GGUF_MAX_DIMS; d++)
@@ -605,7 +605,7 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
             return slim_set_error("gguf writer: tensor '%s' added twice", name);
     int64_t blck;
     size_t bytes;
-    if (!ggml_type_block(type, &blck, &bytes))
+    if (!gguf_type_block(type, &blck, &bytes))
         return slim_set_error("gguf writer: tensor '%s': unsupported ggml type %u", name, type);
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
         return slim_set_error("gguf writer: tensor '%s': n_dims %u not in 1..%d", name, n_dims, GGUF_MAX_DIMS);
@@ -617,7 +617,7 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     }
     if (t.ne[0] % blck)
         return slim_set_error("gguf writer: tensor '%s': row length %lld is not a multiple of the %s block %lld",
-                              name, (long long)t.ne[0], ggml_type_name(type), (long long)blck);
+                              name, (long long)t.ne[0], gguf_type_name(type), (long long)blck);
     uint64_t nb = (uint64_t)(t.ne[0] / blck) * bytes;
     for (int d = 1; d < GGUF_MAX_DIMS; d++)
         if (__builtin_mul_overflow(nb, (uint64_t)t.ne[d], &nb))

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "common.h"
-#include "hf.h"
+#include "format/model_file.h"
 #include "ops.h"
 
 const char *const lora_target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
@@ -24,7 +23,7 @@ int lora_target_index(const char *name) {
     return -1;
 }
 
-void model_target_shape(const llama_config *c, int target, int *in, int *out) {
+void model_target_shape(const model_config *c, int target, int *in, int *out) {
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     switch (target) {
     case LORA_Q: *in = c->dim; *out = qd; break;
@@ -46,7 +45,7 @@ int base_quant_index(const char *name) {
     return -1;
 }
 
-int model_require_tokenizer(const llama_model *m) {
+int model_require_tokenizer(const model *m) {
     if (m->has_tokenizer) return 0;
     return slim_set_error("%s: no usable tokenizer: %s", m->gguf.path, m->tokenizer_error);
 }
@@ -88,8 +87,8 @@ static const gguf_tensor *model_find(const gguf_file *g, const char *name, int64
                        (long long)ne0, (long long)ne1);
         return NULL;
     }
-    if (!quant_type_fits(t->type, ne0) || ggml_row_size(t->type, ne0) == 0) {
-        slim_set_error("%s: tensor %s has type %s, which slimtune cannot read", g->path, name, ggml_type_name(t->type));
+    if (!quant_type_fits(t->type, ne0) || gguf_row_size(t->type, ne0) == 0) {
+        slim_set_error("%s: tensor %s has type %s, which slimtune cannot read", g->path, name, gguf_type_name(t->type));
         return NULL;
     }
     return t;
@@ -97,10 +96,10 @@ static const gguf_tensor *model_find(const gguf_file *g, const char *name, int64
 
 /* Dequantizes a whole tensor of rows x cols into dst (F32), checking every value is finite. */
 static int model_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, int64_t rows, int64_t cols, float *dst) {
-    size_t rb = ggml_row_size(t->type, cols);
+    size_t rb = gguf_row_size(t->type, cols);
     for (int64_t r = 0; r < rows; r++)
         if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)r * cols, cols) != 0)
-            return slim_set_error("%s: tensor %s: cannot decode type %s", g->path, t->name, ggml_type_name(t->type));
+            return slim_set_error("%s: tensor %s: cannot decode type %s", g->path, t->name, gguf_type_name(t->type));
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         if (!isfinite(dst[i]))
             return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, t->name, i);
@@ -126,12 +125,12 @@ size_t model_matrix_bytes(int quant, uint32_t src, int64_t rows, int64_t cols, i
         size_t n = (size_t)rows * cols, blocks = (n + NF4_BLOCK - 1) / NF4_BLOCK;
         return (n + 1) / 2 + blocks + 4 * ((blocks + NF4_DQ_BLOCK - 1) / NF4_DQ_BLOCK) + 4;
     }
-    return ggml_row_size(type, cols) * (size_t)rows;
+    return gguf_row_size(type, cols) * (size_t)rows;
 }
 
 /* Loading state: a bump allocator over the two weight allocations, sized by a first pass. */
 typedef struct model_loader {
-    llama_model *m;
+    model *m;
     int sizing;        /* first pass: only count */
     size_t n_f32, n_qbytes;
     size_t f32_used, q_used;
@@ -163,7 +162,7 @@ static int loader_vector(model_loader *ld, const char *name, int64_t n, float **
 
 /* Loads a weight matrix [rows = ne1, cols = ne0] into W in its storage type. */
 static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64_t rows, qmatrix *W) {
-    llama_model *m = ld->m;
+    model *m = ld->m;
     const gguf_file *g = &m->gguf;
     const gguf_tensor *t = model_find(g, name, cols, rows);
     if (!t) return -1;
@@ -172,7 +171,7 @@ static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64
     if (ld->sizing) {
         m->n_params += n;
         if (type == GGML_TYPE_F32) ld->n_f32 += (m->quant == QUANT_KEEP && t->type == GGML_TYPE_F32) ? 0 : n;
-        else if (type != SLIM_TYPE_NF4 && !(m->quant == QUANT_KEEP)) ld->n_qbytes += ggml_row_size(type, cols) * rows;
+        else if (type != SLIM_TYPE_NF4 && !(m->quant == QUANT_KEEP)) ld->n_qbytes += gguf_row_size(type, cols) * rows;
         if (n > ld->scratch_cap) ld->scratch_cap = n;
         if (m->quant == QUANT_Q8_0 && type != GGML_TYPE_Q8_0) m->n_fallback++;
         return 0;
@@ -191,7 +190,7 @@ static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64
         /* the file's own bytes, in place (the mapping stays open); decoded once into scratch only to
          * check that every value is finite */
         W->data = t->data;
-        W->row_bytes = ggml_row_size(type, cols);
+        W->row_bytes = gguf_row_size(type, cols);
         if (model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
     } else if (type == GGML_TYPE_F32) {
         float *p = loader_f32(ld, n);
@@ -200,7 +199,7 @@ static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64
         W->row_bytes = sizeof(float) * cols;
     } else {
         if (model_tensor_to_f32(g, t, rows, cols, ld->scratch) != 0) return -1;
-        W->row_bytes = ggml_row_size(type, cols);
+        W->row_bytes = gguf_row_size(type, cols);
         uint8_t *p = m->qdata + ld->q_used;
         ld->q_used += W->row_bytes * rows;
         for (int64_t r = 0; r < rows; r++)
@@ -213,8 +212,8 @@ static int loader_matrix(model_loader *ld, const char *name, int64_t cols, int64
 
 /* One pass over every tensor of the model (sizing or filling). */
 static int model_load_tensors(model_loader *ld) {
-    llama_model *m = ld->m;
-    const llama_config *c = &m->cfg;
+    model *m = ld->m;
+    const model_config *c = &m->cfg;
     char name[128];
     int has_output = gguf_find_tensor(&m->gguf, "output.weight") != NULL;
     if (loader_matrix(ld, "token_embd.weight", c->dim, c->vocab_size, &m->tok_embd)) return -1;
@@ -228,7 +227,7 @@ static int model_load_tensors(model_loader *ld) {
     if (loader_vector(ld, "rope_freqs.weight", c->head_dim / 2, &freqs, 0)) return -1;
     if (!ld->sizing) m->cfg.rope_freqs = freqs;
     for (int l = 0; l < c->n_layers; l++) {
-        llama_layer *L = &m->layers[l];
+        model_layer *L = &m->layers[l];
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
         if (loader_vector(ld, name, c->dim, &L->attn_norm, 1)) return -1;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
@@ -247,7 +246,7 @@ static int model_load_tensors(model_loader *ld) {
     return 0;
 }
 
-int model_read_config(const gguf_file *g, llama_config *c) {
+int model_read_config(const gguf_file *g, model_config *c) {
     const char *arch = gguf_get_str(g, "general.architecture");
     if (!arch) return -1;
     memset(c, 0, sizeof *c);
@@ -295,19 +294,17 @@ int model_read_config(const gguf_file *g, llama_config *c) {
     return 0;
 }
 
-int model_load_quant(llama_model *m, const char *path, int quant) {
+int model_load_quant(model *m, const char *path, int quant) {
     memset(m, 0, sizeof *m);
     if (quant < 0 || quant >= QUANT_COUNT) return slim_set_error("%s: unknown base quantization %d", path, quant);
     m->quant = quant;
-    struct stat st;
-    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if ((is_dir ? hf_open(&m->gguf, path) : gguf_open(&m->gguf, path)) != 0) return -1;
+    if (slim_model_open(&m->gguf, path) != 0) return -1;
     gguf_file *g = &m->gguf;
-    llama_config *c = &m->cfg;
+    model_config *c = &m->cfg;
     model_loader ld = {.m = m, .sizing = 1};
     if (model_read_config(g, c) != 0) goto fail;
     /* the GGUF's own vocabulary, or for a Hugging Face directory its tokenizer.json */
-    if (tokenizer_init_gguf(&m->tok, g) == 0 || (is_dir && tokenizer_init_hf(&m->tok, path) == 0)) {
+    if (tokenizer_init_model(&m->tok, g, path) == 0) {
         m->has_tokenizer = 1;
         if (m->tok.n_vocab > c->vocab_size) {
             slim_set_error("%s: tokenizer has %d tokens but token_embd.weight has only %d rows", path, m->tok.n_vocab,
@@ -319,7 +316,7 @@ int model_load_quant(llama_model *m, const char *path, int quant) {
     }
 
     /* pass 1 sizes the two weight allocations, pass 2 fills them */
-    m->layers = slim_calloc(c->n_layers, sizeof(llama_layer));
+    m->layers = slim_calloc(c->n_layers, sizeof(model_layer));
     if (model_load_tensors(&ld) != 0) goto fail;
     m->params = slim_malloc(ld.n_f32 * sizeof(float));
     m->qdata = slim_malloc(ld.n_qbytes);
@@ -327,7 +324,7 @@ int model_load_quant(llama_model *m, const char *path, int quant) {
     ld.sizing = 0;
     if (model_load_tensors(&ld) != 0) goto fail;
     free(ld.scratch);
-    if (quant != QUANT_KEEP && !is_dir && m->gguf.map) {
+    if (quant != QUANT_KEEP && !slim_model_is_dir(path) && m->gguf.map) {
         /* the weights were converted: the file's pages are no longer needed in memory */
         madvise((void *)m->gguf.map, m->gguf.map_size, MADV_DONTNEED);
     }
@@ -338,9 +335,9 @@ fail:
     return -1;
 }
 
-int model_load(llama_model *m, const char *path) { return model_load_quant(m, path, QUANT_F32); }
+int model_load(model *m, const char *path) { return model_load_quant(m, path, QUANT_F32); }
 
-void model_free(llama_model *m) {
+void model_free(model *m) {
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++)
             for (int t = 0; t < LORA_N_TARGETS; t++)
@@ -359,7 +356,7 @@ void model_free(llama_model *m) {
 /* ---------------------------------------------------------------------------------------------- */
 /* LoRA adapters */
 
-void lora_init(lora_adapter *a, const llama_config *c, int r, float alpha, const int *targets, uint64_t seed) {
+void lora_init(lora_adapter *a, const model_config *c, int r, float alpha, const int *targets, uint64_t seed) {
     memset(a, 0, sizeof *a);
     a->r = r;
     a->alpha = alpha;
@@ -411,7 +408,7 @@ size_t lora_offset_B(const lora_adapter *a, int layer, int target) {
     return (size_t)(a->B[layer * LORA_N_TARGETS + target] - a->params);
 }
 
-int lora_save(const lora_adapter *a, const llama_model *m, const char *path) {
+int lora_save(const lora_adapter *a, const model *m, const char *path) {
     gguf_writer *w = gguf_writer_init();
     const char *arch = gguf_find_kv(&m->gguf, "general.architecture") ? gguf_get_str(&m->gguf, "general.architecture") : NULL;
     gguf_writer_set_str(w, "general.architecture", arch ? arch : "llama");
@@ -438,7 +435,7 @@ int lora_save(const lora_adapter *a, const llama_model *m, const char *path) {
     return rc;
 }
 
-int lora_load(lora_adapter *a, const llama_model *m, const char *path) {
+int lora_load(lora_adapter *a, const model *m, const char *path) {
     gguf_file g;
     memset(a, 0, sizeof *a);
     if (gguf_open(&g, path) != 0) return -1;
@@ -532,9 +529,9 @@ fail:
 /* ---------------------------------------------------------------------------------------------- */
 /* activations */
 
-/* Floats of each buffer of llama_acts, in the order acts_init lays them out. */
+/* Floats of each buffer of acts, in the order acts_init lays them out. */
 #define ACTS_N_BUFFERS 34
-static void acts_sizes(const llama_config *c, int B, int T, int lora_r, size_t sizes[ACTS_N_BUFFERS]) {
+static void acts_sizes(const model_config *c, int B, int T, int lora_r, size_t sizes[ACTS_N_BUFFERS]) {
     size_t N = (size_t)B * T, L = c->n_layers, d = c->dim, f = c->ffn_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t r = lora_r > 0 ? lora_r : 1;
@@ -547,14 +544,14 @@ static void acts_sizes(const llama_config *c, int B, int T, int lora_r, size_t s
     memcpy(sizes, all, sizeof all);
 }
 
-size_t acts_bytes(const llama_config *c, int B, int T, int lora_r) {
+size_t acts_bytes(const model_config *c, int B, int T, int lora_r) {
     size_t sizes[ACTS_N_BUFFERS], total = 0;
     acts_sizes(c, B, T, lora_r, sizes);
     for (int i = 0; i < ACTS_N_BUFFERS; i++) total += sizes[i];
     return total * sizeof(float) + 4 * sizeof(int32_t) * (size_t)B * T;
 }
 
-void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
+void acts_init(acts *s, const model_config *c, int B, int T, int lora_r) {
     memset(s, 0, sizeof *s);
     s->B = B;
     s->T = T;
@@ -578,7 +575,7 @@ void acts_init(llama_acts *s, const llama_config *c, int B, int T, int lora_r) {
     rope_cache_init(&s->rope, c->head_dim, T, c->rope_theta, c->rope_neox, c->rope_freqs);
 }
 
-void acts_free(llama_acts *s) {
+void acts_free(acts *s) {
     free(s->mem);
     free(s->pos);
     free(s->seg_start);
@@ -592,15 +589,15 @@ void acts_free(llama_acts *s) {
 /* forward and backward */
 
 /* Views of layer l's saved activations inside s for the shape of the current forward (cur_B x cur_T);
- * shapes as in llama_acts. */
-typedef struct layer_acts {
+ * shapes as in acts. */
+typedef struct acts_layer {
     float *x, *xnext, *xn1, *rstd1, *q, *k, *v, *att, *atty, *xmid, *xn2, *rstd2, *g, *u, *h, *lu;
-} layer_acts;
+} acts_layer;
 
-static layer_acts acts_layer(const llama_acts *s, const llama_config *c, int l) {
+static acts_layer acts_layer_view(const acts *s, const model_config *c, int l) {
     const size_t B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads;
     const size_t qd = H * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, r = s->lora_r > 0 ? s->lora_r : 1;
-    layer_acts a = {
+    acts_layer a = {
         .x = s->x + l * N * d, .xnext = s->x + (l + 1) * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
         .q = s->q + l * N * qd, .k = s->k + l * N * kvd, .v = s->v + l * N * kvd, .att = s->att + l * B * H * T * T,
         .atty = s->atty + l * N * qd, .xmid = s->xmid + l * N * d, .xn2 = s->xn2 + l * N * d,
@@ -610,8 +607,8 @@ static layer_acts acts_layer(const llama_acts *s, const llama_config *c, int l) 
 }
 
 /* y [N,out] = x W^T (+ LoRA delta, saving its inner activation in lu) for projection t of layer l. */
-static void model_proj_forward(float *y, float *lu, const float *x, const llama_model *m, const lora_adapter *lora,
-                               llama_acts *s, int l, int t, int N) {
+static void model_proj_forward(float *y, float *lu, const float *x, const model *m, const lora_adapter *lora,
+                               acts *s, int l, int t, int N) {
     int in, out;
     model_target_shape(&m->cfg, t, &in, &out);
     qmatmul_forward(y, x, &m->layers[l].w[t], N, 0.0f, s->qscratch);
@@ -628,7 +625,7 @@ static void model_proj_forward(float *y, float *lu, const float *x, const llama_
 
 /* dx [N,in] += dy W (+ LoRA path); dlora gets dA, dB of projection t of layer l. */
 static void model_proj_backward(float *dx, float *dlora, const float *dy, const float *x, const float *lu,
-                                const llama_model *m, const lora_adapter *lora, llama_acts *s, int l, int t, int N) {
+                                const model *m, const lora_adapter *lora, acts *s, int l, int t, int N) {
     int in, out;
     model_target_shape(&m->cfg, t, &in, &out);
     qmatmul_backward(dx, dy, &m->layers[l].w[t], N, s->qscratch);
@@ -638,16 +635,16 @@ static void model_proj_backward(float *dx, float *dlora, const float *dy, const 
                       lora->scale);
 }
 
-double model_forward(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+double model_forward(const model *m, const lora_adapter *lora, acts *s,
                      const int32_t *tokens, const int32_t *targets, int B, int T,
                      float *target_logprob, float *all_logits) {
     return model_forward_packed(m, lora, s, tokens, targets, NULL, NULL, B, T, target_logprob, all_logits);
 }
 
-double model_forward_packed(const llama_model *m, const lora_adapter *lora, llama_acts *s,
+double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits) {
-    const llama_config *c = &m->cfg;
+    const model_config *c = &m->cfg;
     const int N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim;
     const size_t kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
     /* a batch larger than acts_init allocated, or positions outside the RoPE table, would write or
@@ -675,8 +672,8 @@ double model_forward_packed(const llama_model *m, const lora_adapter *lora, llam
         for (int n = 0; n < N; n++) qmatrix_dequantize_rows(&m->tok_embd, tokens[n], tokens[n] + 1, s->x + (size_t)n * d);
     }
     for (int l = 0; l < c->n_layers; l++) {
-        const llama_layer *L = &m->layers[l];
-        layer_acts a = acts_layer(s, c, l);
+        const model_layer *L = &m->layers[l];
+        acts_layer a = acts_layer_view(s, c, l);
         float *x = a.x, *xnext = a.xnext, *xn1 = a.xn1, *rstd1 = a.rstd1, *q = a.q, *k = a.k, *v = a.v, *att = a.att,
               *atty = a.atty, *xmid = a.xmid, *xn2 = a.xn2, *rstd2 = a.rstd2, *g = a.g, *u = a.u, *h = a.h;
 #define LU(t) (a.lu + (size_t)(t) * N * r)
@@ -738,8 +735,8 @@ double model_forward_packed(const llama_model *m, const lora_adapter *lora, llam
     return loss;
 }
 
-void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *s, float *dlora, float loss_scale) {
-    const llama_config *c = &m->cfg;
+void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora, float loss_scale) {
+    const model_config *c = &m->cfg;
     const int B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads,
               Hkv = c->n_kv_heads, hd = c->head_dim, M = s->n_sel;
     const size_t qd = (size_t)H * hd, kvd = (size_t)Hkv * hd, r = s->lora_r > 0 ? s->lora_r : 1;
@@ -755,8 +752,8 @@ void model_backward(const llama_model *m, const lora_adapter *lora, llama_acts *
     rmsnorm_backward(s->dx, NULL, s->dxf, s->x + (size_t)c->n_layers * N * d, m->output_norm, s->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        const llama_layer *L = &m->layers[l];
-        layer_acts a = acts_layer(s, c, l);
+        const model_layer *L = &m->layers[l];
+        acts_layer a = acts_layer_view(s, c, l);
         const float *x = a.x, *xn1 = a.xn1, *rstd1 = a.rstd1, *q = a.q, *k = a.k, *v = a.v, *att = a.att,
                     *atty = a.atty, *xmid = a.xmid, *xn2 = a.xn2, *rstd2 = a.rstd2, *g = a.g, *u = a.u, *h = a.h;
 #define LU(t) (a.lu + (size_t)(t) * N * r)

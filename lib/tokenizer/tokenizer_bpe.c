@@ -58,28 +58,19 @@ struct tok_bpe {
     tok_cache cache;
 };
 
-static inline uint64_t tok_mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-/* hash of a short byte string */
+/* hash of a short byte string (slim_mix64 per 8-byte word) */
 static inline uint64_t tok_word_hash(const uint8_t *s, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, s, 8);
-        h = tok_mix64(h ^ v);
+        h = slim_mix64(h ^ v);
         s += 8;
         n -= 8;
     }
     uint64_t v = 0;
     memcpy(&v, s, n);
-    return tok_mix64(h ^ v ^ ((uint64_t)n << 56));
+    return slim_mix64(h ^ v ^ ((uint64_t)n << 56));
 }
 
 void tok_bpe_free(struct tok_bpe *b) {
@@ -97,7 +88,7 @@ void tok_bpe_free(struct tok_bpe *b) {
 
 static inline int tok_merge_find(const struct tok_bpe *b, int32_t l, int32_t r, int32_t *mid) {
     uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
-    size_t mask = b->mcap - 1, h = (size_t)tok_mix64(key) & mask;
+    size_t mask = b->mcap - 1, h = (size_t)slim_mix64(key) & mask;
     for (;;) {
         uint64_t k = b->mkey[h];
         if (k == key) { *mid = b->mid[h]; return b->mrank[h]; }
@@ -155,7 +146,7 @@ static int tok_bpe_add_merge(tokenizer *t, const char *a, size_t la, const char 
         return slim_set_error("%s: merge %d \"%.*s %.*s\": the merged piece is not in the vocabulary", where, rank,
                               (int)la, a, (int)lb, b);
     uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
-    size_t mask = bp->mcap - 1, h = (size_t)tok_mix64(key) & mask;
+    size_t mask = bp->mcap - 1, h = (size_t)slim_mix64(key) & mask;
     while (bp->mkey[h] != UINT64_MAX && bp->mkey[h] != key) h = (h + 1) & mask;
     if (bp->mkey[h] == key) return 0; /* a repeated pair keeps its first (lowest) rank */
     bp->mkey[h] = key;

@@ -1,0 +1,40 @@
+/* cli.c — exit statuses and option values of every subcommand; see cli.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+int slim_exit_status(const char *cmd, int r) {
+    if (r < 0) {
+        fprintf(stderr, "slimtune %s: %s\n", cmd, slim_last_error());
+        return SLIM_EXIT_ERROR;
+    }
+    return r == SLIM_GATE_FAILED ? SLIM_EXIT_GATE : SLIM_EXIT_OK;
+}
+
+int slim_parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return slim_set_error("%s '%s': expected an integer in [%ld, %ld]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int slim_parse_double(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return slim_set_error("%s '%s': expected a number in [%g, %g]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int slim_bad_option(const char *cmd, const char *arg) {
+    return slim_set_error("unknown option or missing value: '%s' (see slimtune %s --help)", arg, cmd);
+}
