@@ -1,107 +1,223 @@
 /* config.c — the run configuration: JSON (cJSON) <-> slim_config. See config.h.
  *
- * Parsing walks each JSON object against a table of known keys, so that unknown keys, wrong types and
- * out-of-range values are all reported as "<file>: <key.path>: <what is wrong>". */
+ * One table (config_fields) lists every setting with its key path, type, range and default; defaults,
+ * parsing, saving, copying and freeing all walk it, so that unknown keys, wrong types and out-of-range
+ * values are all reported as "<file>: <key.path>: <what is wrong>". */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <cJSON.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 
-static const char *config_all_targets[] = {"q", "k", "v", "o", "gate", "up", "down"};
-#define CONFIG_N_ALL_TARGETS 7
 
 static void config_set_str(char **dst, const char *s) {
     free(*dst);
     *dst = s ? slim_strdup(s) : NULL;
 }
 
+/* ---- the settings: one table drives defaults, parsing, saving, copying and freeing ---- */
+
+/* Kinds of settings. */
+enum config_kind {
+    CK_STR,    /* non-empty string */
+    CK_STR0,   /* non-empty string or null */
+    CK_CHOICE, /* one of `choices` (stored as the string) */
+    CK_FLAG,   /* one of two `choices` (stored as int: 0 the first, 1 the second) */
+    CK_INT,    /* integer in [lo, hi] */
+    CK_REAL,   /* double in lo..hi (lo_open/hi_open exclude the ends) */
+    CK_REALF,  /* the same, stored as float */
+    CK_BOOL,   /* true / false (stored as int) */
+    CK_LIST,   /* array of distinct non-empty strings (n_off: its count; choices: allowed values) */
+};
+
+typedef struct config_field {
+    const char *key;     /* full key path, e.g. "train.lr" */
+    int kind;            /* enum config_kind */
+    size_t off;          /* offsetof(slim_config, field) */
+    double lo, hi;       /* numeric range */
+    int lo_open, hi_open;
+    double dflt;         /* numeric default */
+    const char *sdflt;   /* string default (NULL: none) */
+    const char *choices; /* CK_CHOICE / CK_FLAG / CK_LIST: allowed values, ", "-separated (NULL: any) */
+    size_t n_off;        /* CK_LIST: offsetof the count; cap in hi */
+} config_field;
+
+#define OFF(f) offsetof(slim_config, f)
+#define STR(k, f, d) {k, CK_STR, OFF(f), 0, 0, 0, 0, 0, d, NULL, 0}
+#define STR0(k, f) {k, CK_STR0, OFF(f), 0, 0, 0, 0, 0, NULL, NULL, 0}
+#define CHOICE(k, f, d, ch) {k, CK_CHOICE, OFF(f), 0, 0, 0, 0, 0, d, ch, 0}
+#define FLAG(k, f, ch) {k, CK_FLAG, OFF(f), 0, 0, 0, 0, 0, NULL, ch, 0}
+#define INT(k, f, lo, hi, d) {k, CK_INT, OFF(f), lo, hi, 0, 0, d, NULL, NULL, 0}
+#define REAL(k, f, lo, lo_open, hi, hi_open, d) {k, CK_REAL, OFF(f), lo, hi, lo_open, hi_open, d, NULL, NULL, 0}
+#define REALF(k, f, lo, lo_open, hi, hi_open, d) {k, CK_REALF, OFF(f), lo, hi, lo_open, hi_open, d, NULL, NULL, 0}
+#define BOOL(k, f) {k, CK_BOOL, OFF(f), 0, 0, 0, 0, 0, NULL, NULL, 0}
+#define LIST(k, f, n, cap, ch) {k, CK_LIST, OFF(f), 0, cap, 0, 0, 0, NULL, ch, OFF(n)}
+#define BIG 2147483647.0
+
+/* Every setting, in the order config_save writes them. data.split.* live in an object that may be null
+ * (has_split); every other object is always written. */
+static const config_field config_fields[] = {
+    STR("model", model, NULL),
+    STR("out_dir", out_dir, "work/run"),
+    CHOICE("base.quant", base_quant, "f32", "f32, f16, bf16, q8_0, nf4, keep"), /* model.h enum base_quant */
+    STR0("data.train", train_file),
+    STR0("data.test", test_file),
+    CHOICE("data.format", format, "auto", "csv, tsv, jsonl, auto"),
+    CHOICE("data.shape", shape, "auto", "auto, text_label, prompt_completion, alpaca, chat, text"),
+    STR("data.columns.text", text_column, "text"),
+    STR("data.columns.label", label_column, "label"),
+    STR("data.columns.prompt", prompt_column, "prompt"),
+    STR("data.columns.completion", completion_column, "completion"),
+    STR("data.columns.instruction", instruction_column, "instruction"),
+    STR("data.columns.input", input_column, "input"),
+    STR("data.columns.output", output_column, "output"),
+    STR("data.columns.messages", messages_column, "messages"),
+    FLAG("data.invalid_utf8", replace_bad_utf8, "reject, replace"),
+    STR("data.chat_template", chat_template, "auto"),
+    FLAG("data.chat_loss", chat_loss_last, "all, last"),
+    REAL("data.split.test_fraction", split_test_fraction, 0, 1, 1, 1, 0.1),
+    INT("data.split.seed", split_seed, 0, BIG, 1),
+    STR("data.template.prompt", prompt_template, "Text: {text}\nLabel:"),
+    STR("data.template.completion", completion_template, " {label}"),
+    LIST("data.labels", labels, n_labels, SLIM_MAX_LABELS, NULL),
+    INT("data.max_seq_len", max_seq_len, 4, 1 << 20, 256),
+    REAL("data.max_bad_rows", max_bad_rows, 0, 0, 1, 0, 0.01),
+    INT("lora.r", lora_r, 1, 4096, 8),
+    REALF("lora.alpha", lora_alpha, 0, 1, 1e6, 0, 16),
+    LIST("lora.targets", targets, n_targets, SLIM_MAX_TARGETS, "q, k, v, o, gate, up, down"),
+    INT("train.epochs", epochs, 1, 1e6, 1),
+    INT("train.max_steps", max_steps, 0, BIG, 0),
+    INT("train.batch_size", batch_size, 1, 1 << 20, 8),
+    INT("train.grad_accum", grad_accum, 1, 1 << 20, 1),
+    REALF("train.lr", lr, 0, 1, 10, 0, 1e-3),
+    REALF("train.min_lr_ratio", min_lr_ratio, 0, 0, 1, 0, 0.1),
+    INT("train.warmup_steps", warmup_steps, 0, BIG, 10),
+    REALF("train.weight_decay", weight_decay, 0, 0, 1e3, 0, 0),
+    REALF("train.beta1", beta1, 0, 0, 1, 1, 0.9),
+    REALF("train.beta2", beta2, 0, 0, 1, 1, 0.999),
+    REALF("train.eps", eps, 0, 1, 1, 0, 1e-8),
+    REALF("train.grad_clip", grad_clip, 0, 0, 1e9, 0, 1),
+    INT("train.seed", seed, 0, BIG, 1),
+    INT("train.log_every", log_every, 1, BIG, 10),
+    BOOL("train.packing", packing),
+    INT("train.threads", threads, 0, 4096, 0),
+    REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
+    REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),
+    INT("eval.max_examples", eval_max_examples, 0, BIG, 0),
+    REAL("validate.max_invalid_rows", val_max_invalid_rows, 0, 0, 1, 0, 0.01),
+    REAL("validate.max_duplicate_rate", val_max_duplicate_rate, 0, 0, 1, 0, 0.01),
+    REAL("validate.max_near_duplicate_rate", val_max_near_duplicate_rate, 0, 0, 1, 0, 0.05),
+    REAL("validate.max_leakage", val_max_leakage, 0, 0, 1, 0, 0),
+    REAL("validate.max_imbalance", val_max_imbalance, 0, 0, 1e12, 0, 20),
+    INT("validate.min_label_count", val_min_label_count, 0, BIG, 10),
+    REAL("validate.near_duplicate_threshold", val_near_threshold, 0, 1, 1, 0, 0.8),
+    CHOICE("validate.shingle", val_shingle, "word", "word, char"),
+    INT("validate.shingle_size", val_shingle_size, 0, 64, 0),
+    INT("validate.minhash_bands", val_minhash_bands, 1, 256, 32),
+    INT("validate.minhash_rows", val_minhash_rows, 1, 64, 4),
+    INT("validate.show_rows", val_show_rows, 0, 1e6, 5),
+    INT("validate.report_rows", val_report_rows, 0, BIG, 100),
+};
+#define CONFIG_N_FIELDS (sizeof config_fields / sizeof config_fields[0])
+
+static void *config_at(const slim_config *c, size_t off) { return (char *)c + off; }
+
+/* Copies the next of the ", "-separated values at *p into buf and moves *p past it; 0 at the end. */
+static int config_next_choice(const char **p, char *buf, size_t cap) {
+    if (!*p || !**p) return 0;
+    size_t len = strcspn(*p, ",");
+    snprintf(buf, cap, "%.*s", (int)len, *p);
+    *p += len;
+    *p += strspn(*p, ", ");
+    return 1;
+}
+
+/* Index of s among the ", "-separated choices, or -1. */
+static int config_choice_index(const char *choices, const char *s) {
+    char buf[64];
+    const char *p = choices;
+    for (int i = 0; config_next_choice(&p, buf, sizeof buf); i++)
+        if (strcmp(buf, s) == 0) return i;
+    return -1;
+}
+
+/* Frees the value of field f in c (strings and lists). */
+static void config_field_free(slim_config *c, const config_field *f) {
+    if (f->kind == CK_LIST) {
+        char **list = config_at(c, f->off);
+        int *n = config_at(c, f->n_off);
+        for (int i = 0; i < *n && i < (int)f->hi; i++) free(list[i]);
+        *n = 0;
+    } else if (f->kind == CK_STR || f->kind == CK_STR0 || f->kind == CK_CHOICE) {
+        char **s = config_at(c, f->off);
+        free(*s);
+        *s = NULL;
+    }
+}
+
+/* Sets field f of dst to its value in src (strings duplicated). */
+static void config_field_copy(slim_config *dst, const slim_config *src, const config_field *f) {
+    config_field_free(dst, f);
+    switch (f->kind) {
+    case CK_STR: case CK_STR0: case CK_CHOICE: {
+        const char *s = *(char *const *)config_at(src, f->off);
+        *(char **)config_at(dst, f->off) = s ? slim_strdup(s) : NULL;
+        break;
+    }
+    case CK_LIST: {
+        char *const *from = config_at(src, f->off);
+        char **to = config_at(dst, f->off);
+        int n = *(const int *)config_at(src, f->n_off);
+        for (int i = 0; i < n; i++) to[i] = slim_strdup(from[i]);
+        *(int *)config_at(dst, f->n_off) = n;
+        break;
+    }
+    case CK_REAL: *(double *)config_at(dst, f->off) = *(const double *)config_at(src, f->off); break;
+    case CK_REALF: *(float *)config_at(dst, f->off) = *(const float *)config_at(src, f->off); break;
+    default: *(int *)config_at(dst, f->off) = *(const int *)config_at(src, f->off); break;
+    }
+}
+
+/* Sets field f of c to its default. */
+static void config_field_default(slim_config *c, const config_field *f) {
+    switch (f->kind) {
+    case CK_STR: case CK_CHOICE: *(char **)config_at(c, f->off) = f->sdflt ? slim_strdup(f->sdflt) : NULL; break;
+    case CK_LIST: { /* all the allowed values (lora.targets), or none */
+        char buf[64], **list = config_at(c, f->off);
+        int *n = config_at(c, f->n_off);
+        for (const char *p = f->choices; *n < (int)f->hi && config_next_choice(&p, buf, sizeof buf);) list[(*n)++] = slim_strdup(buf);
+        break;
+    }
+    case CK_REAL: *(double *)config_at(c, f->off) = f->dflt; break;
+    case CK_REALF: *(float *)config_at(c, f->off) = (float)f->dflt; break;
+    case CK_INT: *(int *)config_at(c, f->off) = (int)f->dflt; break;
+    default: break; /* CK_STR0 NULL, CK_FLAG and CK_BOOL 0 */
+    }
+}
+
 void config_defaults(slim_config *c) {
     memset(c, 0, sizeof *c);
-    c->out_dir = slim_strdup("work/run");
-    c->base_quant = slim_strdup("f32");
-    c->format = slim_strdup("auto");
-    c->text_column = slim_strdup("text");
-    c->label_column = slim_strdup("label");
-    c->shape = slim_strdup("auto");
-    c->chat_template = slim_strdup("auto");
-    c->prompt_column = slim_strdup("prompt");
-    c->completion_column = slim_strdup("completion");
-    c->instruction_column = slim_strdup("instruction");
-    c->input_column = slim_strdup("input");
-    c->output_column = slim_strdup("output");
-    c->messages_column = slim_strdup("messages");
-    c->split_test_fraction = 0.1;
-    c->split_seed = 1;
-    c->val_max_invalid_rows = 0.01;
-    c->val_max_duplicate_rate = 0.01;
-    c->val_max_near_duplicate_rate = 0.05;
-    c->val_max_leakage = 0.0;
-    c->val_max_imbalance = 20.0;
-    c->val_min_label_count = 10;
-    c->val_near_threshold = 0.8;
-    c->val_shingle = slim_strdup("word");
-    c->val_shingle_size = 0;
-    c->val_minhash_bands = 32;
-    c->val_minhash_rows = 4;
-    c->val_show_rows = 5;
-    c->val_report_rows = 100;
-    c->prompt_template = slim_strdup("Text: {text}\nLabel:");
-    c->completion_template = slim_strdup(" {label}");
-    c->max_seq_len = 256;
-    c->max_bad_rows = 0.01;
-    c->lora_r = 8;
-    c->lora_alpha = 16.0f;
-    c->n_targets = CONFIG_N_ALL_TARGETS;
-    for (int i = 0; i < CONFIG_N_ALL_TARGETS; i++) c->targets[i] = slim_strdup(config_all_targets[i]);
-    c->epochs = 1;
-    c->max_steps = 0;
-    c->batch_size = 8;
-    c->grad_accum = 1;
-    c->lr = 1e-3f;
-    c->min_lr_ratio = 0.1f;
-    c->warmup_steps = 10;
-    c->weight_decay = 0.0f;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.999f;
-    c->eps = 1e-8f;
-    c->grad_clip = 1.0f;
-    c->seed = 1;
-    c->log_every = 10;
-    c->threads = 0;
-    c->min_accuracy = 0.0;
-    c->min_gain = -1.0;
-    c->eval_max_examples = 0;
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++) config_field_default(c, &config_fields[i]);
 }
 
 void config_free(slim_config *c) {
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++) config_field_free(c, &config_fields[i]);
     free(c->path);
-    free(c->model);
-    free(c->out_dir);
-    free(c->base_quant);
-    free(c->train_file);
-    free(c->test_file);
-    free(c->format);
-    free(c->text_column);
-    free(c->label_column);
-    free(c->shape);
-    free(c->chat_template);
-    free(c->prompt_column);
-    free(c->completion_column);
-    free(c->instruction_column);
-    free(c->input_column);
-    free(c->output_column);
-    free(c->messages_column);
-    free(c->val_shingle);
-    free(c->prompt_template);
-    free(c->completion_template);
-    for (int i = 0; i < c->n_labels && i < SLIM_MAX_LABELS; i++) free(c->labels[i]);
-    for (int i = 0; i < c->n_targets && i < SLIM_MAX_TARGETS; i++) free(c->targets[i]);
     memset(c, 0, sizeof *c);
+}
+
+void config_copy(slim_config *dst, const slim_config *src, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++) {
+        const char *k = config_fields[i].key;
+        if (!strncmp(k, prefix, n) && (k[n] == 0 || k[n] == '.')) config_field_copy(dst, src, &config_fields[i]);
+    }
 }
 
 /* ---- typed readers: each names file and key path on error ---- */
@@ -155,7 +271,7 @@ static int config_get_realf(const char *file, const char *key, const cJSON *v, f
 
 /* Array of distinct non-empty strings into dst[0..*n), at most cap. allowed (n_allowed) restricts values. */
 static int config_get_str_list(const char *file, const char *key, const cJSON *v, char **dst, int *n, int cap,
-                               const char **allowed, int n_allowed) {
+                               const char *allowed) {
     if (!cJSON_IsArray(v))
         return slim_set_error("%s: %s: expected an array of strings, got %s", file, key, slim_json_type_name(v));
     int count = cJSON_GetArraySize(v);
@@ -170,14 +286,10 @@ static int config_get_str_list(const char *file, const char *key, const cJSON *v
             break;
         }
         if (e->valuestring[0] == 0) { bad = slim_set_error("%s: %s[%d]: must not be empty", file, key, k); break; }
-        if (allowed) {
-            int ok = 0;
-            for (int j = 0; j < n_allowed; j++) ok |= strcmp(allowed[j], e->valuestring) == 0;
-            if (!ok) {
-                bad = slim_set_error("%s: %s[%d]: unknown value \"%s\" (expected one of q k v o gate up down)", file,
-                                     key, k, e->valuestring);
-                break;
-            }
+        if (allowed && config_choice_index(allowed, e->valuestring) < 0) {
+            bad = slim_set_error("%s: %s[%d]: unknown value \"%s\" (expected one of %s)", file, key, k,
+                                 e->valuestring, allowed);
+            break;
         }
         for (int j = 0; j < k; j++)
             if (strcmp(tmp[j], e->valuestring) == 0) {
@@ -197,19 +309,16 @@ static int config_get_str_list(const char *file, const char *key, const cJSON *v
     return 0;
 }
 
-/* Every object member must be one of the names in keys[]; otherwise "unknown key". Checks duplicates too. */
-static int config_check_keys(const char *file, const char *prefix, const cJSON *obj, const char **keys, int n_keys) {
+/* obj must be a JSON object without duplicate keys; path names it ("" for the top level). */
+static int config_check_object(const char *file, const char *path, const cJSON *obj) {
     if (!cJSON_IsObject(obj))
-        return slim_set_error("%s: %s: expected an object, got %s", file, prefix[0] ? prefix : "(top level)",
+        return slim_set_error("%s: %s: expected an object, got %s", file, path[0] ? path : "(top level)",
                               slim_json_type_name(obj));
     const cJSON *m;
     cJSON_ArrayForEach(m, obj) {
-        int ok = 0;
-        for (int i = 0; i < n_keys; i++) ok |= strcmp(keys[i], m->string) == 0;
-        if (!ok) return slim_set_error("%s: %s%s%s: unknown key", file, prefix, prefix[0] ? "." : "", m->string);
         for (const cJSON *p = obj->child; p != m; p = p->next)
             if (strcmp(p->string, m->string) == 0)
-                return slim_set_error("%s: %s%s%s: duplicate key", file, prefix, prefix[0] ? "." : "", m->string);
+                return slim_set_error("%s: %s%s%s: duplicate key", file, path, path[0] ? "." : "", m->string);
     }
     return 0;
 }
@@ -226,241 +335,6 @@ static int config_count(const char *s, const char *needle) {
     return n;
 }
 
-static int config_parse_data(slim_config *c, const char *file, const cJSON *d) {
-    static const char *keys[] = {"train", "test", "format", "columns", "template", "labels", "max_seq_len",
-                                 "max_bad_rows", "shape", "invalid_utf8", "split", "chat_template", "chat_loss"};
-    if (config_check_keys(file, "data", d, keys, 13)) return -1;
-    const cJSON *v;
-    if ((v = config_member(d, "train")) && config_get_str(file, "data.train", v, &c->train_file, 1)) return -1;
-    if ((v = config_member(d, "test")) && config_get_str(file, "data.test", v, &c->test_file, 1)) return -1;
-    if ((v = config_member(d, "format"))) {
-        if (config_get_str(file, "data.format", v, &c->format, 0)) return -1;
-        if (strcmp(c->format, "csv") && strcmp(c->format, "tsv") && strcmp(c->format, "jsonl") &&
-            strcmp(c->format, "auto"))
-            return slim_set_error("%s: data.format: \"%s\" is not one of csv, tsv, jsonl, auto", file, c->format);
-    }
-    if ((v = config_member(d, "shape"))) {
-        static const char *shapes[] = {"auto", "text_label", "prompt_completion", "alpaca", "chat", "text"};
-        if (config_get_str(file, "data.shape", v, &c->shape, 0)) return -1;
-        int ok = 0;
-        for (int i = 0; i < 6; i++) ok |= strcmp(c->shape, shapes[i]) == 0;
-        if (!ok)
-            return slim_set_error("%s: data.shape: \"%s\" is not one of auto, text_label, prompt_completion, alpaca, "
-                                  "chat, text",
-                                  file, c->shape);
-    }
-    if ((v = config_member(d, "chat_template")) && config_get_str(file, "data.chat_template", v, &c->chat_template, 0))
-        return -1;
-    if ((v = config_member(d, "chat_loss"))) {
-        char *m = NULL;
-        if (config_get_str(file, "data.chat_loss", v, &m, 0)) return -1;
-        int ok = strcmp(m, "all") == 0 || strcmp(m, "last") == 0;
-        c->chat_loss_last = strcmp(m, "last") == 0;
-        if (!ok) slim_set_error("%s: data.chat_loss: \"%s\" is not one of all, last", file, m);
-        free(m);
-        if (!ok) return -1;
-    }
-    if ((v = config_member(d, "invalid_utf8"))) {
-        char *pol = NULL;
-        if (config_get_str(file, "data.invalid_utf8", v, &pol, 0)) return -1;
-        int ok = strcmp(pol, "reject") == 0 || strcmp(pol, "replace") == 0;
-        c->replace_bad_utf8 = strcmp(pol, "replace") == 0;
-        if (!ok) slim_set_error("%s: data.invalid_utf8: \"%s\" is not one of reject, replace", file, pol);
-        free(pol);
-        if (!ok) return -1;
-    }
-    if ((v = config_member(d, "split"))) {
-        if (cJSON_IsNull(v)) {
-            c->has_split = 0;
-        } else {
-            static const char *sk[] = {"test_fraction", "seed"};
-            if (config_check_keys(file, "data.split", v, sk, 2)) return -1;
-            const cJSON *w;
-            if ((w = config_member(v, "test_fraction")) &&
-                config_get_real(file, "data.split.test_fraction", w, &c->split_test_fraction, 0, 1, 1, 1))
-                return -1;
-            if ((w = config_member(v, "seed")) &&
-                config_get_int(file, "data.split.seed", w, &c->split_seed, 0, 2147483647.0))
-                return -1;
-            c->has_split = 1;
-        }
-    }
-    if (c->has_split && c->test_file)
-        return slim_set_error("%s: data.split: given together with data.test; split data.train or name a test file, "
-                              "not both",
-                              file);
-    if ((v = config_member(d, "columns"))) {
-        static const char *ck[] = {"text", "label", "prompt", "completion", "instruction", "input", "output",
-                                   "messages"};
-        char **dst[] = {&c->text_column,        &c->label_column,       &c->prompt_column, &c->completion_column,
-                        &c->instruction_column, &c->input_column,       &c->output_column, &c->messages_column};
-        if (config_check_keys(file, "data.columns", v, ck, 8)) return -1;
-        for (int i = 0; i < 8; i++) {
-            const cJSON *w = config_member(v, ck[i]);
-            char key[64];
-            snprintf(key, sizeof key, "data.columns.%s", ck[i]);
-            if (w && config_get_str(file, key, w, dst[i], 0)) return -1;
-        }
-        if (strcmp(c->text_column, c->label_column) == 0)
-            return slim_set_error("%s: data.columns: text and label name the same column \"%s\"", file,
-                                  c->text_column);
-    }
-    if ((v = config_member(d, "template"))) {
-        static const char *tk[] = {"prompt", "completion"};
-        if (config_check_keys(file, "data.template", v, tk, 2)) return -1;
-        const cJSON *w;
-        if ((w = config_member(v, "prompt")) &&
-            config_get_str(file, "data.template.prompt", w, &c->prompt_template, 0))
-            return -1;
-        if ((w = config_member(v, "completion")) &&
-            config_get_str(file, "data.template.completion", w, &c->completion_template, 0))
-            return -1;
-    }
-    if ((v = config_member(d, "labels"))) {
-        if (cJSON_IsNull(v)) {
-            for (int i = 0; i < c->n_labels; i++) free(c->labels[i]);
-            c->n_labels = 0;
-        } else if (config_get_str_list(file, "data.labels", v, c->labels, &c->n_labels, SLIM_MAX_LABELS, NULL, 0)) {
-            return -1;
-        }
-    }
-    if ((v = config_member(d, "max_seq_len")) &&
-        config_get_int(file, "data.max_seq_len", v, &c->max_seq_len, 4, 1 << 20))
-        return -1;
-    if ((v = config_member(d, "max_bad_rows")) &&
-        config_get_real(file, "data.max_bad_rows", v, &c->max_bad_rows, 0, 0, 1, 0))
-        return -1;
-    return 0;
-}
-
-static int config_parse_validate(slim_config *c, const char *file, const cJSON *e) {
-    static const char *keys[] = {"max_invalid_rows", "max_duplicate_rate", "max_near_duplicate_rate", "max_leakage",
-                                 "max_imbalance",    "min_label_count",    "near_duplicate_threshold", "shingle",
-                                 "shingle_size",     "minhash_bands",      "minhash_rows",  "show_rows",
-                                 "report_rows"};
-    if (config_check_keys(file, "validate", e, keys, 13)) return -1;
-    const cJSON *v;
-    double *fr[] = {&c->val_max_invalid_rows, &c->val_max_duplicate_rate, &c->val_max_near_duplicate_rate,
-                    &c->val_max_leakage};
-    for (int i = 0; i < 4; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "validate.%s", keys[i]);
-        if ((v = config_member(e, keys[i])) && config_get_real(file, key, v, fr[i], 0, 0, 1, 0)) return -1;
-    }
-    if ((v = config_member(e, "max_imbalance")) &&
-        config_get_real(file, "validate.max_imbalance", v, &c->val_max_imbalance, 0, 0, 1e12, 0))
-        return -1;
-    if (c->val_max_imbalance > 0 && c->val_max_imbalance < 1)
-        return slim_set_error("%s: validate.max_imbalance: %g is below 1 (a ratio largest / smallest; 0 = no gate)",
-                              file, c->val_max_imbalance);
-    if ((v = config_member(e, "min_label_count")) &&
-        config_get_int(file, "validate.min_label_count", v, &c->val_min_label_count, 0, 2147483647.0))
-        return -1;
-    if ((v = config_member(e, "near_duplicate_threshold")) &&
-        config_get_real(file, "validate.near_duplicate_threshold", v, &c->val_near_threshold, 0, 1, 1, 0))
-        return -1;
-    if ((v = config_member(e, "shingle"))) {
-        if (config_get_str(file, "validate.shingle", v, &c->val_shingle, 0)) return -1;
-        if (strcmp(c->val_shingle, "word") && strcmp(c->val_shingle, "char"))
-            return slim_set_error("%s: validate.shingle: \"%s\" is not one of word, char", file, c->val_shingle);
-    }
-    if ((v = config_member(e, "shingle_size")) &&
-        config_get_int(file, "validate.shingle_size", v, &c->val_shingle_size, 0, 64))
-        return -1;
-    if ((v = config_member(e, "minhash_bands")) &&
-        config_get_int(file, "validate.minhash_bands", v, &c->val_minhash_bands, 1, 256))
-        return -1;
-    if ((v = config_member(e, "minhash_rows")) &&
-        config_get_int(file, "validate.minhash_rows", v, &c->val_minhash_rows, 1, 64))
-        return -1;
-    if (c->val_minhash_bands * c->val_minhash_rows > 1024)
-        return slim_set_error("%s: validate.minhash_bands * minhash_rows = %d: at most 1024 MinHash values", file,
-                              c->val_minhash_bands * c->val_minhash_rows);
-    if ((v = config_member(e, "show_rows")) &&
-        config_get_int(file, "validate.show_rows", v, &c->val_show_rows, 0, 1e6))
-        return -1;
-    if ((v = config_member(e, "report_rows")) &&
-        config_get_int(file, "validate.report_rows", v, &c->val_report_rows, 0, 2147483647.0))
-        return -1;
-    return 0;
-}
-
-static int config_parse_lora(slim_config *c, const char *file, const cJSON *l) {
-    static const char *keys[] = {"r", "alpha", "targets"};
-    if (config_check_keys(file, "lora", l, keys, 3)) return -1;
-    const cJSON *v;
-    if ((v = config_member(l, "r")) && config_get_int(file, "lora.r", v, &c->lora_r, 1, 4096)) return -1;
-    if ((v = config_member(l, "alpha")) && config_get_realf(file, "lora.alpha", v, &c->lora_alpha, 0, 1, 1e6, 0))
-        return -1;
-    if ((v = config_member(l, "targets")) &&
-        config_get_str_list(file, "lora.targets", v, c->targets, &c->n_targets, SLIM_MAX_TARGETS,
-                            config_all_targets, CONFIG_N_ALL_TARGETS))
-        return -1;
-    return 0;
-}
-
-static int config_parse_train(slim_config *c, const char *file, const cJSON *t) {
-    static const char *keys[] = {"epochs",       "max_steps", "batch_size", "grad_accum", "lr",
-                                 "min_lr_ratio", "warmup_steps", "weight_decay", "beta1", "beta2",
-                                 "eps",          "grad_clip", "seed",       "log_every",  "threads",
-                                 "packing"};
-    if (config_check_keys(file, "train", t, keys, 16)) return -1;
-    const cJSON *v;
-    const double big = 2147483647.0;
-    if ((v = config_member(t, "epochs")) && config_get_int(file, "train.epochs", v, &c->epochs, 1, 1e6)) return -1;
-    if ((v = config_member(t, "max_steps")) && config_get_int(file, "train.max_steps", v, &c->max_steps, 0, big))
-        return -1;
-    if ((v = config_member(t, "batch_size")) &&
-        config_get_int(file, "train.batch_size", v, &c->batch_size, 1, 1 << 20))
-        return -1;
-    if ((v = config_member(t, "grad_accum")) &&
-        config_get_int(file, "train.grad_accum", v, &c->grad_accum, 1, 1 << 20))
-        return -1;
-    if ((v = config_member(t, "lr")) && config_get_realf(file, "train.lr", v, &c->lr, 0, 1, 10, 0)) return -1;
-    if ((v = config_member(t, "min_lr_ratio")) &&
-        config_get_realf(file, "train.min_lr_ratio", v, &c->min_lr_ratio, 0, 0, 1, 0))
-        return -1;
-    if ((v = config_member(t, "warmup_steps")) &&
-        config_get_int(file, "train.warmup_steps", v, &c->warmup_steps, 0, big))
-        return -1;
-    if ((v = config_member(t, "weight_decay")) &&
-        config_get_realf(file, "train.weight_decay", v, &c->weight_decay, 0, 0, 1e3, 0))
-        return -1;
-    if ((v = config_member(t, "beta1")) && config_get_realf(file, "train.beta1", v, &c->beta1, 0, 0, 1, 1))
-        return -1;
-    if ((v = config_member(t, "beta2")) && config_get_realf(file, "train.beta2", v, &c->beta2, 0, 0, 1, 1))
-        return -1;
-    if ((v = config_member(t, "eps")) && config_get_realf(file, "train.eps", v, &c->eps, 0, 1, 1, 0)) return -1;
-    if ((v = config_member(t, "grad_clip")) &&
-        config_get_realf(file, "train.grad_clip", v, &c->grad_clip, 0, 0, 1e9, 0))
-        return -1;
-    if ((v = config_member(t, "seed")) && config_get_int(file, "train.seed", v, &c->seed, 0, big)) return -1;
-    if ((v = config_member(t, "log_every")) && config_get_int(file, "train.log_every", v, &c->log_every, 1, big))
-        return -1;
-    if ((v = config_member(t, "threads")) && config_get_int(file, "train.threads", v, &c->threads, 0, 4096))
-        return -1;
-    if ((v = config_member(t, "packing"))) {
-        if (!cJSON_IsBool(v))
-            return slim_set_error("%s: train.packing: expected true or false, got %s", file, slim_json_type_name(v));
-        c->packing = cJSON_IsTrue(v);
-    }
-    return 0;
-}
-
-static int config_parse_eval(slim_config *c, const char *file, const cJSON *e) {
-    static const char *keys[] = {"min_accuracy", "min_gain", "max_examples"};
-    if (config_check_keys(file, "eval", e, keys, 3)) return -1;
-    const cJSON *v;
-    if ((v = config_member(e, "min_accuracy")) &&
-        config_get_real(file, "eval.min_accuracy", v, &c->min_accuracy, 0, 0, 1, 0))
-        return -1;
-    if ((v = config_member(e, "min_gain")) && config_get_real(file, "eval.min_gain", v, &c->min_gain, -1, 0, 1, 0))
-        return -1;
-    if ((v = config_member(e, "max_examples")) &&
-        config_get_int(file, "eval.max_examples", v, &c->eval_max_examples, 0, 2147483647.0))
-        return -1;
-    return 0;
-}
 
 /* Checks the templates: the prompt holds {text} exactly once and no {label}; the completion holds
  * {label} exactly once and no {text}. */
@@ -479,35 +353,101 @@ static int config_check_templates(const slim_config *c, const char *file) {
     return 0;
 }
 
-static int config_parse_base(slim_config *c, const char *file, const cJSON *b) {
-    static const char *keys[] = {"quant"};
-    /* the storage types of model.h's enum base_quant */
-    static const char *quants[] = {"f32", "f16", "bf16", "q8_0", "nf4", "keep"};
-    if (config_check_keys(file, "base", b, keys, 1)) return -1;
-    const cJSON *v;
-    if ((v = config_member(b, "quant"))) {
-        if (config_get_str(file, "base.quant", v, &c->base_quant, 0)) return -1;
-        for (size_t i = 0; i < sizeof quants / sizeof quants[0]; i++)
-            if (!strcmp(c->base_quant, quants[i])) return 0;
-        return slim_set_error("%s: base.quant: '%s' is not one of f32, f16, bf16, q8_0, nf4, keep", file, c->base_quant);
+
+/* ---- parsing: the JSON objects are walked against config_fields ---- */
+
+static const config_field *config_find(const char *key) {
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++)
+        if (strcmp(config_fields[i].key, key) == 0) return &config_fields[i];
+    return NULL;
+}
+
+/* 1 when key is an object holding settings ("data", "data.columns", ...). */
+static int config_is_object(const char *key) {
+    size_t n = strlen(key);
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++)
+        if (strncmp(config_fields[i].key, key, n) == 0 && config_fields[i].key[n] == '.') return 1;
+    return 0;
+}
+
+/* Reads the value v of setting f into c. */
+static int config_field_parse(slim_config *c, const char *file, const config_field *f, const cJSON *v) {
+    void *dst = config_at(c, f->off);
+    switch (f->kind) {
+    case CK_STR: case CK_STR0: return config_get_str(file, f->key, v, dst, f->kind == CK_STR0);
+    case CK_CHOICE: case CK_FLAG: {
+        char *s = NULL;
+        if (config_get_str(file, f->key, v, &s, 0)) return -1;
+        int i = config_choice_index(f->choices, s);
+        if (i < 0) slim_set_error("%s: %s: \"%s\" is not one of %s", file, f->key, s, f->choices);
+        if (i >= 0 && f->kind == CK_CHOICE) config_set_str(dst, s);
+        if (i >= 0 && f->kind == CK_FLAG) *(int *)dst = i;
+        free(s);
+        return i < 0 ? -1 : 0;
+    }
+    case CK_INT: return config_get_int(file, f->key, v, dst, f->lo, f->hi);
+    case CK_REAL: return config_get_real(file, f->key, v, dst, f->lo, f->lo_open, f->hi, f->hi_open);
+    case CK_REALF: return config_get_realf(file, f->key, v, dst, f->lo, f->lo_open, f->hi, f->hi_open);
+    case CK_BOOL:
+        if (!cJSON_IsBool(v))
+            return slim_set_error("%s: %s: expected true or false, got %s", file, f->key, slim_json_type_name(v));
+        *(int *)dst = cJSON_IsTrue(v);
+        return 0;
+    default: /* CK_LIST: null clears a list without fixed choices (data.labels) */
+        if (cJSON_IsNull(v) && !f->choices) { config_field_free(c, f); return 0; }
+        return config_get_str_list(file, f->key, v, dst, config_at(c, f->n_off), (int)f->hi, f->choices);
+    }
+}
+
+/* Reads the JSON object obj at key path `path` ("" for the top level): each member is a setting or an
+ * object of settings; anything else is an unknown key. data.split may be null (no split). */
+static int config_parse_object(slim_config *c, const char *file, const char *path, const cJSON *obj) {
+    if (config_check_object(file, path, obj)) return -1;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj) {
+        char key[256];
+        snprintf(key, sizeof key, "%s%s%s", path, path[0] ? "." : "", m->string);
+        const config_field *f = config_find(key);
+        if (f) {
+            if (config_field_parse(c, file, f, m)) return -1;
+            continue;
+        }
+        if (!config_is_object(key)) return slim_set_error("%s: %s: unknown key", file, key);
+        if (strcmp(key, "data.split") == 0) {
+            c->has_split = !cJSON_IsNull(m);
+            if (!c->has_split) continue;
+        }
+        if (config_parse_object(c, file, key, m)) return -1;
     }
     return 0;
 }
 
-static int config_parse(slim_config *c, const char *file, const cJSON *root) {
-    static const char *keys[] = {"model", "out_dir", "base", "data", "lora", "train", "eval", "validate"};
-    if (config_check_keys(file, "", root, keys, 8)) return -1;
-    const cJSON *v;
-    if (!(v = config_member(root, "model"))) return slim_set_error("%s: model: required key is missing", file);
-    if (config_get_str(file, "model", v, &c->model, 0)) return -1;
-    if ((v = config_member(root, "out_dir")) && config_get_str(file, "out_dir", v, &c->out_dir, 0)) return -1;
-    if ((v = config_member(root, "base")) && config_parse_base(c, file, v)) return -1;
-    if ((v = config_member(root, "data")) && config_parse_data(c, file, v)) return -1;
-    if ((v = config_member(root, "lora")) && config_parse_lora(c, file, v)) return -1;
-    if ((v = config_member(root, "train")) && config_parse_train(c, file, v)) return -1;
-    if ((v = config_member(root, "eval")) && config_parse_eval(c, file, v)) return -1;
-    if ((v = config_member(root, "validate")) && config_parse_validate(c, file, v)) return -1;
+/* The rules that join several settings. */
+static int config_check(const slim_config *c, const char *file) {
+    if (c->has_split && c->test_file)
+        return slim_set_error("%s: data.split: given together with data.test; split data.train or name a test file, "
+                              "not both",
+                              file);
+    if (strcmp(c->text_column, c->label_column) == 0)
+        return slim_set_error("%s: data.columns: text and label name the same column \"%s\"", file, c->text_column);
+    if (c->val_max_imbalance > 0 && c->val_max_imbalance < 1)
+        return slim_set_error("%s: validate.max_imbalance: %g is below 1 (a ratio largest / smallest; 0 = no gate)",
+                              file, c->val_max_imbalance);
+    if (c->val_minhash_bands * c->val_minhash_rows > 1024)
+        return slim_set_error("%s: validate.minhash_bands * minhash_rows = %d: at most 1024 MinHash values", file,
+                              c->val_minhash_bands * c->val_minhash_rows);
     return config_check_templates(c, file);
+}
+
+static int config_parse(slim_config *c, const char *file, const cJSON *root) {
+    const cJSON *m;
+    if (config_check_object(file, "", root)) return -1;
+    cJSON_ArrayForEach(m, root) /* unknown top-level keys before the missing model */
+        if (!config_find(m->string) && !config_is_object(m->string))
+            return slim_set_error("%s: %s: unknown key", file, m->string);
+    if (!config_member(root, "model")) return slim_set_error("%s: model: required key is missing", file);
+    if (config_parse_object(c, file, "", root)) return -1;
+    return config_check(c, file);
 }
 
 int config_load(slim_config *c, const char *path) {
@@ -554,6 +494,7 @@ int config_load(slim_config *c, const char *path) {
     return 0;
 }
 
+
 /* A float as the shortest decimal that reads back to the same float, so 0.003f saves as 0.003. */
 static double config_float_json(float f) {
     char buf[64];
@@ -566,95 +507,62 @@ static double config_float_json(float f) {
     return strtod(buf, NULL);
 }
 
-static void config_add_str(cJSON *o, const char *k, const char *v) {
-    if (v) cJSON_AddStringToObject(o, k, v);
-    else cJSON_AddNullToObject(o, k);
+/* ---- saving ---- */
+
+/* The object that holds key (creating "data", "data.columns", ... in root as needed); *name is set to
+ * the key's last part. */
+static cJSON *config_parent(cJSON *root, const char *key, const char **name) {
+    cJSON *o = root;
+    const char *p = key, *dot;
+    while ((dot = strchr(p, '.'))) {
+        char part[64];
+        snprintf(part, sizeof part, "%.*s", (int)(dot - p), p);
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(o, part);
+        o = next ? next : cJSON_AddObjectToObject(o, part);
+        p = dot + 1;
+    }
+    *name = p;
+    return o;
+}
+
+static void config_field_save(cJSON *o, const char *name, const slim_config *c, const config_field *f) {
+    const void *v = config_at(c, f->off);
+    char buf[64];
+    const char *p = f->choices;
+    switch (f->kind) {
+    case CK_STR: case CK_STR0: case CK_CHOICE:
+        if (*(char *const *)v) cJSON_AddStringToObject(o, name, *(char *const *)v);
+        else cJSON_AddNullToObject(o, name);
+        break;
+    case CK_FLAG:
+        for (int i = 0; i <= *(const int *)v; i++) config_next_choice(&p, buf, sizeof buf);
+        cJSON_AddStringToObject(o, name, buf);
+        break;
+    case CK_INT: cJSON_AddNumberToObject(o, name, *(const int *)v); break;
+    case CK_REAL: cJSON_AddNumberToObject(o, name, *(const double *)v); break;
+    case CK_REALF: cJSON_AddNumberToObject(o, name, config_float_json(*(const float *)v)); break;
+    case CK_BOOL: cJSON_AddBoolToObject(o, name, *(const int *)v); break;
+    default: {
+        int n = *(const int *)config_at(c, f->n_off);
+        if (n > 0) cJSON_AddItemToObject(o, name, cJSON_CreateStringArray((const char *const *)v, n));
+        else cJSON_AddNullToObject(o, name);
+    }
+    }
 }
 
 int config_save(const slim_config *c, const char *path) {
     cJSON *root = cJSON_CreateObject();
-    config_add_str(root, "model", c->model);
-    config_add_str(root, "out_dir", c->out_dir);
-    cJSON *base = cJSON_AddObjectToObject(root, "base");
-    config_add_str(base, "quant", c->base_quant);
-
-    cJSON *d = cJSON_AddObjectToObject(root, "data");
-    config_add_str(d, "train", c->train_file);
-    config_add_str(d, "test", c->test_file);
-    config_add_str(d, "format", c->format);
-    config_add_str(d, "shape", c->shape);
-    cJSON *cols = cJSON_AddObjectToObject(d, "columns");
-    config_add_str(cols, "text", c->text_column);
-    config_add_str(cols, "label", c->label_column);
-    config_add_str(cols, "prompt", c->prompt_column);
-    config_add_str(cols, "completion", c->completion_column);
-    config_add_str(cols, "instruction", c->instruction_column);
-    config_add_str(cols, "input", c->input_column);
-    config_add_str(cols, "output", c->output_column);
-    config_add_str(cols, "messages", c->messages_column);
-    config_add_str(d, "invalid_utf8", c->replace_bad_utf8 ? "replace" : "reject");
-    config_add_str(d, "chat_template", c->chat_template);
-    config_add_str(d, "chat_loss", c->chat_loss_last ? "last" : "all");
-    if (c->has_split) {
-        cJSON *sp = cJSON_AddObjectToObject(d, "split");
-        cJSON_AddNumberToObject(sp, "test_fraction", c->split_test_fraction);
-        cJSON_AddNumberToObject(sp, "seed", c->split_seed);
-    } else {
-        cJSON_AddNullToObject(d, "split");
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++) {
+        const config_field *f = &config_fields[i];
+        const char *name;
+        if (!c->has_split && strncmp(f->key, "data.split.", 11) == 0) { /* no split: "split": null */
+            cJSON *d = config_parent(root, "data.split", &name);
+            if (!cJSON_GetObjectItemCaseSensitive(d, name)) cJSON_AddNullToObject(d, name);
+            continue;
+        }
+        cJSON *parent = config_parent(root, f->key, &name);
+        config_field_save(parent, name, c, f);
     }
-    cJSON *tmpl = cJSON_AddObjectToObject(d, "template");
-    config_add_str(tmpl, "prompt", c->prompt_template);
-    config_add_str(tmpl, "completion", c->completion_template);
-    if (c->n_labels > 0)
-        cJSON_AddItemToObject(d, "labels", cJSON_CreateStringArray((const char *const *)c->labels, c->n_labels));
-    else
-        cJSON_AddNullToObject(d, "labels");
-    cJSON_AddNumberToObject(d, "max_seq_len", c->max_seq_len);
-    cJSON_AddNumberToObject(d, "max_bad_rows", c->max_bad_rows);
-
-    cJSON *l = cJSON_AddObjectToObject(root, "lora");
-    cJSON_AddNumberToObject(l, "r", c->lora_r);
-    cJSON_AddNumberToObject(l, "alpha", config_float_json(c->lora_alpha));
-    cJSON_AddItemToObject(l, "targets", cJSON_CreateStringArray((const char *const *)c->targets, c->n_targets));
-
-    cJSON *t = cJSON_AddObjectToObject(root, "train");
-    cJSON_AddNumberToObject(t, "epochs", c->epochs);
-    cJSON_AddNumberToObject(t, "max_steps", c->max_steps);
-    cJSON_AddNumberToObject(t, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(t, "grad_accum", c->grad_accum);
-    cJSON_AddNumberToObject(t, "lr", config_float_json(c->lr));
-    cJSON_AddNumberToObject(t, "min_lr_ratio", config_float_json(c->min_lr_ratio));
-    cJSON_AddNumberToObject(t, "warmup_steps", c->warmup_steps);
-    cJSON_AddNumberToObject(t, "weight_decay", config_float_json(c->weight_decay));
-    cJSON_AddNumberToObject(t, "beta1", config_float_json(c->beta1));
-    cJSON_AddNumberToObject(t, "beta2", config_float_json(c->beta2));
-    cJSON_AddNumberToObject(t, "eps", config_float_json(c->eps));
-    cJSON_AddNumberToObject(t, "grad_clip", config_float_json(c->grad_clip));
-    cJSON_AddNumberToObject(t, "seed", c->seed);
-    cJSON_AddNumberToObject(t, "log_every", c->log_every);
-    cJSON_AddBoolToObject(t, "packing", c->packing);
-    cJSON_AddNumberToObject(t, "threads", c->threads);
-
-    cJSON *e = cJSON_AddObjectToObject(root, "eval");
-    cJSON_AddNumberToObject(e, "min_accuracy", c->min_accuracy);
-    cJSON_AddNumberToObject(e, "min_gain", c->min_gain);
-    cJSON_AddNumberToObject(e, "max_examples", c->eval_max_examples);
-
-    cJSON *va = cJSON_AddObjectToObject(root, "validate");
-    cJSON_AddNumberToObject(va, "max_invalid_rows", c->val_max_invalid_rows);
-    cJSON_AddNumberToObject(va, "max_duplicate_rate", c->val_max_duplicate_rate);
-    cJSON_AddNumberToObject(va, "max_near_duplicate_rate", c->val_max_near_duplicate_rate);
-    cJSON_AddNumberToObject(va, "max_leakage", c->val_max_leakage);
-    cJSON_AddNumberToObject(va, "max_imbalance", c->val_max_imbalance);
-    cJSON_AddNumberToObject(va, "min_label_count", c->val_min_label_count);
-    cJSON_AddNumberToObject(va, "near_duplicate_threshold", c->val_near_threshold);
-    config_add_str(va, "shingle", c->val_shingle);
-    cJSON_AddNumberToObject(va, "shingle_size", c->val_shingle_size);
-    cJSON_AddNumberToObject(va, "minhash_bands", c->val_minhash_bands);
-    cJSON_AddNumberToObject(va, "minhash_rows", c->val_minhash_rows);
-    cJSON_AddNumberToObject(va, "show_rows", c->val_show_rows);
-    cJSON_AddNumberToObject(va, "report_rows", c->val_report_rows);
-
     char *json = cJSON_Print(root);
     cJSON_Delete(root);
     if (!json) return slim_set_error("%s: cannot format the config as JSON", path);

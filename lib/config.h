@@ -96,6 +96,9 @@ void config_defaults(slim_config *c);
  * error naming file and key; *c is safe to config_free() either way. */
 int config_load(slim_config *c, const char *path);
 void config_free(slim_config *c);
+/* Copies from src into dst every setting whose key path is `prefix` or lies under it ("validate" copies
+ * validate.*; "data.max_seq_len" one setting); strings are duplicated, dst's old values freed. */
+void config_copy(slim_config *dst, const slim_config *src, const char *prefix);
 /* Writes the config as JSON (all keys, resolved defaults) to path, atomically. Returns 0 or -1. */
 int config_save(const slim_config *c, const char *path);
 
