@@ -258,6 +258,16 @@ typedef struct {
 static void span_begin(render_state *r, int i) { r->spans[i].begin = r->sb.len; }
 static void span_end(render_state *r, int i) { r->spans[i].end = r->sb.len; }
 
+/* The body of message i: its content (stripped of surrounding whitespace when trim) and the end-of-turn
+ * marker; for an assistant message both are its loss span. */
+static void render_body(render_state *r, const int *roles, int i, const char *content, int trim, const char *end) {
+    if (roles[i] == ROLE_ASSISTANT) span_begin(r, i);
+    if (trim) sb_put_trim(&r->sb, content);
+    else sb_puts(&r->sb, content);
+    sb_puts(&r->sb, end);
+    if (roles[i] == ROLE_ASSISTANT) span_end(r, i);
+}
+
 static void render_chatml(int tmpl, const chat_message *m, const int *roles, int n, render_state *r) {
     sbuf *b = &r->sb;
     if (roles[0] != ROLE_SYSTEM && tmpl == CHAT_TMPL_QWEN2)
@@ -329,10 +339,7 @@ static void render_llama3(int tmpl, const chat_message *m, const int *roles, int
         sb_puts(b, "<|start_header_id|>");
         sb_puts(b, m[i].role);
         sb_puts(b, "<|end_header_id|>\n\n");
-        if (roles[i] == ROLE_ASSISTANT) span_begin(r, i);
-        sb_put_trim(b, m[i].content);
-        sb_puts(b, "<|eot_id|>");
-        if (roles[i] == ROLE_ASSISTANT) span_end(r, i);
+        render_body(r, roles, i, m[i].content, 1, "<|eot_id|>");
     }
 }
 
@@ -401,10 +408,7 @@ static void render_phi3(const chat_message *m, const int *roles, int n, render_s
         sb_puts(b, "<|");
         sb_puts(b, m[i].role);
         sb_puts(b, "|>\n");
-        if (roles[i] == ROLE_ASSISTANT) span_begin(r, i);
-        sb_puts(b, m[i].content);
-        sb_puts(b, "<|end|>");
-        if (roles[i] == ROLE_ASSISTANT) span_end(r, i);
+        render_body(r, roles, i, m[i].content, 0, "<|end|>");
         sb_puts(b, "\n");
     }
     sb_puts(b, "<|endoftext|>");
@@ -417,10 +421,7 @@ static void render_gemma(const chat_message *m, const int *roles, int n, render_
     for (int i = start; i < n; i++) {
         sb_puts(b, roles[i] == ROLE_ASSISTANT ? "<start_of_turn>model\n" : "<start_of_turn>user\n");
         if (i == start && start) { sb_puts(b, m[0].content); sb_puts(b, "\n\n"); }
-        if (roles[i] == ROLE_ASSISTANT) span_begin(r, i);
-        sb_put_trim(b, m[i].content);
-        sb_puts(b, "<end_of_turn>");
-        if (roles[i] == ROLE_ASSISTANT) span_end(r, i);
+        render_body(r, roles, i, m[i].content, 1, "<end_of_turn>");
         sb_puts(b, "\n");
     }
 }

@@ -163,6 +163,15 @@ const gguf_kv *tok_gguf_tokens(const gguf_file *g) {
     return tok;
 }
 
+int tok_gguf_array(const gguf_file *g, const char *key, uint32_t arr_type, uint64_t n, const gguf_kv **out) {
+    const gguf_kv *kv = gguf_find_kv(g, key);
+    *out = kv;
+    if (kv && (kv->type != GGUF_TYPE_ARRAY || kv->arr_type != arr_type || kv->n != n))
+        return slim_set_error("%s: key '%s': expected %llu %s values", g->path, key, (unsigned long long)n,
+                              arr_type == GGUF_TYPE_FLOAT32 ? "float32" : "int32");
+    return 0;
+}
+
 int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out) {
     const gguf_kv *kv = gguf_find_kv(g, key);
     *out = def;
@@ -176,12 +185,10 @@ static int tok_init_spm(tokenizer *t, const gguf_file *g) {
     const gguf_kv *tok = tok_gguf_tokens(g);
     if (!tok) return -1;
     int n = (int)tok->n;
-    const gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
-    if (sc && (sc->type != GGUF_TYPE_ARRAY || sc->arr_type != GGUF_TYPE_FLOAT32 || sc->n != tok->n))
-        return slim_set_error("%s: key 'tokenizer.ggml.scores': expected %d float32 values", g->path, n);
-    const gguf_kv *ty = gguf_find_kv(g, "tokenizer.ggml.token_type");
-    if (ty && (ty->type != GGUF_TYPE_ARRAY || ty->arr_type != GGUF_TYPE_INT32 || ty->n != tok->n))
-        return slim_set_error("%s: key 'tokenizer.ggml.token_type': expected %d int32 values", g->path, n);
+    const gguf_kv *sc, *ty;
+    if (tok_gguf_array(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, tok->n, &sc) ||
+        tok_gguf_array(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tok->n, &ty))
+        return -1;
     for (int i = 0; i < n; i++)
         if (tok->str_lens[i] > INT_MAX)
             return slim_set_error("%s: key 'tokenizer.ggml.tokens': token %d is too long", g->path, i);

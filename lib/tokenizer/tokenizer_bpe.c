@@ -240,9 +240,8 @@ int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g) {
     const gguf_kv *tok = tok_gguf_tokens(g);
     if (!tok) return -1;
     int n = (int)tok->n;
-    const gguf_kv *ty = gguf_find_kv(g, "tokenizer.ggml.token_type");
-    if (ty && (ty->type != GGUF_TYPE_ARRAY || ty->arr_type != GGUF_TYPE_INT32 || ty->n != tok->n))
-        return slim_set_error("%s: key 'tokenizer.ggml.token_type': expected %d int32 values", g->path, n);
+    const gguf_kv *ty;
+    if (tok_gguf_array(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tok->n, &ty)) return -1;
     const gguf_kv *mg = gguf_find_kv(g, "tokenizer.ggml.merges");
     if (!mg) return slim_set_error("%s: key 'tokenizer.ggml.merges' is missing (needed by a gpt2 tokenizer)", g->path);
     if (mg->type != GGUF_TYPE_ARRAY || mg->arr_type != GGUF_TYPE_STRING || mg->n > INT_MAX / 4)

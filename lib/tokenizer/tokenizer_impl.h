@@ -37,6 +37,9 @@ void tok_build_specials(tokenizer *t, const uint8_t *added_flags);
 /* Reads an optional special id / bool from GGUF metadata (absent -> def; id 0xFFFFFFFF -> -1). */
 int tok_gguf_id(const gguf_file *g, const char *key, int n_vocab, int def, int *out);
 int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out);
+/* An optional array key: *out = the key or NULL when absent; -1 when present but not an array of n values
+ * of arr_type (GGUF_TYPE_FLOAT32 or GGUF_TYPE_INT32). */
+int tok_gguf_array(const gguf_file *g, const char *key, uint32_t arr_type, uint64_t n, const gguf_kv **out);
 
 /* The vocabulary key tokenizer.ggml.tokens: a non-empty array of strings of at most INT_MAX / 4
  * entries. Returns it, or NULL with an error naming the key. */
