@@ -193,3 +193,13 @@ const char *slim_json_type_name(const void *value) {
     if (cJSON_IsObject(v)) return "an object";
     return "an invalid value";
 }
+
+cJSON *slim_read_json(const char *path) {
+    char *text = NULL;
+    size_t size = 0;
+    if (slim_read_file(path, &text, &size)) return NULL;
+    cJSON *root = cJSON_ParseWithLength(text, size);
+    free(text);
+    if (!root) slim_set_error("%s: JSON does not parse", path);
+    return root;
+}

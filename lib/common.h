@@ -38,6 +38,10 @@ const char *slim_shared_dir(void);
  * Returns 0, or -1 with an error naming the path. */
 int slim_read_file(const char *path, char **data, size_t *size);
 
+/* Reads and parses a JSON file. Returns the document (free with cJSON_Delete), or NULL with an error
+ * naming the path ("JSON does not parse", or why it could not be read). */
+struct cJSON *slim_read_json(const char *path);
+
 /* Atomic file writing: slim_atomic_open() opens "<path>.tmp.<pid>" for writing and stores that name
  * in tmp (capacity cap); slim_atomic_commit() flushes, closes and renames it to path;
  * slim_atomic_abort() closes and removes it. Nothing is ever left half-written under path. */

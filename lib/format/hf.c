@@ -306,12 +306,8 @@ static int hf_weights_open(hf_weights *w, const char *dir, char *const *names, i
 /* Reads model.safetensors.index.json: opens every shard named in its weight_map and checks that
  * each listed tensor is in the shard the index names. */
 static int hf_weights_open_index(hf_weights *w, const char *dir, const char *index_path) {
-    char *text = NULL;
-    size_t size = 0;
-    if (slim_read_file(index_path, &text, &size)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, size);
-    free(text);
-    if (!root) return slim_set_error("%s: JSON does not parse", index_path);
+    cJSON *root = slim_read_json(index_path);
+    if (!root) return -1;
     int rc = -1, n = 0;
     char **names = NULL;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
@@ -528,12 +524,8 @@ int hf_open(gguf_file *g, const char *dir) {
         slim_format_path(st_path, sizeof st_path, "%s/model.safetensors", dir) ||
         slim_format_path(idx_path, sizeof idx_path, "%s/model.safetensors.index.json", dir))
         return -1;
-    char *text = NULL;
-    size_t size = 0;
-    if (slim_read_file(cfg_path, &text, &size)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, size);
-    free(text);
-    if (!root) return slim_set_error("%s: JSON does not parse", cfg_path);
+    cJSON *root = slim_read_json(cfg_path);
+    if (!root) return -1;
     hf_config c;
     int rc = hf_cfg_parse(cfg_path, root, &c);
     cJSON_Delete(root);

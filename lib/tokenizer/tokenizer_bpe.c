@@ -454,17 +454,11 @@ int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
         if (slim_format_path(cfg_path, sizeof cfg_path, "%.*s/tokenizer_config.json", dl, slash ? dir_or_json : "."))
             return -1;
     }
-    char *text = NULL, *cfg_text = NULL;
-    size_t text_n = 0, cfg_n = 0;
-    if (slim_read_file(path, &text, &text_n)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, text_n), *cfg = NULL;
-    free(text);
-    if (!root) return slim_set_error("%s: not valid JSON", path);
-    if (stat(cfg_path, &st) == 0) {
-        if (slim_read_file(cfg_path, &cfg_text, &cfg_n)) { cJSON_Delete(root); return -1; }
-        cfg = cJSON_ParseWithLength(cfg_text, cfg_n);
-        free(cfg_text);
-        if (!cfg) { cJSON_Delete(root); return slim_set_error("%s: not valid JSON", cfg_path); }
+    cJSON *root = slim_read_json(path), *cfg = NULL;
+    if (!root) return -1;
+    if (stat(cfg_path, &st) == 0 && !(cfg = slim_read_json(cfg_path))) {
+        cJSON_Delete(root);
+        return -1;
     }
     uint8_t *added_flags = NULL;
     int rc = -1, has_flags = 0;
