@@ -181,46 +181,55 @@ int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out) {
     return 0;
 }
 
-static int tok_init_spm(tokenizer *t, const gguf_file *g) {
-    const gguf_kv *tok = tok_gguf_tokens(g);
+int tok_gguf_vocab(tokenizer *t, const gguf_file *g, int kind, const tok_gguf_defaults *d) {
+    const gguf_kv *tok = tok_gguf_tokens(g), *sc = NULL, *ty;
     if (!tok) return -1;
     int n = (int)tok->n;
-    const gguf_kv *sc, *ty;
-    if (tok_gguf_array(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, tok->n, &sc) ||
+    if ((kind == TOK_KIND_SPM && tok_gguf_array(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, tok->n, &sc)) ||
         tok_gguf_array(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tok->n, &ty))
         return -1;
     for (int i = 0; i < n; i++)
         if (tok->str_lens[i] > INT_MAX)
             return slim_set_error("%s: key 'tokenizer.ggml.tokens': token %d is too long", g->path, i);
-
-    int bos, eos, unk, pad, add_bos, add_eos, add_sp;
-    if (tok_gguf_id(g, "tokenizer.ggml.bos_token_id", n, n > 1 ? 1 : -1, &bos) ||
-        tok_gguf_id(g, "tokenizer.ggml.eos_token_id", n, n > 2 ? 2 : -1, &eos) ||
-        tok_gguf_id(g, "tokenizer.ggml.unknown_token_id", n, 0, &unk) ||
+    int bos, eos, unk, pad, add_bos, add_eos, add_sp = 0;
+    if (tok_gguf_id(g, "tokenizer.ggml.bos_token_id", n, d->bos, &bos) ||
+        tok_gguf_id(g, "tokenizer.ggml.eos_token_id", n, d->eos, &eos) ||
+        tok_gguf_id(g, "tokenizer.ggml.unknown_token_id", n, d->unk, &unk) ||
         tok_gguf_id(g, "tokenizer.ggml.padding_token_id", n, -1, &pad) ||
-        tok_gguf_bool(g, "tokenizer.ggml.add_bos_token", 1, &add_bos) ||
+        tok_gguf_bool(g, "tokenizer.ggml.add_bos_token", d->add_bos, &add_bos) ||
         tok_gguf_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos) ||
-        tok_gguf_bool(g, "tokenizer.ggml.add_space_prefix", 1, &add_sp))
+        (d->read_space_prefix && tok_gguf_bool(g, "tokenizer.ggml.add_space_prefix", 1, &add_sp)))
         return -1;
 
-    t->kind = TOK_KIND_SPM;
+    t->kind = kind;
     t->n_vocab = n;
     t->pieces = slim_malloc((size_t)n * sizeof(char *));
     t->piece_lens = slim_malloc((size_t)n * sizeof(int));
-    t->scores = slim_malloc((size_t)n * sizeof(float));
+    t->scores = slim_calloc((size_t)n, sizeof(float));
     t->types = slim_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) {
         size_t len = (size_t)tok->str_lens[i];
         t->pieces[i] = slim_malloc(len + 1);
-        memcpy(t->pieces[i], tok->strs[i], len + 1);
+        memcpy(t->pieces[i], tok->strs[i], len);
+        t->pieces[i][len] = 0;
         t->piece_lens[i] = (int)len;
         if (sc) memcpy(&t->scores[i], (const float *)sc->arr + i, sizeof(float));
-        else t->scores[i] = 0.0f;
         if (ty) { int32_t v; memcpy(&v, (const int32_t *)ty->arr + i, 4); t->types[i] = v; }
         else t->types[i] = TOK_TYPE_NORMAL;
     }
     t->bos_id = bos; t->eos_id = eos; t->unk_id = unk; t->pad_id = pad;
     t->add_bos = add_bos; t->add_eos = add_eos; t->add_space_prefix = add_sp;
+    return 0;
+}
+
+static int tok_init_spm(tokenizer *t, const gguf_file *g) {
+    /* llama.cpp's SentencePiece defaults: <s> 1, </s> 2, <unk> 0, BOS added, space prefix */
+    const gguf_kv *tokens = gguf_find_kv(g, "tokenizer.ggml.tokens");
+    uint64_t n_tokens = tokens ? tokens->n : 0;
+    tok_gguf_defaults d = {.bos = n_tokens > 1 ? 1 : -1, .eos = n_tokens > 2 ? 2 : -1, .unk = 0, .add_bos = 1,
+                           .read_space_prefix = 1};
+    if (tok_gguf_vocab(t, g, TOK_KIND_SPM, &d)) return -1;
+    const int n = t->n_vocab;
     tok_build_hash(t);
 
     /* byte fallback: "<0xXX>" (upper-case hex), else the raw one-byte piece (llama.cpp byte_to_token) */
@@ -269,7 +278,7 @@ static int tok_init_spm(tokenizer *t, const gguf_file *g) {
     }
     /* the special ids and the encoding rules: a dataset tokenized with another BOS/EOS/space-prefix rule
      * holds different ids for the same text, so it must not match */
-    int32_t ids[7] = { bos, eos, unk, pad, add_bos, add_eos, add_sp };
+    int32_t ids[7] = {t->bos_id, t->eos_id, t->unk_id, t->pad_id, t->add_bos, t->add_eos, t->add_space_prefix};
     t->fingerprint = slim_fnv1a(h, ids, sizeof ids);
     return 0;
 }

@@ -237,11 +237,6 @@ static int tok_pre_from_name(const char *s) {
 }
 
 int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g) {
-    const gguf_kv *tok = tok_gguf_tokens(g);
-    if (!tok) return -1;
-    int n = (int)tok->n;
-    const gguf_kv *ty;
-    if (tok_gguf_array(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, tok->n, &ty)) return -1;
     const gguf_kv *mg = gguf_find_kv(g, "tokenizer.ggml.merges");
     if (!mg) return slim_set_error("%s: key 'tokenizer.ggml.merges' is missing (needed by a gpt2 tokenizer)", g->path);
     if (mg->type != GGUF_TYPE_ARRAY || mg->arr_type != GGUF_TYPE_STRING || mg->n > INT_MAX / 4)
@@ -256,36 +251,8 @@ int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g) {
         return slim_set_error("%s: key 'tokenizer.ggml.pre': unsupported pre-tokenizer \"%s\" (supported: gpt-2, "
                               "phi-2, llama-bpe, llama3, llama-v3, falcon3, qwen2, deepseek-r1-qwen, smollm)",
                               g->path, pre_name);
-    for (int i = 0; i < n; i++)
-        if (tok->str_lens[i] > INT_MAX)
-            return slim_set_error("%s: key 'tokenizer.ggml.tokens': token %d is too long", g->path, i);
-
-    int bos, eos, unk, pad, add_bos, add_eos;
-    if (tok_gguf_id(g, "tokenizer.ggml.bos_token_id", n, -1, &bos) ||
-        tok_gguf_id(g, "tokenizer.ggml.eos_token_id", n, -1, &eos) ||
-        tok_gguf_id(g, "tokenizer.ggml.unknown_token_id", n, -1, &unk) ||
-        tok_gguf_id(g, "tokenizer.ggml.padding_token_id", n, -1, &pad) ||
-        tok_gguf_bool(g, "tokenizer.ggml.add_bos_token", pre == PRETOK_LLAMA3, &add_bos) ||
-        tok_gguf_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos))
-        return -1;
-
-    t->kind = TOK_KIND_BPE;
-    t->n_vocab = n;
-    t->pieces = slim_malloc((size_t)n * sizeof(char *));
-    t->piece_lens = slim_malloc((size_t)n * sizeof(int));
-    t->scores = slim_calloc((size_t)n, sizeof(float));
-    t->types = slim_malloc((size_t)n * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        size_t len = (size_t)tok->str_lens[i];
-        t->pieces[i] = slim_malloc(len + 1);
-        memcpy(t->pieces[i], tok->strs[i], len);
-        t->pieces[i][len] = 0;
-        t->piece_lens[i] = (int)len;
-        if (ty) { int32_t v; memcpy(&v, (const int32_t *)ty->arr + i, 4); t->types[i] = v; }
-        else t->types[i] = TOK_TYPE_NORMAL;
-    }
-    t->bos_id = bos; t->eos_id = eos; t->unk_id = unk; t->pad_id = pad;
-    t->add_bos = add_bos; t->add_eos = add_eos; t->add_space_prefix = 0;
+    tok_gguf_defaults d = {.bos = -1, .eos = -1, .unk = -1, .add_bos = pre == PRETOK_LLAMA3, .read_space_prefix = 0};
+    if (tok_gguf_vocab(t, g, TOK_KIND_BPE, &d)) return -1;
     t->pre = pre;
     t->normalize_nfc = 0;                  /* llama.cpp applies no normalizer to BPE vocabularies */
     t->ignore_merges = pre == PRETOK_LLAMA3; /* llama.cpp: LLAMA_VOCAB_PRE_TYPE_LLAMA3 */

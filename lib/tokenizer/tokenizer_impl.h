@@ -41,6 +41,19 @@ int tok_gguf_bool(const gguf_file *g, const char *key, int def, int *out);
  * of arr_type (GGUF_TYPE_FLOAT32 or GGUF_TYPE_INT32). */
 int tok_gguf_array(const gguf_file *g, const char *key, uint32_t arr_type, uint64_t n, const gguf_kv **out);
 
+/* Defaults of the special-token keys of a GGUF vocabulary, per tokenizer kind (llama.cpp's). */
+typedef struct tok_gguf_defaults {
+    int bos, eos, unk;     /* ids when tokenizer.ggml.*_token_id is absent (-1: none) */
+    int add_bos;           /* when tokenizer.ggml.add_bos_token is absent */
+    int read_space_prefix; /* 1: read tokenizer.ggml.add_space_prefix (default 1); 0: no space prefix */
+} tok_gguf_defaults;
+
+/* Reads a GGUF vocabulary into t (kind TOK_KIND_SPM or TOK_KIND_BPE): pieces (tokenizer.ggml.tokens),
+ * token types, scores (SentencePiece only), special ids and the add_bos/add_eos/space-prefix flags
+ * (absent keys take d's defaults). Returns 0, or -1 naming the key at fault; t then needs
+ * tokenizer_free(). */
+int tok_gguf_vocab(tokenizer *t, const gguf_file *g, int kind, const tok_gguf_defaults *d);
+
 /* The vocabulary key tokenizer.ggml.tokens: a non-empty array of strings of at most INT_MAX / 4
  * entries. Returns it, or NULL with an error naming the key. */
 const gguf_kv *tok_gguf_tokens(const gguf_file *g);
