@@ -68,21 +68,21 @@ void matmul_backward(float *dinp, float *dW, const float *dout, const float *inp
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dW, C);
 }
 
-void lora_forward(float *out, float *u, const float *inp, const float *A, const float *B,
+void lora_forward(float *out, float *lora_u, const float *inp, const float *A, const float *B,
                   int N, int C, int OC, int r, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, inp, C, A, C, 0.0f, u, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, scale, u, r, B, r, 1.0f, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, inp, C, A, C, 0.0f, lora_u, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, scale, lora_u, r, B, r, 1.0f, out, OC);
 }
 
-void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout, const float *inp,
-                   const float *u, const float *A, const float *B, int N, int C, int OC, int r,
+void lora_backward(float *dinp, float *dA, float *dB, float *dlora_u, const float *dout, const float *inp,
+                   const float *lora_u, const float *A, const float *B, int N, int C, int OC, int r,
                    float scale) {
-    /* du [N,r] = dout B (unscaled) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, OC, 1.0f, dout, OC, B, r, 0.0f, du, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, r, N, scale, dout, OC, u, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, C, N, scale, du, r, inp, C, 1.0f, dA, C);
+    /* dlora_u [N,r] = dout B (unscaled) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, OC, 1.0f, dout, OC, B, r, 0.0f, dlora_u, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, r, N, scale, dout, OC, lora_u, r, 1.0f, dB, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, C, N, scale, dlora_u, r, inp, C, 1.0f, dA, C);
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, scale, du, r, A, C, 1.0f, dinp, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, r, scale, dlora_u, r, A, C, 1.0f, dinp, C);
 }
 
 void rope_cache_init(rope_cache *rc, int hd, int max_pos, float theta, int neox, const float *freq_factors) {
@@ -310,11 +310,14 @@ double crossentropy_forward(float *logits, float *losses, const int32_t *targets
     return total;
 }
 
-void crossentropy_backward(float *probs, const int32_t *targets, int M, int V, float scale) {
+void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, int M, int V, float scale) {
 #pragma omp parallel for
     for (int m = 0; m < M; m++) {
-        float *row = probs + (long)m * V;
-        row[targets[m]] -= 1.0f;
-        for (int j = 0; j < V; j++) row[j] *= scale;
+        const float *p = probs + (long)m * V;
+        float *d = dlogits + (long)m * V;
+        for (int j = 0; j < V; j++) {
+            float indicator = j == targets[m] ? 1.0f : 0.0f;
+            d[j] += (p[j] - indicator) * scale;
+        }
     }
 }

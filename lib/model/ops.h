@@ -34,13 +34,13 @@ void matmul_backward(float *dinp, float *dW, const float *dout, const float *inp
                      int N, int C, int OC);
 
 /* LoRA (Hu et al. 2021) delta on a linear layer: out [N,OC] += scale * (inp A^T) B^T, where
- * A [r,C], B [OC,r]; u [N,r] = inp A^T is saved for backward. */
-void lora_forward(float *out, float *u, const float *inp, const float *A, const float *B,
+ * A [r,C], B [OC,r]; lora_u [N,r] = inp A^T is saved for backward. */
+void lora_forward(float *out, float *lora_u, const float *inp, const float *A, const float *B,
                   int N, int C, int OC, int r, float scale);
-/* dA [r,C] += scale * (dout B)^T inp; dB [OC,r] += scale * dout^T u; dinp [N,C] += scale * (dout B) A
- * (may be NULL). du [N,r] is scratch. */
-void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout, const float *inp,
-                   const float *u, const float *A, const float *B, int N, int C, int OC, int r,
+/* dA [r,C] += scale * (dout B)^T inp; dB [OC,r] += scale * dout^T lora_u; dinp [N,C] += scale * (dout B) A
+ * (may be NULL). dlora_u [N,r] is scratch (overwritten with dout B). */
+void lora_backward(float *dinp, float *dA, float *dB, float *dlora_u, const float *dout, const float *inp,
+                   const float *lora_u, const float *A, const float *B, int N, int C, int OC, int r,
                    float scale);
 
 /* Rotary position embedding (Su et al. 2021). Within each head of size hd, pair i (i < hd/2) is
@@ -103,7 +103,8 @@ void residual_forward(float *out, const float *a, const float *b, long n);
 /* Softmax cross-entropy over M selected rows. logits [M,V] are overwritten by their softmax
  * probabilities; losses [M] = -log p[target]; returns the sum of losses. */
 double crossentropy_forward(float *logits, float *losses, const int32_t *targets, int M, int V);
-/* dlogits [M,V] = (probs - onehot(target)) * scale, written in place over probs. */
-void crossentropy_backward(float *probs, const int32_t *targets, int M, int V, float scale);
+/* dlogits [M,V] += (probs - onehot(target)) * scale: the gradient of scale * (sum of losses) with
+ * respect to the logits; probs [M,V] as crossentropy_forward left them. */
+void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, int M, int V, float scale);
 
 #endif

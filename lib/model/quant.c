@@ -59,10 +59,8 @@ static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t f2h(float f) { return slim_fp32_to_fp16(f); }
 
 float slim_bf16_to_fp32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    union { uint32_t u; float f; } v = {.u = (uint32_t)h << 16}; /* the high half of a float */
+    return v.f;
 }
 
 uint16_t slim_fp32_to_bf16(float f) {
@@ -179,16 +177,25 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
     }
 }
 
+/* Scale and min of sub-blocks is and is + 1 of a Q4_K/Q5_K super-block whose scales are d and min. */
+static inline void scale_min_k4_pair(int is, const uint8_t *scales, float d, float min, float *d1, float *m1,
+                                     float *d2, float *m2) {
+    uint8_t sc, m;
+    scale_min_k4(is, scales, &sc, &m);
+    *d1 = d * sc;
+    *m1 = min * m;
+    scale_min_k4(is + 1, scales, &sc, &m);
+    *d2 = d * sc;
+    *m2 = min * m;
+}
+
 static void dequant_q4_K(const block_q4_K *restrict x, float *restrict y, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++) {
         const uint8_t *q = x[i].qs;
         const float d = h2f(x[i].d), min = h2f(x[i].dmin);
         for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, q += 32) {
-            uint8_t sc, m;
-            scale_min_k4(is, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = min * m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = min * m;
+            float d1, m1, d2, m2;
+            scale_min_k4_pair(is, x[i].scales, d, min, &d1, &m1, &d2, &m2);
             for (int l = 0; l < 32; l++) y[l] = d1 * (q[l] & 0xF) - m1;
             for (int l = 0; l < 32; l++) y[l + 32] = d2 * (q[l] >> 4) - m2;
             y += 64;
@@ -202,11 +209,8 @@ static void dequant_q5_K(const block_q5_K *restrict x, float *restrict y, int64_
         const float d = h2f(x[i].d), min = h2f(x[i].dmin);
         uint8_t u1 = 1, u2 = 2;
         for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, ql += 32) {
-            uint8_t sc, m;
-            scale_min_k4(is, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = min * m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = min * m;
+            float d1, m1, d2, m2;
+            scale_min_k4_pair(is, x[i].scales, d, min, &d1, &m1, &d2, &m2);
             for (int l = 0; l < 32; l++) y[l] = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
             for (int l = 0; l < 32; l++) y[l + 32] = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
             y += 64;
@@ -259,28 +263,6 @@ static int quant_known(uint32_t type) {
     default:
         return 0;
     }
-}
-
-int quant_dequantize_row(uint32_t type, const void *src, float *out, int64_t cols) {
-    if (!quant_known(type))
-        return slim_set_error("quant: cannot dequantize ggml type %u (%s)", type, gguf_type_name(type));
-    if (!quant_type_fits(type, cols))
-        return slim_set_error("quant: row of %lld elements is not a whole number of %s blocks", (long long)cols,
-                              gguf_type_name(type));
-    switch (type) {
-    case GGML_TYPE_F32: memcpy(out, src, (size_t)cols * sizeof(float)); break;
-    case GGML_TYPE_F16: dequant_f16(src, out, cols); break;
-    case GGML_TYPE_BF16: dequant_bf16(src, out, cols); break;
-    case GGML_TYPE_Q8_0: dequant_q8_0(src, out, cols); break;
-    case GGML_TYPE_Q4_0: dequant_q4_0(src, out, cols); break;
-    case GGML_TYPE_Q4_1: dequant_q4_1(src, out, cols); break;
-    case GGML_TYPE_Q5_0: dequant_q5_0(src, out, cols); break;
-    case GGML_TYPE_Q5_1: dequant_q5_1(src, out, cols); break;
-    case GGML_TYPE_Q4_K: dequant_q4_K(src, out, cols); break;
-    case GGML_TYPE_Q5_K: dequant_q5_K(src, out, cols); break;
-    case GGML_TYPE_Q6_K: dequant_q6_K(src, out, cols); break;
-    }
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -342,14 +324,21 @@ static void block_minmax(const float *x, int n, float *mn, float *mx) {
     *mx = max;
 }
 
+/* The offset and scale of a block of QK4_0 values quantized to `bits` bits above its minimum (q4_1,
+ * q5_1): *min, d = (max - min) / (2^bits - 1), stored as halves in *d16 and *m16; returns 1/d. */
+static float quant_affine_block(const float *x, int bits, float *min, uint16_t *d16, uint16_t *m16) {
+    float max;
+    block_minmax(x, QK4_0, min, &max);
+    const float d = (max - *min) / ((1 << bits) - 1);
+    *d16 = f2h(d);
+    *m16 = f2h(*min);
+    return quant_inv_scale(d);
+}
+
 static void quant_q4_1(const float *x, block_q4_1 *y, int64_t n) {
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
-        float min, max;
-        block_minmax(x, QK4_0, &min, &max);
-        const float d = (max - min) / ((1 << 4) - 1);
-        const float id = quant_inv_scale(d);
-        y[i].d = f2h(d);
-        y[i].m = f2h(min);
+        float min;
+        const float id = quant_affine_block(x, 4, &min, &y[i].d, &y[i].m);
         for (int j = 0; j < QK4_0 / 2; j++) {
             const uint8_t q0 = QMIN(15, (int8_t)((x[j] - min) * id + 0.5f));
             const uint8_t q1 = QMIN(15, (int8_t)((x[j + QK4_0 / 2] - min) * id + 0.5f));
@@ -377,12 +366,8 @@ static void quant_q5_0(const float *x, block_q5_0 *y, int64_t n) {
 
 static void quant_q5_1(const float *x, block_q5_1 *y, int64_t n) {
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0) {
-        float min, max;
-        block_minmax(x, QK4_0, &min, &max);
-        const float d = (max - min) / ((1 << 5) - 1);
-        const float id = quant_inv_scale(d);
-        y[i].d = f2h(d);
-        y[i].m = f2h(min);
+        float min;
+        const float id = quant_affine_block(x, 5, &min, &y[i].d, &y[i].m);
         uint32_t qh = 0;
         for (int j = 0; j < QK4_0 / 2; j++) {
             const uint8_t q0 = (uint8_t)((x[j] - min) * id + 0.5f);
@@ -633,26 +618,44 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t n) {
     }
 }
 
-int quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t cols) {
+/* One row of cols values between F32 and ggml type `type`: to_f32 ? dequantize src (type) into dst
+ * (F32) : quantize src (F32) into dst (type). Returns 0, or -1 for an unknown type or a row that is
+ * not a whole number of blocks. */
+static int quant_convert_row(uint32_t type, int to_f32, const void *src, void *dst, int64_t cols) {
     if (!quant_known(type))
-        return slim_set_error("quant: cannot quantize to ggml type %u (%s)", type, gguf_type_name(type));
+        return slim_set_error("quant: cannot %s ggml type %u (%s)", to_f32 ? "dequantize" : "quantize to", type,
+                              gguf_type_name(type));
     if (!quant_type_fits(type, cols))
         return slim_set_error("quant: row of %lld elements is not a whole number of %s blocks", (long long)cols,
                               gguf_type_name(type));
+#define QUANT_CONVERT(ggml_type, name)                          \
+    case ggml_type:                                            \
+        if (to_f32) dequant_##name(src, dst, cols);            \
+        else quant_##name(src, dst, cols);                     \
+        break;
     switch (type) {
-    case GGML_TYPE_F32: memcpy(dst, x, (size_t)cols * sizeof(float)); break;
-    case GGML_TYPE_F16: quant_f16(x, dst, cols); break;
-    case GGML_TYPE_BF16: quant_bf16(x, dst, cols); break;
-    case GGML_TYPE_Q8_0: quant_q8_0(x, dst, cols); break;
-    case GGML_TYPE_Q4_0: quant_q4_0(x, dst, cols); break;
-    case GGML_TYPE_Q4_1: quant_q4_1(x, dst, cols); break;
-    case GGML_TYPE_Q5_0: quant_q5_0(x, dst, cols); break;
-    case GGML_TYPE_Q5_1: quant_q5_1(x, dst, cols); break;
-    case GGML_TYPE_Q4_K: quant_q4_K(x, dst, cols); break;
-    case GGML_TYPE_Q5_K: quant_q5_K(x, dst, cols); break;
-    case GGML_TYPE_Q6_K: quant_q6_K(x, dst, cols); break;
+    case GGML_TYPE_F32: memcpy(dst, src, (size_t)cols * sizeof(float)); break;
+    QUANT_CONVERT(GGML_TYPE_F16, f16)
+    QUANT_CONVERT(GGML_TYPE_BF16, bf16)
+    QUANT_CONVERT(GGML_TYPE_Q8_0, q8_0)
+    QUANT_CONVERT(GGML_TYPE_Q4_0, q4_0)
+    QUANT_CONVERT(GGML_TYPE_Q4_1, q4_1)
+    QUANT_CONVERT(GGML_TYPE_Q5_0, q5_0)
+    QUANT_CONVERT(GGML_TYPE_Q5_1, q5_1)
+    QUANT_CONVERT(GGML_TYPE_Q4_K, q4_K)
+    QUANT_CONVERT(GGML_TYPE_Q5_K, q5_K)
+    QUANT_CONVERT(GGML_TYPE_Q6_K, q6_K)
     }
+#undef QUANT_CONVERT
     return 0;
+}
+
+int quant_dequantize_row(uint32_t type, const void *src, float *out, int64_t cols) {
+    return quant_convert_row(type, 1, src, out, cols);
+}
+
+int quant_quantize_row(uint32_t type, const float *x, void *dst, int64_t cols) {
+    return quant_convert_row(type, 0, x, dst, cols);
 }
 
 uint32_t quant_fallback_type(uint32_t type, int64_t cols) {

@@ -642,11 +642,20 @@ static void test_crossentropy(void) {
     CHECK(fabs(total - ref_total) <= 1e-5 * fabs(ref_total), "crossentropy total %.9g != ref %.9g", total, ref_total);
     check_fwd("crossentropy_forward losses", losses, ref_loss, M);
     check_fwd("crossentropy_forward probs", work, ref_p, n);
-    /* backward writes (not accumulates, by contract) dlogits over the probabilities */
-    crossentropy_backward(work, tgt, M, V, scale);
+    /* backward accumulates (+=) dlogits from the probabilities: into zeros here */
+    float *dlogits = slim_calloc(n, sizeof(float));
+    crossentropy_backward(dlogits, work, tgt, M, V, scale);
     ce_ctx c = {logits, ref_loss, ref_p, tgt, M, V, scale}; /* reuses ref_loss, ref_p: checked above */
-    check_grad("crossentropy dlogits", work, logits, n, ce_loss, &c);
-    free(logits); free(work); free(losses); free(ref_loss); free(ref_p);
+    check_grad("crossentropy dlogits", dlogits, logits, n, ce_loss, &c);
+    /* a second call adds the same gradient again: x + x = 2x exactly */
+    float *once = slim_malloc(sizeof(float) * n);
+    memcpy(once, dlogits, sizeof(float) * n);
+    crossentropy_backward(dlogits, work, tgt, M, V, scale);
+    int acc = 1;
+    for (long i = 0; i < n; i++) acc &= dlogits[i] == 2.0f * once[i];
+    CHECK(acc, "crossentropy_backward does not accumulate (+=) into dlogits");
+    free(once);
+    free(logits); free(work); free(dlogits); free(losses); free(ref_loss); free(ref_p);
 }
 
 /* ---------------------------------------------------------------- residual */
