@@ -405,108 +405,88 @@ static int tok_hf_post(tokenizer *t, const cJSON *pp, const char *path, int *bos
     return 0;
 }
 
-int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
-    memset(t, 0, sizeof *t);
-    char path[4096], cfg_path[4096];
+/* tokenizer.json and tokenizer_config.json paths of dir_or_json (a directory, or the tokenizer.json). */
+static int tok_hf_paths(const char *dir_or_json, char *path, char *cfg_path, size_t cap) {
     struct stat st;
     if (stat(dir_or_json, &st) != 0) return slim_set_error("%s: no such file or directory", dir_or_json);
-    if (S_ISDIR(st.st_mode)) {
-        if (slim_format_path(path, sizeof path, "%s/tokenizer.json", dir_or_json) ||
-            slim_format_path(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir_or_json))
-            return -1;
-    } else {
-        if (slim_format_path(path, sizeof path, "%s", dir_or_json)) return -1;
-        const char *slash = strrchr(dir_or_json, '/');
-        int dl = slash ? (int)(slash - dir_or_json) : 1;
-        if (slim_format_path(cfg_path, sizeof cfg_path, "%.*s/tokenizer_config.json", dl, slash ? dir_or_json : "."))
-            return -1;
-    }
-    cJSON *root = slim_read_json(path), *cfg = NULL;
-    if (!root) return -1;
-    if (stat(cfg_path, &st) == 0 && !(cfg = slim_read_json(cfg_path))) {
-        cJSON_Delete(root);
-        return -1;
-    }
-    uint8_t *added_flags = NULL;
-    int rc = -1, has_flags = 0;
+    if (S_ISDIR(st.st_mode))
+        return slim_format_path(path, cap, "%s/tokenizer.json", dir_or_json) ||
+                       slim_format_path(cfg_path, cap, "%s/tokenizer_config.json", dir_or_json)
+                   ? -1 : 0;
+    if (slim_format_path(path, cap, "%s", dir_or_json)) return -1;
+    const char *slash = strrchr(dir_or_json, '/');
+    int dl = slash ? (int)(slash - dir_or_json) : 1;
+    return slim_format_path(cfg_path, cap, "%.*s/tokenizer_config.json", dl, slash ? dir_or_json : ".");
+}
 
+/* Refuses what the BPE model object of tokenizer.json asks for that slimtune does not do; reads the
+ * normalizer (null or NFC) into t. */
+static int tok_hf_check_model(tokenizer *t, const cJSON *root, const char *path) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const char *mtype = tok_json_str(model, "type");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (!cJSON_IsObject(model)) { slim_set_error("%s: field 'model' is missing", path); goto done; }
-    if (mtype && strcmp(mtype, "BPE") != 0) {
-        slim_set_error("%s: field 'model.type': \"%s\" is not supported (BPE)", path, mtype);
-        goto done;
-    }
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
-        slim_set_error("%s: field 'model.vocab' (object) or 'model.merges' (array) is missing", path);
-        goto done;
-    }
-    if (tok_json_bool(model, "byte_fallback", 0)) {
-        slim_set_error("%s: field 'model.byte_fallback': true is not supported (byte-level BPE only)", path);
-        goto done;
-    }
+    if (!cJSON_IsObject(model)) return slim_set_error("%s: field 'model' is missing", path);
+    if (mtype && strcmp(mtype, "BPE") != 0)
+        return slim_set_error("%s: field 'model.type': \"%s\" is not supported (BPE)", path, mtype);
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(model, "vocab")) ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(model, "merges")))
+        return slim_set_error("%s: field 'model.vocab' (object) or 'model.merges' (array) is missing", path);
+    if (tok_json_bool(model, "byte_fallback", 0))
+        return slim_set_error("%s: field 'model.byte_fallback': true is not supported (byte-level BPE only)", path);
     const char *cont = tok_json_str(model, "continuing_subword_prefix"), *eow = tok_json_str(model, "end_of_word_suffix");
-    if ((cont && cont[0]) || (eow && eow[0])) {
-        slim_set_error("%s: field 'model.continuing_subword_prefix'/'end_of_word_suffix' is not supported", path);
-        goto done;
-    }
+    if ((cont && cont[0]) || (eow && eow[0]))
+        return slim_set_error("%s: field 'model.continuing_subword_prefix'/'end_of_word_suffix' is not supported", path);
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (cJSON_IsNumber(dropout) && dropout->valuedouble != 0.0) {
-        slim_set_error("%s: field 'model.dropout': BPE dropout is not supported", path);
-        goto done;
-    }
+    if (cJSON_IsNumber(dropout) && dropout->valuedouble != 0.0)
+        return slim_set_error("%s: field 'model.dropout': BPE dropout is not supported", path);
     if (norm && !cJSON_IsNull(norm)) {
         const char *nt = tok_json_str(norm, "type");
-        if (nt && !strcmp(nt, "NFC")) t->normalize_nfc = 1;
-        else {
-            slim_set_error("%s: field 'normalizer': type \"%s\" is not supported (null or NFC)", path, nt ? nt : "?");
-            goto done;
-        }
+        if (!nt || strcmp(nt, "NFC") != 0)
+            return slim_set_error("%s: field 'normalizer': type \"%s\" is not supported (null or NFC)", path,
+                                  nt ? nt : "?");
+        t->normalize_nfc = 1;
     }
-    int pre = tok_hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path);
-    if (pre < 0) goto done;
+    return 0;
+}
 
-    /* vocabulary size: the largest id of the model vocabulary and the added tokens, plus one. Ids must
-     * be integers, and dense: the largest is below the number of entries the file holds (added tokens
-     * may repeat vocabulary entries), checked before anything is allocated by it; a gap is refused
-     * below. */
+/* The vocabulary size: the largest id of the model vocabulary and the added tokens, plus one. Ids must be
+ * integers, and dense: the largest is below the number of entries the file holds (added tokens may repeat
+ * vocabulary entries), checked before anything is allocated by it; a gap is refused by tok_hf_fill. */
+static int tok_hf_vocab_size(const cJSON *vocab, const cJSON *added, const char *path) {
     long max_id = -1;
     double n_entries = (double)cJSON_GetArraySize(vocab) + (double)cJSON_GetArraySize(added);
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || !tok_json_id_ok(e->valuedouble, INT_MAX / 4)) {
-            slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has no valid id (a non-negative integer)", path,
-                           e->string);
-            goto done;
-        }
-        if (e->valuedouble >= n_entries) {
-            slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has id %.0f, but the file holds only %.0f "
-                           "vocabulary and added entries (ids must be dense from 0)", path, e->string, e->valuedouble,
-                           n_entries);
-            goto done;
-        }
+        if (!cJSON_IsNumber(e) || !tok_json_id_ok(e->valuedouble, INT_MAX / 4))
+            return slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has no valid id (a non-negative integer)",
+                                  path, e->string);
+        if (e->valuedouble >= n_entries)
+            return slim_set_error("%s: field 'model.vocab': entry \"%.100s\" has id %.0f, but the file holds only "
+                                  "%.0f vocabulary and added entries (ids must be dense from 0)", path, e->string,
+                                  e->valuedouble, n_entries);
         if ((long)e->valuedouble > max_id) max_id = (long)e->valuedouble;
     }
     cJSON_ArrayForEach(e, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (!cJSON_IsNumber(id) || !tok_json_id_ok(id->valuedouble, INT_MAX / 4) || !tok_json_str(e, "content")) {
-            slim_set_error("%s: field 'added_tokens': an entry lacks a valid id (a non-negative integer) or content", path);
-            goto done;
-        }
-        if (id->valuedouble >= n_entries) {
-            slim_set_error("%s: field 'added_tokens': \"%.100s\" has id %.0f, but the file holds only %.0f vocabulary "
-                           "and added entries (ids must be dense from 0)", path, tok_json_str(e, "content"),
-                           id->valuedouble, n_entries);
-            goto done;
-        }
+        if (!cJSON_IsNumber(id) || !tok_json_id_ok(id->valuedouble, INT_MAX / 4) || !tok_json_str(e, "content"))
+            return slim_set_error("%s: field 'added_tokens': an entry lacks a valid id (a non-negative integer) or "
+                                  "content", path);
+        if (id->valuedouble >= n_entries)
+            return slim_set_error("%s: field 'added_tokens': \"%.100s\" has id %.0f, but the file holds only %.0f "
+                                  "vocabulary and added entries (ids must be dense from 0)", path,
+                                  tok_json_str(e, "content"), id->valuedouble, n_entries);
         if ((long)id->valuedouble > max_id) max_id = (long)id->valuedouble;
     }
-    if (max_id < 0) { slim_set_error("%s: field 'model.vocab' is empty", path); goto done; }
-    int n = (int)max_id + 1;
+    if (max_id < 0) return slim_set_error("%s: field 'model.vocab' is empty", path);
+    return (int)max_id + 1;
+}
+
+/* Fills t's n pieces from the vocabulary and the added tokens (special ones CONTROL, the others
+ * USER_DEFINED; their lstrip/rstrip into added_flags [n]); returns 0, 1 when some token has a strip flag,
+ * or -1 (an id given twice, single_word, or a gap). */
+static int tok_hf_fill(tokenizer *t, int n, const cJSON *vocab, const cJSON *added, uint8_t *added_flags,
+                       const char *path) {
+    int has_flags = 0;
     t->kind = TOK_KIND_BPE;
     t->n_vocab = n;
     t->pieces = slim_calloc((size_t)n, sizeof(char *));
@@ -514,99 +494,124 @@ int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
     t->scores = slim_calloc((size_t)n, sizeof(float));
     t->types = slim_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) t->types[i] = TOK_TYPE_UNUSED;
+    const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         int id = (int)e->valuedouble;
-        if (t->pieces[id]) {
-            slim_set_error("%s: field 'model.vocab': id %d is given to \"%.100s\" and \"%.100s\"", path, id, t->pieces[id],
-                           e->string);
-            goto done;
-        }
+        if (t->pieces[id])
+            return slim_set_error("%s: field 'model.vocab': id %d is given to \"%.100s\" and \"%.100s\"", path, id,
+                                  t->pieces[id], e->string);
         t->pieces[id] = slim_strdup(e->string);
         t->piece_lens[id] = (int)strlen(e->string);
         t->types[id] = TOK_TYPE_NORMAL;
     }
-    added_flags = slim_calloc((size_t)n, 1);
     cJSON_ArrayForEach(e, added) {
         int id = (int)cJSON_GetObjectItemCaseSensitive(e, "id")->valuedouble;
         const char *content = tok_json_str(e, "content");
-        if (t->pieces[id] && strcmp(t->pieces[id], content) != 0) {
-            slim_set_error("%s: field 'added_tokens': id %d is \"%.100s\" there but \"%.100s\" in model.vocab", path, id,
-                           content, t->pieces[id]);
-            goto done;
-        }
+        if (t->pieces[id] && strcmp(t->pieces[id], content) != 0)
+            return slim_set_error("%s: field 'added_tokens': id %d is \"%.100s\" there but \"%.100s\" in model.vocab",
+                                  path, id, content, t->pieces[id]);
         if (!t->pieces[id]) {
             t->pieces[id] = slim_strdup(content);
             t->piece_lens[id] = (int)strlen(content);
         }
         t->types[id] = tok_json_bool(e, "special", 0) ? TOK_TYPE_CONTROL : TOK_TYPE_USER_DEFINED;
-        if (tok_json_bool(e, "single_word", 0)) {
-            slim_set_error("%s: field 'added_tokens': \"%.100s\" has single_word true, which is not supported", path, content);
-            goto done;
-        }
+        if (tok_json_bool(e, "single_word", 0))
+            return slim_set_error("%s: field 'added_tokens': \"%.100s\" has single_word true, which is not supported",
+                                  path, content);
         added_flags[id] = (uint8_t)((tok_json_bool(e, "lstrip", 0) ? TOK_ADDED_LSTRIP : 0) |
                                     (tok_json_bool(e, "rstrip", 0) ? TOK_ADDED_RSTRIP : 0));
         has_flags |= added_flags[id];
     }
     for (int i = 0; i < n; i++)
-        if (!t->pieces[i]) {
-            slim_set_error("%s: field 'model.vocab': no entry has id %d (ids must be dense: 0..%d all used)", path, i,
-                           n - 1);
-            goto done;
-        }
-    t->pre = pre;
-    t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
-    t->add_space_prefix = 0;
-    tok_build_hash(t);
+        if (!t->pieces[i])
+            return slim_set_error("%s: field 'model.vocab': no entry has id %d (ids must be dense: 0..%d all used)",
+                                  path, i, n - 1);
+    return has_flags != 0;
+}
 
-    const char *unk = tok_json_str(model, "unk_token");
+/* Special ids and BOS/EOS rules: unk_token, the post_processor template, then tokenizer_config.json (cfg,
+ * may be NULL: bos_token/eos_token/pad_token, add_bos_token/add_eos_token). */
+static int tok_hf_specials(tokenizer *t, const cJSON *root, const cJSON *cfg, const char *path, const char *cfg_path) {
+    const char *unk = tok_json_str(cJSON_GetObjectItemCaseSensitive(root, "model"), "unk_token");
     t->unk_id = unk ? tokenizer_find_piece(t, unk, strlen(unk)) : -1;
     t->bos_id = t->eos_id = t->pad_id = -1;
     int tmpl_bos = -1, tmpl_eos = -1;
-    if (tok_hf_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path, &tmpl_bos, &tmpl_eos)) goto done;
+    if (tok_hf_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path, &tmpl_bos, &tmpl_eos)) return -1;
     t->add_bos = tmpl_bos >= 0;
     t->add_eos = tmpl_eos >= 0;
     t->bos_id = tmpl_bos;
     t->eos_id = tmpl_eos;
-    if (cfg) {
-        static const char *keys[3] = { "bos_token", "eos_token", "pad_token" };
-        int *dst[3] = { &t->bos_id, &t->eos_id, &t->pad_id };
-        for (int k = 0; k < 3; k++) {
-            const char *s = tok_cfg_token(cfg, keys[k]);
-            if (!s) continue;
-            int id = tokenizer_find_piece(t, s, strlen(s));
-            if (id < 0) {
-                slim_set_error("%s: field '%s': \"%s\" is not in the vocabulary of %s", cfg_path, keys[k], s, path);
-                goto done;
-            }
-            if (*dst[k] < 0) *dst[k] = id;
-        }
-        t->add_bos = tok_json_bool(cfg, "add_bos_token", t->add_bos);
-        t->add_eos = tok_json_bool(cfg, "add_eos_token", t->add_eos);
+    if (!cfg) return 0;
+    static const char *keys[3] = {"bos_token", "eos_token", "pad_token"};
+    int *dst[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
+    for (int k = 0; k < 3; k++) {
+        const char *s = tok_cfg_token(cfg, keys[k]);
+        if (!s) continue;
+        int id = tokenizer_find_piece(t, s, strlen(s));
+        if (id < 0)
+            return slim_set_error("%s: field '%s': \"%s\" is not in the vocabulary of %s", cfg_path, keys[k], s, path);
+        if (*dst[k] < 0) *dst[k] = id;
     }
+    t->add_bos = tok_json_bool(cfg, "add_bos_token", t->add_bos);
+    t->add_eos = tok_json_bool(cfg, "add_eos_token", t->add_eos);
+    return 0;
+}
 
+/* The merges, in rank order: "a b" strings (Hugging Face keeps the first two parts of "a b c") or
+ * ["a", "b"] pairs. */
+static int tok_hf_merges(tokenizer *t, const cJSON *merges, const char *path) {
     char where[4200];
     snprintf(where, sizeof where, "%s: field 'model.merges'", path);
     tok_bpe_alloc(t, (size_t)cJSON_GetArraySize(merges));
     int rank = 0;
+    const cJSON *e;
     cJSON_ArrayForEach(e, merges) {
         if (cJSON_IsString(e)) {
             const char *m = e->valuestring, *sp = m[0] ? strchr(m + 1, ' ') : NULL;
-            if (!sp) {
-                slim_set_error("%s: merge %d \"%.200s\" is not two pieces separated by a space", where, rank, m);
-                goto done;
-            }
-            const char *r = sp + 1, *sp2 = strchr(r, ' '); /* "a b c": the first two parts (Hugging Face) */
-            if (tok_bpe_add_merge(t, m, (size_t)(sp - m), r, sp2 ? (size_t)(sp2 - r) : strlen(r), rank, where)) goto done;
+            if (!sp) return slim_set_error("%s: merge %d \"%.200s\" is not two pieces separated by a space", where, rank, m);
+            const char *r = sp + 1, *sp2 = strchr(r, ' ');
+            if (tok_bpe_add_merge(t, m, (size_t)(sp - m), r, sp2 ? (size_t)(sp2 - r) : strlen(r), rank, where)) return -1;
         } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(cJSON_GetArrayItem(e, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
             const char *a = cJSON_GetArrayItem(e, 0)->valuestring, *b = cJSON_GetArrayItem(e, 1)->valuestring;
-            if (tok_bpe_add_merge(t, a, strlen(a), b, strlen(b), rank, where)) goto done;
+            if (tok_bpe_add_merge(t, a, strlen(a), b, strlen(b), rank, where)) return -1;
         } else {
-            slim_set_error("%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", where, rank);
-            goto done;
+            return slim_set_error("%s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", where, rank);
         }
         rank++;
     }
+    return 0;
+}
+
+int tokenizer_init_hf(tokenizer *t, const char *dir_or_json) {
+    memset(t, 0, sizeof *t);
+    char path[4096], cfg_path[4096];
+    struct stat st;
+    if (tok_hf_paths(dir_or_json, path, cfg_path, sizeof path)) return -1;
+    cJSON *root = slim_read_json(path), *cfg = NULL;
+    if (!root) return -1;
+    if (stat(cfg_path, &st) == 0 && !(cfg = slim_read_json(cfg_path))) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    uint8_t *added_flags = NULL;
+    int rc = -1, pre, n, has_flags;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    if (tok_hf_check_model(t, root, path) ||
+        (pre = tok_hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path)) < 0 ||
+        (n = tok_hf_vocab_size(vocab, added, path)) < 0)
+        goto done;
+    added_flags = slim_calloc((size_t)n, 1);
+    if ((has_flags = tok_hf_fill(t, n, vocab, added, added_flags, path)) < 0) goto done;
+    t->pre = pre;
+    t->ignore_merges = tok_json_bool(model, "ignore_merges", 0);
+    t->add_space_prefix = 0;
+    tok_build_hash(t);
+    if (tok_hf_specials(t, root, cfg, path, cfg_path) ||
+        tok_hf_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path))
+        goto done;
     rc = tok_bpe_finish(t, has_flags ? added_flags : NULL, path);
 done:
     free(added_flags);
