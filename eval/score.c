@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "loader.h"
 
 int32_t *eval_completion_ids(const tokenizer *tok, const char *completion_template, const char *label_name, int *n) {
     if (!completion_template || !*completion_template)
@@ -40,119 +41,90 @@ int32_t *eval_completion_ids(const tokenizer *tok, const char *completion_templa
     *n = need + 1;
     return ids;
 }
-typedef struct { int64_t ex; int32_t len; } eval_order;
 
-/* Longest prompts first, then example order: batches of similar length waste little padding. */
-static int eval_order_cmp(const void *a, const void *b) {
-    const eval_order *x = a, *y = b;
-    if (x->len != y->len) return x->len > y->len ? -1 : 1;
-    return (x->ex > y->ex) - (x->ex < y->ex);
+/* The completion ids of every label of d into comp/comp_len [n_labels], each checked against the
+ * vocabulary (V ids). Returns 0, or -1 with an error (the caller frees what was built). */
+static int eval_label_completions(const model *m, const slim_dataset *d, int32_t **comp, int *comp_len) {
+    const int V = m->cfg.vocab_size;
+    for (int k = 0; k < d->n_labels; k++) {
+        if (!(comp[k] = eval_completion_ids(&m->tok, d->completion_template, d->label_names[k], &comp_len[k])))
+            return -1;
+        for (int j = 0; j < comp_len[k]; j++)
+            if (comp[k][j] < 0 || comp[k][j] >= V)
+                return slim_set_error("eval: completion of label '%s' has token %d outside the vocabulary (%d)",
+                                      d->label_names[k], comp[k][j], V);
+    }
+    return 0;
 }
 
-int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
-               int64_t n, int batch_rows, const char *progress, double *scores) {
-    const int K = d->n_labels, V = m->cfg.vocab_size;
-    if (K < 1) return slim_set_error("eval: the dataset has no label names");
-    if (n < 1) return slim_set_error("eval: no examples to score");
-    if (batch_rows < 1) return slim_set_error("eval: batch size %d must be at least 1", batch_rows);
-    int rc = -1;
-    int32_t **comp = slim_calloc(K, sizeof(int32_t *));
-    int *comp_len = slim_calloc(K, sizeof(int));
-    eval_order *order = slim_malloc((size_t)n * sizeof(eval_order));
-    int32_t *tokens = NULL, *targets = NULL;
-    float *logprob = NULL;
-    acts s = {0};
-    int max_comp = 0;
-    for (int k = 0; k < K; k++) {
-        if (!(comp[k] = eval_completion_ids(&m->tok, d->completion_template, d->label_names[k], &comp_len[k])))
-            goto done;
-        for (int j = 0; j < comp_len[k]; j++)
-            if (comp[k][j] < 0 || comp[k][j] >= V) {
-                slim_set_error("eval: completion of label '%s' has token %d outside the vocabulary (%d)",
-                               d->label_names[k], comp[k][j], V);
-                goto done;
-            }
-        if (comp_len[k] > max_comp) max_comp = comp_len[k];
-    }
-    int max_prompt = 0;
+/* Checks the examples idx[0..n) of d (idx NULL: 0..n-1): in range, a prompt of 1..(tokens left) tokens,
+ * every prompt token inside the vocabulary (V ids). Returns 0, or -1 with an error naming the example. */
+static int eval_check_examples(const slim_dataset *d, const int64_t *idx, int64_t n, int V) {
     for (int64_t i = 0; i < n; i++) {
         int64_t e = idx ? idx[i] : i;
-        if (e < 0 || e >= d->n_examples) {
-            slim_set_error("eval: example index %lld out of range (%lld examples)", (long long)e,
-                           (long long)d->n_examples);
-            goto done;
-        }
+        if (e < 0 || e >= d->n_examples)
+            return slim_set_error("eval: example index %lld out of range (%lld examples)", (long long)e,
+                                  (long long)d->n_examples);
         int32_t pl = d->prompt_len[e];
-        if (pl < 1 || d->offsets[e] + pl > d->n_tokens) {
-            slim_set_error("eval: example %lld (source line %lld): prompt length %d is out of range", (long long)e,
-                           (long long)d->source_line[e], pl);
-            goto done;
-        }
+        if (pl < 1 || d->offsets[e] + pl > d->n_tokens)
+            return slim_set_error("eval: example %lld (source line %lld): prompt length %d is out of range",
+                                  (long long)e, (long long)d->source_line[e], pl);
         for (int32_t t = 0; t < pl; t++)
-            if (d->tokens[d->offsets[e] + t] >= V) {
-                slim_set_error("eval: example %lld (source line %lld): token %d is outside the vocabulary (%d)",
-                               (long long)e, (long long)d->source_line[e], d->tokens[d->offsets[e] + t], V);
-                goto done;
-            }
-        order[i].ex = i;
-        order[i].len = pl;
-        if (pl > max_prompt) max_prompt = pl;
+            if (d->tokens[d->offsets[e] + t] >= V)
+                return slim_set_error("eval: example %lld (source line %lld): token %d is outside the vocabulary (%d)",
+                                      (long long)e, (long long)d->source_line[e], d->tokens[d->offsets[e] + t], V);
     }
-    qsort(order, (size_t)n, sizeof *order, eval_order_cmp);
+    return 0;
+}
 
-    /* A row is prompt + completion without its last token (nothing is predicted from it). */
-    const int Tmax = max_prompt + max_comp - 1, Bmax = batch_rows;
-    acts_init(&s, &m->cfg, Bmax, Tmax, lora ? lora->r : 0);
+/* Runs every batch of L through the model into scores [n, n_labels]: the sum of each row's target
+ * log-probabilities; progress lines (every 2 s and at the end) when progress is not NULL. */
+static void eval_score_rows(const model *m, const lora_adapter *lora, evalloader *L, const char *progress,
+                            double *scores) {
+    acts s = {0};
+    acts_init(&s, &m->cfg, L->B_max, L->T_max, lora ? lora->r : 0);
     s.inference = 1; /* scoring only: no backward follows */
-    tokens = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
-    targets = slim_malloc((size_t)Bmax * Tmax * sizeof(int32_t));
-    logprob = slim_malloc((size_t)Bmax * Tmax * sizeof(float));
-    const int64_t n_rows = n * K;
-    const int pad = m->tok.eos_id >= 0 ? m->tok.eos_id : 0;
+    float *logprob = slim_malloc((size_t)L->B_max * L->T_max * sizeof(float));
     double t0 = slim_time_sec(), t_last = t0;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += Bmax) {
-        int B = (int)(n_rows - r0 < Bmax ? n_rows - r0 : Bmax), T = 1;
-        for (int b = 0; b < B; b++) {
-            int64_t row = r0 + b;
-            int len = order[row / K].len + comp_len[row % K] - 1;
-            if (len > T) T = len;
-        }
-        for (int b = 0; b < B; b++) {
-            int64_t row = r0 + b, i = order[row / K].ex, e = idx ? idx[i] : i;
-            int k = (int)(row % K), pl = order[row / K].len, cl = comp_len[k];
-            int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
-            memcpy(tk, d->tokens + d->offsets[e], (size_t)pl * sizeof(int32_t));
-            memcpy(tk + pl, comp[k], (size_t)(cl - 1) * sizeof(int32_t));
-            for (int t = pl + cl - 1; t < T; t++) tk[t] = pad;
-            for (int t = 0; t < T; t++) tg[t] = -1;
-            for (int j = 0; j < cl; j++) tg[pl - 1 + j] = comp[k][j];
-        }
-        model_forward(m, lora, &s, tokens, targets, B, T, logprob, NULL);
-        for (int b = 0; b < B; b++) {
-            int64_t row = r0 + b, i = order[row / K].ex;
-            int k = (int)(row % K), pl = order[row / K].len, cl = comp_len[k];
+    while (evalloader_next(L) > 0) {
+        model_forward(m, lora, &s, L->tokens, L->targets, L->rows, L->T, logprob, NULL);
+        for (int b = 0; b < L->rows; b++) {
+            const evalloader_row *r = &L->row[b];
             double sum = 0.0;
-            for (int j = 0; j < cl; j++) sum += logprob[(size_t)b * T + pl - 1 + j];
-            scores[i * K + k] = sum;
+            for (int j = 0; j < r->n; j++) sum += logprob[(size_t)b * L->T + r->first + j];
+            scores[r->item * L->n_labels + r->label] = sum;
         }
         double now = slim_time_sec();
-        if (progress && (now - t_last > 2.0 || r0 + B == n_rows)) {
-            double done_ex = (double)(r0 + B) / K;
-            fprintf(stderr, "eval %s: %.0f/%lld examples, %.1f examples/s\n", progress, done_ex, (long long)n,
+        if (progress && (now - t_last > 2.0 || L->cursor == L->n_rows)) {
+            double done_ex = (double)L->cursor / L->n_labels;
+            fprintf(stderr, "eval %s: %.0f/%lld examples, %.1f examples/s\n", progress, done_ex, (long long)L->n,
                     done_ex / (now - t0 > 1e-9 ? now - t0 : 1e-9));
             t_last = now;
         }
     }
-    rc = 0;
-done:
+    free(logprob);
+    acts_free(&s);
+}
+
+int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+               int64_t n, int batch_rows, const char *progress, double *scores) {
+    const int K = d->n_labels;
+    if (K < 1) return slim_set_error("eval: the dataset has no label names");
+    if (n < 1) return slim_set_error("eval: no examples to score");
+    if (batch_rows < 1) return slim_set_error("eval: batch size %d must be at least 1", batch_rows);
+    int32_t **comp = slim_calloc(K, sizeof(int32_t *));
+    int *comp_len = slim_calloc(K, sizeof(int));
+    int rc = eval_label_completions(m, d, comp, comp_len);
+    if (rc == 0) rc = eval_check_examples(d, idx, n, m->cfg.vocab_size);
+    if (rc == 0) {
+        evalloader L;
+        evalloader_init(&L, d, idx, n, (const int32_t *const *)comp, comp_len, K, batch_rows,
+                        m->tok.eos_id >= 0 ? m->tok.eos_id : 0);
+        eval_score_rows(m, lora, &L, progress, scores);
+        evalloader_free(&L);
+    }
     for (int k = 0; k < K; k++) free(comp[k]);
     free(comp);
     free(comp_len);
-    free(order);
-    free(tokens);
-    free(targets);
-    free(logprob);
-    if (s.mem) acts_free(&s);
     return rc;
 }
-

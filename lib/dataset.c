@@ -502,3 +502,11 @@ int dataset_read(slim_dataset *d, const char *path) {
     }
     return 0;
 }
+
+int dataset_check_tokenizer(const slim_dataset *d, const char *path, uint64_t fingerprint, const char *model_path) {
+    if (d->tokenizer_fingerprint == fingerprint) return 0;
+    return slim_set_error("%s: tokenizer_fingerprint %016llx does not match the tokenizer of %s (%016llx): the "
+                          "dataset was prepared for another model; run `slimtune data prepare` again",
+                          path, (unsigned long long)d->tokenizer_fingerprint, model_path,
+                          (unsigned long long)fingerprint);
+}

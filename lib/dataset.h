@@ -70,5 +70,8 @@ int dataset_write(const slim_dataset *d, const char *path);
  * with an error naming the file and the dataset or attribute at fault. */
 int dataset_read(slim_dataset *d, const char *path);
 void dataset_free(slim_dataset *d);
+/* Checks that dataset d (read from path) was tokenized by the tokenizer with this fingerprint (the model
+ * at model_path). Returns 0, or -1 with an error naming both and saying to prepare the data again. */
+int dataset_check_tokenizer(const slim_dataset *d, const char *path, uint64_t fingerprint, const char *model_path);
 
 #endif

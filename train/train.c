@@ -1,27 +1,27 @@
 /* train.c — `slimtune train`: LoRA fine-tuning of a frozen llama base on a prepared dataset.
  *
  * Reads <out_dir>/data/train.h5 (see lib/dataset.h), attaches LoRA adapters (config "lora"), and
- * runs AdamW with warmup + cosine decay over shuffled micro-batches, accumulating gradients over
- * train.grad_accum micro-batches per optimizer step. The loss is the mean cross-entropy over every
- * target token of the optimizer step (prompt and padding positions carry no loss). Writes
+ * runs AdamW with warmup + cosine decay over shuffled micro-batches (lib/loader.h), accumulating
+ * gradients over train.grad_accum micro-batches per optimizer step. The loss is the mean cross-entropy
+ * over every target token of the optimizer step (prompt and padding positions carry no loss). Writes
  * <out_dir>/train/adapter.gguf (llama.cpp LoRA GGUF), config.json (the resolved config) and
  * metrics.jsonl (one JSON object per logged step); a progress line goes to stderr. */
 #include "train.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
+#include "loader.h"
 #include "model/model.h"
 #include "optim.h"
-#include "pack.h"
-#include "sampler.h"
 
 static void train_usage(FILE *f) {
     fprintf(f,
@@ -33,81 +33,167 @@ static void train_usage(FILE *f) {
             "  --threads N      OpenMP threads (overrides train.threads)\n");
 }
 
-/* The units a micro-batch is made of: single examples, or packed rows of several (train.packing). */
-typedef struct train_units {
-    const slim_dataset *d;
-    const pack_plan *plan; /* NULL: unit u is example u */
-    int64_t n;
-} train_units;
-
-/* Examples of unit u: points *list at their indices and returns how many (with a plan, a slice of
- * plan->items; else the single example u, stored in *single). */
-static int64_t train_unit_examples(const train_units *U, int64_t u, const int64_t **list, int64_t *single) {
-    if (!U->plan) {
-        *single = u;
-        *list = single;
-        return 1;
-    }
-    *list = U->plan->items + U->plan->row_start[u];
-    return U->plan->row_start[u + 1] - U->plan->row_start[u];
-}
-
-/* Tokens of the longest unit among idx[0..B). */
-static int train_batch_len(const train_units *U, const int64_t *idx, int B) {
-    int64_t mx = 1;
-    for (int b = 0; b < B; b++) {
-        const int64_t *ex;
-        int64_t single, len = 0;
-        int64_t n = train_unit_examples(U, idx[b], &ex, &single);
-        for (int64_t k = 0; k < n; k++) len += U->d->offsets[ex[k] + 1] - U->d->offsets[ex[k]];
-        if (len > mx) mx = len;
-    }
-    return (int)mx;
-}
-
-/* Fills tokens, targets, pos and seg_start [B,T] for units idx[0..B), examples back to back in each
- * row, padded on the right (padding tokens are their own one-token examples, with no target). A target
- * never crosses examples. Returns the number of target tokens. */
-static long train_fill_batch(const train_units *U, const int64_t *idx, int B, int T, int pad_id, int32_t *tokens,
-                             int32_t *targets, int32_t *pos, int32_t *seg) {
-    const slim_dataset *d = U->d;
-    long n_targets = 0;
-    for (int b = 0; b < B; b++) {
-        const int64_t *ex;
-        int64_t single;
-        int64_t n = train_unit_examples(U, idx[b], &ex, &single);
-        int t = 0;
-        for (int64_t k = 0; k < n; k++) {
-            int64_t off = d->offsets[ex[k]], len = d->offsets[ex[k] + 1] - off;
-            int start = t;
-            for (int64_t i = 0; i < len; i++, t++) {
-                tokens[b * T + t] = d->tokens[off + i];
-                int tgt = (i + 1 < len && d->loss_mask[off + i + 1]) ? d->tokens[off + i + 1] : -1;
-                targets[b * T + t] = tgt;
-                n_targets += tgt >= 0;
-                pos[b * T + t] = (int32_t)i;
-                seg[b * T + t] = start;
-            }
+int train_parse_args(train_opts *o, int argc, char **argv) {
+    *o = (train_opts){.max_steps = -1, .threads = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return SLIM_HELP;
         }
-        for (; t < T; t++) {
-            tokens[b * T + t] = pad_id;
-            targets[b * T + t] = -1;
-            pos[b * T + t] = 0;
-            seg[b * T + t] = t;
-        }
+        if (i + 1 >= argc) return slim_bad_option("train", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) o->config_path = v;
+        else if (!strcmp(a, "--out-dir")) o->out_dir = v;
+        else if (!strcmp(a, "--max-steps")) {
+            if (slim_parse_long(a, v, 0, INT_MAX, &o->max_steps) != 0) return -1;
+        } else if (!strcmp(a, "--threads")) {
+            if (slim_parse_long(a, v, 0, 4096, &o->threads) != 0) return -1;
+        } else return slim_bad_option("train", a);
     }
-    return n_targets;
+    if (!o->config_path) return slim_set_error("--config FILE is required (see slimtune train --help)");
+    return SLIM_OK;
 }
 
-/* Parses a non-negative decimal count; 0 or -1. */
-static int train_parse_count(const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 0) return -1;
-    *out = v;
+/* ---------------------------------------------------------------------------------------------- */
+/* the run's state: model, data, adapter, optimizer, loader, activations */
+
+typedef struct trainer {
+    model model;
+    int has_model, has_data; /* what train_free must free */
+    slim_dataset data;
+    lora_adapter lora;
+    float *grads;            /* [lora.n_params] */
+    adamw opt;
+    loader loader;
+    acts acts;
+    long steps_per_epoch;
+    long total_steps;
+} trainer;
+
+/* Checks the dataset at path against model m (loaded from model_path): same tokenizer, at least one
+ * example, every token inside the vocabulary. Returns 0 or -1 with an error. */
+static int train_check_data(const slim_dataset *d, const char *path, const model *m, const char *model_path) {
+    if (dataset_check_tokenizer(d, path, m->tok.fingerprint, model_path)) return -1;
+    if (d->n_examples < 1) return slim_set_error("%s has no examples", path);
+    for (int64_t i = 0; i < d->n_tokens; i++)
+        if (d->tokens[i] >= m->cfg.vocab_size)
+            return slim_set_error("%s: token id %d at position %lld is outside the model's vocabulary (%d)", path,
+                                  d->tokens[i], (long long)i, m->cfg.vocab_size);
     return 0;
 }
+
+/* Loads the base model (config "model", "base.quant") and <out_dir>/data/train.h5 and checks them.
+ * Returns 0 or -1 with an error. */
+static int train_load(trainer *t, const slim_config *c) {
+    char path[4096];
+    if (model_load_quant(&t->model, c->model, base_quant_index(c->base_quant)) != 0) return -1;
+    t->has_model = 1;
+    if (model_require_tokenizer(&t->model) != 0) return -1;
+    if (slim_format_path(path, sizeof path, "%s/data/train.h5", c->out_dir) != 0) return -1;
+    if (dataset_read(&t->data, path) != 0) return -1;
+    t->has_data = 1;
+    return train_check_data(&t->data, path, &t->model, c->model);
+}
+
+/* Sets up a run: model and data (train_load), a fresh adapter (lora.*, seeded), its gradient and
+ * AdamW state, the loader (batch_size units, packing, shuffled with train.seed), activations for its
+ * largest micro-batch, and the step counts. Returns 0 or -1 with an error; *t is freeable either way. */
+static int train_setup(trainer *t, const slim_config *c) {
+    if (train_load(t, c) != 0) return -1;
+    int targets_on[LORA_N_TARGETS] = {0};
+    for (int i = 0; i < c->n_targets; i++) targets_on[lora_target_index(c->targets[i])] = 1;
+    lora_init(&t->lora, &t->model.cfg, c->lora_r, c->lora_alpha, targets_on, (uint64_t)c->seed);
+    t->grads = slim_calloc(t->lora.n_params, sizeof(float));
+    adamw_init(&t->opt, t->lora.n_params, c->beta1, c->beta2, c->eps, c->weight_decay);
+    const int pad_id = t->model.tok.eos_id >= 0 ? t->model.tok.eos_id : 0;
+    loader *L = &t->loader;
+    if (loader_init(L, &t->data, c->batch_size, c->packing, pad_id, (uint64_t)c->seed) != 0) return -1;
+    if (L->packed)
+        fprintf(stderr, "slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
+                "real (%.1f%% without packing)\n", (long long)t->data.n_examples, (long long)L->plan.n_rows, L->T_max,
+                100.0 * pack_plan_efficiency(&L->plan),
+                100.0 * t->data.n_tokens / ((double)t->data.n_examples * L->T_max));
+    acts_init(&t->acts, &t->model.cfg, c->batch_size, L->T_max, t->lora.r);
+    t->steps_per_epoch = (loader_batches_per_epoch(L) + c->grad_accum - 1) / c->grad_accum;
+    t->total_steps = t->steps_per_epoch * c->epochs;
+    if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
+    return 0;
+}
+
+/* Frees what train_setup set up. */
+static void train_free(trainer *t) {
+    acts_free(&t->acts);
+    loader_free(&t->loader);
+    adamw_free(&t->opt);
+    free(t->grads);
+    lora_free(&t->lora);
+    if (t->has_data) dataset_free(&t->data);
+    if (t->has_model) model_free(&t->model);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* one optimizer step */
+
+/* What a step did, for the log. */
+typedef struct train_stats {
+    double loss;     /* summed cross-entropy over its targets (nats) */
+    long n_targets;  /* its target tokens */
+    long tokens;     /* tokens (padding included) of its micro-batches that had targets */
+    float grad_norm; /* gradient norm before clipping */
+    float lr;        /* learning rate of its update */
+} train_stats;
+
+/* Targets of the next n_micro micro-batches (fewer when an epoch ends first), leaving the loader where
+ * it was: a step's loss is the mean over all of them, so its scale is known before its first backward. */
+static long train_count_targets(loader *L, int n_micro) {
+    const loader_state start = loader_get_state(L);
+    long n = 0;
+    for (int micro = 0; micro < n_micro; micro++) {
+        loader_next(L);
+        n += L->n_targets;
+        if (L->epoch_end) break;
+    }
+    loader_set_state(L, start);
+    return n;
+}
+
+/* Optimizer step `step` (0-based): up to train.grad_accum micro-batches (a step ends with its epoch),
+ * the gradient of their mean target loss clipped to train.grad_clip, one AdamW update. Returns 0, or -1
+ * with an error when the loss or the gradient norm is not finite (the update is not made). */
+static int train_step(trainer *t, const slim_config *c, long step, train_stats *st) {
+    loader *L = &t->loader;
+    *st = (train_stats){.n_targets = train_count_targets(L, c->grad_accum)};
+    memset(t->grads, 0, sizeof(float) * t->lora.n_params);
+    for (int micro = 0; micro < c->grad_accum; micro++) {
+        loader_next(L);
+        if (L->n_targets > 0) {
+            st->loss += model_forward_packed(&t->model, &t->lora, &t->acts, L->tokens, L->targets, L->pos,
+                                             L->packed ? L->seg_start : NULL, L->rows, L->T, NULL, NULL);
+            model_backward(&t->model, &t->lora, &t->acts, t->grads, 1.0f / (float)st->n_targets);
+            st->tokens += (long)L->rows * L->T;
+        }
+        if (L->epoch_end) break;
+    }
+    st->grad_norm = grad_clip_norm(t->grads, t->lora.n_params, c->grad_clip);
+    if (!isfinite(st->loss) || !isfinite(st->grad_norm))
+        return slim_set_error("training diverged at step %ld (loss %g, gradient norm %g); no adapter written: lower "
+                              "train.lr or check the data", step + 1, st->loss, st->grad_norm);
+    st->lr = lr_schedule(step, t->total_steps, c->warmup_steps, c->lr, c->min_lr_ratio);
+    adamw_step(&t->opt, t->lora.params, t->grads, st->lr);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* progress lines and metrics.jsonl */
+
+typedef struct train_log {
+    FILE *metrics;                 /* <dir>/metrics.jsonl, written atomically */
+    char path[4096], tmp[4200];
+    double t_start, t_last;        /* start of the steps, time of the last line */
+    long tokens_since, tokens_total, targets_since;
+    double loss_since;
+} train_log;
 
 static void train_format_eta(char *buf, size_t cap, double s) {
     if (s < 0 || !isfinite(s)) s = 0;
@@ -115,220 +201,122 @@ static void train_format_eta(char *buf, size_t cap, double s) {
     snprintf(buf, cap, "%d:%02d:%02d", h, m, sec);
 }
 
-int train_main(int argc, char **argv) {
-    const char *config_path = NULL, *out_override = NULL;
-    long max_steps_override = -1;
-    int threads_override = -1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(stdout); return 0; }
-        else if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
-        else if (!strcmp(argv[i], "--out-dir") && i + 1 < argc) out_override = argv[++i];
-        else if (!strcmp(argv[i], "--max-steps") && i + 1 < argc) {
-            if (train_parse_count(argv[++i], &max_steps_override) != 0) { fprintf(stderr, "slimtune train: --max-steps: '%s' is not a count\n", argv[i]); return 2; }
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            long t;
-            if (train_parse_count(argv[++i], &t) != 0 || t > 4096) { fprintf(stderr, "slimtune train: --threads: '%s' is not a thread count\n", argv[i]); return 2; }
-            threads_override = (int)t;
-        }
-        else { fprintf(stderr, "slimtune train: unknown or incomplete argument '%s'\n", argv[i]); train_usage(stderr); return 2; }
-    }
-    if (!config_path) { fprintf(stderr, "slimtune train: --config is required\n"); train_usage(stderr); return 2; }
+/* Opens <dir>/metrics.jsonl for writing (atomically). Returns 0 or -1 with an error. */
+static int train_log_open(train_log *g, const char *dir) {
+    memset(g, 0, sizeof *g);
+    if (slim_format_path(g->path, sizeof g->path, "%s/metrics.jsonl", dir) != 0) return -1;
+    g->metrics = slim_atomic_open(g->path, g->tmp, sizeof g->tmp);
+    return g->metrics ? 0 : -1;
+}
 
-    slim_config cfg;
-    if (config_load(&cfg, config_path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); return 2; }
-    if (out_override) { free(cfg.out_dir); cfg.out_dir = slim_strdup(out_override); }
-    if (max_steps_override >= 0) cfg.max_steps = (int)max_steps_override;
-    if (threads_override >= 0) cfg.threads = threads_override;
-    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+/* Counts step `step` (0-based) of total; every log_every steps and at the last, prints the progress line
+ * and appends a metrics line (mean loss per target since the last line, tokens/s, ETA). */
+static void train_log_step(train_log *g, const train_stats *st, long step, long total, int log_every) {
+    g->loss_since += st->loss;
+    g->targets_since += st->n_targets;
+    g->tokens_since += st->tokens;
+    g->tokens_total += st->tokens;
+    if ((step + 1) % log_every != 0 && step + 1 != total) return;
+    double now = slim_time_sec();
+    double tps = g->tokens_since / (now - g->t_last + 1e-9);
+    double mean_loss = g->targets_since ? g->loss_since / g->targets_since : 0.0;
+    double eta = (now - g->t_start) / (step + 1) * (total - step - 1);
+    char eta_s[32];
+    train_format_eta(eta_s, sizeof eta_s, eta);
+    fprintf(stderr, "step %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s\n", step + 1, total,
+            mean_loss, st->lr, st->grad_norm, tps, eta_s);
+    fprintf(g->metrics,
+            "{\"step\": %ld, \"total_steps\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, "
+            "\"tokens_per_s\": %.1f, \"tokens\": %ld, \"elapsed_s\": %.3f, \"eta_s\": %.1f}\n",
+            step + 1, total, mean_loss, st->lr, st->grad_norm, tps, g->tokens_total, now - g->t_start, eta);
+    fflush(g->metrics);
+    g->t_last = now;
+    g->tokens_since = 0;
+    g->loss_since = 0.0;
+    g->targets_since = 0;
+}
 
-    int rc = 2;
-    model model;
-    slim_dataset data;
-    memset(&data, 0, sizeof data);
-    char path[4096], dir[2048];
-    if (model_load_quant(&model, cfg.model, base_quant_index(cfg.base_quant)) != 0 ||
-        model_require_tokenizer(&model) != 0) {
-        fprintf(stderr, "slimtune train: %s\n", slim_last_error());
-        config_free(&cfg);
-        return 2;
-    }
-    snprintf(path, sizeof path, "%s/data/train.h5", cfg.out_dir);
-    if (dataset_read(&data, path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_model; }
-    if (data.tokenizer_fingerprint != model.tok.fingerprint) {
-        fprintf(stderr,
-                "slimtune train: %s was tokenized with a different tokenizer (fingerprint %016llx) than the model %s "
-                "(%016llx): run `slimtune data prepare` again with this model\n",
-                path, (unsigned long long)data.tokenizer_fingerprint, cfg.model, (unsigned long long)model.tok.fingerprint);
-        goto out_data;
-    }
-    if (data.n_examples < 1) { fprintf(stderr, "slimtune train: %s has no examples\n", path); goto out_data; }
-    for (int64_t i = 0; i < data.n_tokens; i++)
-        if (data.tokens[i] >= model.cfg.vocab_size) {
-            fprintf(stderr, "slimtune train: %s: token id %d at position %lld is outside the model's vocabulary (%d)\n",
-                    path, data.tokens[i], (long long)i, model.cfg.vocab_size);
-            goto out_data;
-        }
-
-    int targets_on[LORA_N_TARGETS] = {0};
-    for (int i = 0; i < cfg.n_targets; i++) targets_on[lora_target_index(cfg.targets[i])] = 1;
-    lora_adapter lora;
-    lora_init(&lora, &model.cfg, cfg.lora_r, cfg.lora_alpha, targets_on, (uint64_t)cfg.seed);
-    float *grads = slim_calloc(lora.n_params, sizeof(float));
-    adamw opt;
-    adamw_init(&opt, lora.n_params, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
-
-    int T_max = 1;
-    int64_t *lengths = slim_malloc(sizeof(int64_t) * data.n_examples);
-    for (int64_t e = 0; e < data.n_examples; e++) {
-        lengths[e] = data.offsets[e + 1] - data.offsets[e];
-        if (lengths[e] > T_max) T_max = (int)lengths[e];
-    }
-    pack_plan plan = {0};
-    train_units units = {.d = &data, .plan = NULL, .n = data.n_examples};
-    if (cfg.packing) {
-        /* rows as long as the dataset's longest allowed example */
-        if (data.max_seq_len > T_max) T_max = data.max_seq_len;
-        if (pack_plan_build(&plan, lengths, data.n_examples, T_max) != 0) {
-            fprintf(stderr, "slimtune train: %s\n", slim_last_error());
-            free(lengths);
-            goto out_lora;
-        }
-        units.plan = &plan;
-        units.n = plan.n_rows;
-        fprintf(stderr, "slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
-                "real (%.1f%% without packing)\n", (long long)data.n_examples, (long long)plan.n_rows, T_max,
-                100.0 * pack_plan_efficiency(&plan), 100.0 * data.n_tokens / ((double)data.n_examples * T_max));
-    }
-    free(lengths);
-    const int B = cfg.batch_size;
-    acts acts;
-    acts_init(&acts, &model.cfg, B, T_max, lora.r);
-    int32_t *tokens = slim_malloc(sizeof(int32_t) * B * T_max), *targets = slim_malloc(sizeof(int32_t) * B * T_max);
-    int32_t *pos = slim_malloc(sizeof(int32_t) * B * T_max), *seg = slim_malloc(sizeof(int32_t) * B * T_max);
-    int64_t *order = slim_malloc(sizeof(int64_t) * units.n);
-    int64_t *batch_idx = slim_malloc(sizeof(int64_t) * B);
-    const int pad_id = model.tok.eos_id >= 0 ? model.tok.eos_id : 0;
-
-    long micro_per_epoch = (long)((units.n + B - 1) / B);
-    long steps_per_epoch = (micro_per_epoch + cfg.grad_accum - 1) / cfg.grad_accum;
-    long total_steps = steps_per_epoch * cfg.epochs;
-    if (cfg.max_steps > 0 && cfg.max_steps < total_steps) total_steps = cfg.max_steps;
-
-    snprintf(dir, sizeof dir, "%s/train", cfg.out_dir);
-    if (slim_mkdir_p(dir) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
-    char metrics_path[4096], metrics_tmp[4200];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", dir);
-    FILE *metrics = slim_atomic_open(metrics_path, metrics_tmp, sizeof metrics_tmp);
-    if (!metrics) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
-
-    size_t n_lora_params = lora.n_params;
+/* The two lines on the base model and the run that precede the steps. */
+static void train_banner(const trainer *t, const slim_config *c) {
+    const model *m = &t->model;
     fprintf(stderr, "slimtune train: base %s: %zu parameters stored as %s in %.1f MiB (%.3f bytes/parameter)%s\n",
-            cfg.model, model.n_params, cfg.base_quant, model.weight_bytes / 1048576.0,
-            (double)model.weight_bytes / (double)model.n_params,
-            model.n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
+            c->model, m->n_params, c->base_quant, m->weight_bytes / 1048576.0,
+            (double)m->weight_bytes / (double)m->n_params,
+            m->n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
     fprintf(stderr,
             "slimtune train: %s | %lld examples, %lld tokens | LoRA r=%d alpha=%g on %d projections x %d layers: "
             "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d, %d threads\n",
-            cfg.model, (long long)data.n_examples, (long long)data.n_tokens, lora.r, lora.alpha, cfg.n_targets,
-            model.cfg.n_layers, n_lora_params, total_steps, cfg.epochs, steps_per_epoch, B, cfg.grad_accum,
-            omp_get_max_threads());
+            c->model, (long long)t->data.n_examples, (long long)t->data.n_tokens, t->lora.r, t->lora.alpha,
+            c->n_targets, m->cfg.n_layers, t->lora.n_params, t->total_steps, c->epochs, t->steps_per_epoch,
+            c->batch_size, c->grad_accum, omp_get_max_threads());
+}
 
-    train_sampler sampler = {.seed = (uint64_t)cfg.seed, .epoch = 0, .cursor = 0};
-    int64_t order_epoch = -1;
-    double t_start = slim_time_sec(), t_log = t_start;
-    long tokens_since_log = 0, tokens_total = 0;
-    double loss_since_log = 0.0;
-    long targets_since_log = 0;
-    for (long step = 0; step < total_steps; step++) {
-        /* two passes over the same micro-batches: the first counts their targets (the loss is the mean
-         * over every target of the step), the second runs forward and backward. A step ends at the end
-         * of an epoch, so the last step of an epoch may have fewer micro-batches. */
-        memset(grads, 0, sizeof(float) * lora.n_params);
-        train_sampler start = sampler;
-        long step_targets = 0;
-        double step_loss = 0.0;
-        for (int pass = 0; pass < 2; pass++) {
-            sampler = start;
-            for (int micro = 0; micro < cfg.grad_accum; micro++) {
-                int epoch_end;
-                int nb = train_sampler_next(&sampler, units.n, order, &order_epoch, batch_idx, B, &epoch_end);
-                int T = train_batch_len(&units, batch_idx, nb);
-                long nt = train_fill_batch(&units, batch_idx, nb, T, pad_id, tokens, targets, pos, seg);
-                if (pass == 0) step_targets += nt;
-                else if (nt > 0) {
-                    step_loss += model_forward_packed(&model, &lora, &acts, tokens, targets, pos,
-                                                      units.plan ? seg : NULL, nb, T, NULL, NULL);
-                    model_backward(&model, &lora, &acts, grads, 1.0f / (float)step_targets);
-                    tokens_since_log += (long)nb * T;
-                    tokens_total += (long)nb * T;
-                }
-                if (epoch_end) break;
-            }
+/* Runs every step, logging to <dir>/metrics.jsonl (committed when every step is done, removed on an
+ * error). Returns 0 or -1 with an error. */
+static int train_loop(trainer *t, const slim_config *c, const char *dir) {
+    train_log g;
+    if (train_log_open(&g, dir) != 0) return -1;
+    train_banner(t, c);
+    g.t_start = g.t_last = slim_time_sec();
+    for (long step = 0; step < t->total_steps; step++) {
+        train_stats st;
+        if (train_step(t, c, step, &st) != 0) {
+            slim_atomic_abort(g.metrics, g.tmp);
+            return -1;
         }
-        loss_since_log += step_loss;
-        targets_since_log += step_targets;
-        float gnorm = grad_clip_norm(grads, lora.n_params, cfg.grad_clip);
-        if (!isfinite(step_loss) || !isfinite(gnorm)) {
-            fprintf(stderr, "slimtune train: training diverged at step %ld (loss %g, gradient norm %g); no adapter "
-                    "written: lower train.lr or check the data\n", step + 1, step_loss, gnorm);
-            slim_atomic_abort(metrics, metrics_tmp);
-            goto out_all;
-        }
-        float lr = lr_schedule(step, total_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio);
-        adamw_step(&opt, lora.params, grads, lr);
-
-        if ((step + 1) % cfg.log_every == 0 || step + 1 == total_steps) {
-            double now = slim_time_sec();
-            double tps = tokens_since_log / (now - t_log + 1e-9);
-            double mean_loss = targets_since_log ? loss_since_log / targets_since_log : 0.0;
-            double eta = (now - t_start) / (step + 1) * (total_steps - step - 1);
-            char eta_s[32];
-            train_format_eta(eta_s, sizeof eta_s, eta);
-            fprintf(stderr, "step %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s\n", step + 1,
-                    total_steps, mean_loss, lr, gnorm, tps, eta_s);
-            fprintf(metrics,
-                    "{\"step\": %ld, \"total_steps\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, "
-                    "\"tokens_per_s\": %.1f, \"tokens\": %ld, \"elapsed_s\": %.3f, \"eta_s\": %.1f}\n",
-                    step + 1, total_steps, mean_loss, lr, gnorm, tps, tokens_total, now - t_start, eta);
-            fflush(metrics);
-            t_log = now;
-            tokens_since_log = 0;
-            loss_since_log = 0.0;
-            targets_since_log = 0;
-        }
+        train_log_step(&g, &st, step, t->total_steps, c->log_every);
     }
-    if (slim_atomic_commit(metrics, metrics_tmp, metrics_path) != 0) {
-        fprintf(stderr, "slimtune train: %s\n", slim_last_error());
-        goto out_all;
-    }
-    double elapsed = slim_time_sec() - t_start;
-    fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", total_steps, elapsed,
-            tokens_total / (elapsed + 1e-9));
+    if (slim_atomic_commit(g.metrics, g.tmp, g.path) != 0) return -1;
+    double elapsed = slim_time_sec() - g.t_start;
+    fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", t->total_steps, elapsed,
+            g.tokens_total / (elapsed + 1e-9));
+    return 0;
+}
 
-    snprintf(path, sizeof path, "%s/adapter.gguf", dir);
-    if (lora_save(&lora, &model, path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
+/* Writes <dir>/adapter.gguf and <dir>/config.json (the resolved config). Returns 0 or -1 with an error. */
+static int train_save(const trainer *t, const slim_config *c, const char *dir) {
+    char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/adapter.gguf", dir) != 0) return -1;
+    if (lora_save(&t->lora, &t->model, path) != 0) return -1;
     fprintf(stderr, "slimtune train: wrote %s\n", path);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (config_save(&cfg, path) != 0) { fprintf(stderr, "slimtune train: %s\n", slim_last_error()); goto out_all; }
-    rc = 0;
+    if (slim_format_path(path, sizeof path, "%s/config.json", dir) != 0) return -1;
+    return config_save(c, path);
+}
 
-out_all:
-    free(tokens);
-    free(targets);
-    free(pos);
-    free(seg);
-    pack_plan_free(&plan);
-    free(order);
-    free(batch_idx);
-    acts_free(&acts);
-out_lora:
-    adamw_free(&opt);
-    free(grads);
-    lora_free(&lora);
-out_data:
-    dataset_free(&data);
-out_model:
-    model_free(&model);
+/* ---------------------------------------------------------------------------------------------- */
+/* the subcommand */
+
+/* cfg with the overrides of o: a shallow copy whose strings belong to cfg and o. */
+static slim_config train_resolve_config(const slim_config *cfg, const train_opts *o) {
+    slim_config c = *cfg;
+    if (o->out_dir) c.out_dir = (char *)o->out_dir;
+    if (o->max_steps >= 0) c.max_steps = (int)o->max_steps;
+    if (o->threads >= 0) c.threads = (int)o->threads;
+    return c;
+}
+
+int train_run(const slim_config *cfg, const train_opts *o) {
+    const slim_config c = train_resolve_config(cfg, o);
+    if (c.threads > 0) omp_set_num_threads(c.threads);
+    trainer t;
+    memset(&t, 0, sizeof t);
+    char dir[4096];
+    int rc = train_setup(&t, &c);
+    if (rc == 0) rc = slim_format_path(dir, sizeof dir, "%s/train", c.out_dir);
+    if (rc == 0) rc = slim_mkdir_p(dir);
+    if (rc == 0) rc = train_loop(&t, &c, dir);
+    if (rc == 0) rc = train_save(&t, &c, dir);
+    train_free(&t);
+    return rc == 0 ? SLIM_OK : -1;
+}
+
+int train_main(int argc, char **argv) {
+    train_opts o;
+    int r = train_parse_args(&o, argc, argv);
+    if (r != SLIM_OK) return r == SLIM_HELP ? SLIM_OK : -1;
+    slim_config cfg;
+    r = config_load(&cfg, o.config_path);
+    if (r == 0) r = train_run(&cfg, &o);
     config_free(&cfg);
-    return rc;
+    return r;
 }

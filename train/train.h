@@ -1,6 +1,30 @@
-/* train.h — `slimtune train`: LoRA fine-tuning of a frozen base on a prepared dataset. */
+/* train.h — `slimtune train`: LoRA fine-tuning of a frozen base on a prepared dataset (see cli.h for
+ * the parse_args / run / main contract of every subcommand). */
 #ifndef SLIM_TRAIN_H
 #define SLIM_TRAIN_H
-/* Entry point of `slimtune train --config FILE [...]`; argv[0] = "train". Returns the exit status. */
+
+#include "config.h"
+
+/* Options of `slimtune train`: the config file and what overrides it. */
+typedef struct train_opts {
+    const char *config_path; /* --config FILE (required) */
+    const char *out_dir;     /* --out-dir DIR, NULL: the config's out_dir */
+    long max_steps;          /* --max-steps N, -1: the config's train.max_steps */
+    long threads;            /* --threads N, -1: the config's train.threads */
+} train_opts;
+
+/* Parses argv[1..argc) (argv[0] = "train") into *o. Returns SLIM_OK, SLIM_HELP (usage printed to
+ * stdout), or -1 with an error (unknown option, bad value, no --config). */
+int train_parse_args(train_opts *o, int argc, char **argv);
+
+/* Trains LoRA adapters on <out_dir>/data/train.h5 with config cfg overridden by o; writes
+ * <out_dir>/train/adapter.gguf, config.json (the resolved config) and metrics.jsonl, progress on
+ * stderr. Returns SLIM_OK, or -1 with an error (unreadable model or data, another tokenizer, a token
+ * outside the vocabulary, divergence, a failed write): then no adapter is written. */
+int train_run(const slim_config *cfg, const train_opts *o);
+
+/* `slimtune train --config FILE [...]` (argv[0] = "train"): train_parse_args, config_load, train_run.
+ * Returns SLIM_OK (also after --help) or -1 with an error; nothing is printed about the error. */
 int train_main(int argc, char **argv);
+
 #endif

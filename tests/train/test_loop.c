@@ -12,7 +12,7 @@
 #include "dataset.h"
 #include "model/model.h"
 #include "optim.h"
-#include "../train/sampler.h"
+#include "loader.h"
 #include "../train/train.h"
 #include "testdata.h"
 #include "testutil.h"
@@ -110,8 +110,9 @@ static void test_grad_clip(void) {
 /* Draws micro-batches of B from a sampler over n units for `epochs` epochs into seq (the indices in
  * the order drawn, n * epochs of them); checks each epoch is a permutation and epoch_end marks its last
  * micro-batch, which alone may be short. Returns the number of micro-batches. */
-static int draw_epochs(train_sampler *s, int64_t n, int B, int epochs, int64_t *seq) {
-    int64_t *order = slim_malloc(sizeof(int64_t) * n), *idx = slim_malloc(sizeof(int64_t) * B), order_epoch = -1;
+static int draw_epochs(sampler *s, int B, int epochs, int64_t *seq) {
+    const int64_t n = s->n;
+    int64_t *idx = slim_malloc(sizeof(int64_t) * B);
     char *seen = slim_calloc(n, 1);
     int n_micro = 0, ok_perm = 1, ok_end = 1, ok_size = 1;
     int64_t k = 0;
@@ -120,7 +121,7 @@ static int draw_epochs(train_sampler *s, int64_t n, int B, int epochs, int64_t *
         int64_t in_epoch = 0;
         for (;;) {
             int end;
-            int nb = train_sampler_next(s, n, order, &order_epoch, idx, B, &end);
+            int nb = sampler_next(s, idx, B, &end);
             n_micro++;
             for (int b = 0; b < nb; b++) {
                 if (idx[b] < 0 || idx[b] >= n || seen[idx[b]]++) ok_perm = 0;
@@ -132,12 +133,11 @@ static int draw_epochs(train_sampler *s, int64_t n, int B, int epochs, int64_t *
             if (end || in_epoch >= n) break;
         }
         for (int64_t i = 0; i < n; i++) ok_perm &= seen[i] == 1;
-        CHECK(s->epoch == e, "after epoch %d the sampler says epoch %lld", e, (long long)s->epoch);
+        CHECK(s->st.epoch == e, "after epoch %d the sampler says epoch %lld", e, (long long)s->st.epoch);
     }
     CHECK(ok_perm, "n=%lld B=%d: an epoch does not visit every example exactly once", (long long)n, B);
     CHECK(ok_end, "n=%lld B=%d: epoch_end is not set exactly on the epoch's last micro-batch", (long long)n, B);
     CHECK(ok_size, "n=%lld B=%d: a micro-batch other than the epoch's last is short", (long long)n, B);
-    free(order);
     free(idx);
     free(seen);
     return n_micro;
@@ -147,34 +147,43 @@ static void test_sampler(void) {
     const int64_t n = 10;
     const int B = 3, E = 3;
     int64_t a[30], b[30], c[30];
-    train_sampler s1 = {.seed = 7}, s2 = {.seed = 7}, s3 = {.seed = 8};
-    int micro = draw_epochs(&s1, n, B, E, a);
+    sampler s1, s2, s3;
+    sampler_init(&s1, n, 7);
+    sampler_init(&s2, n, 7);
+    sampler_init(&s3, n, 8);
+    int micro = draw_epochs(&s1, B, E, a);
     CHECK(micro == E * 4, "%d micro-batches for %d epochs of 10 by 3, expected %d", micro, E, E * 4);
-    draw_epochs(&s2, n, B, E, b);
+    draw_epochs(&s2, B, E, b);
     CHECK(memcmp(a, b, sizeof a) == 0, "the same seed does not replay the same order");
-    draw_epochs(&s3, n, B, E, c);
+    draw_epochs(&s3, B, E, c);
     CHECK(memcmp(a, c, sizeof a) != 0, "another seed gives the same order");
     int shuffled = 0, epochs_differ = 0;
     for (int i = 0; i < n; i++) shuffled |= a[i] != i;
     for (int i = 0; i < n; i++) epochs_differ |= a[i] != a[n + i];
     CHECK(shuffled && epochs_differ, "the order is not shuffled (%d) or not reshuffled per epoch (%d)", shuffled,
           epochs_differ);
-    /* a copy taken mid-epoch replays the same micro-batches (what the two-pass step loop relies on) */
-    train_sampler s4 = {.seed = 7};
-    int64_t order[10], idx[3], idx2[3], oe = -1, oe2 = -1, order2[10];
+    /* a state saved mid-epoch, set on another sampler of the same seed, replays the same micro-batches
+     * (what the two-pass step loop relies on) */
+    sampler s4, copy;
+    sampler_init(&s4, n, 7);
+    sampler_init(&copy, n, 7);
+    int64_t idx[3], idx2[3];
     int end, end2, same = 1;
-    train_sampler_next(&s4, n, order, &oe, idx, B, &end);
-    train_sampler copy = s4;
+    sampler_next(&s4, idx, B, &end);
+    copy.st = s4.st;
     for (int m = 0; m < 6; m++) {
-        int nb = train_sampler_next(&s4, n, order, &oe, idx, B, &end);
-        int nb2 = train_sampler_next(&copy, n, order2, &oe2, idx2, B, &end2);
+        int nb = sampler_next(&s4, idx, B, &end);
+        int nb2 = sampler_next(&copy, idx2, B, &end2);
         same &= nb == nb2 && end == end2 && memcmp(idx, idx2, sizeof(int64_t) * nb) == 0;
     }
     CHECK(same, "a copy of the sampler does not replay the same micro-batches");
     /* fewer examples than a batch: one short micro-batch per epoch */
     int64_t d[2];
-    train_sampler s5 = {.seed = 1};
-    CHECK(draw_epochs(&s5, 1, 8, 2, d) == 2, "one example, batch 8: one micro-batch per epoch");
+    sampler s5;
+    sampler_init(&s5, 1, 1);
+    CHECK(draw_epochs(&s5, 8, 2, d) == 2, "one example, batch 8: one micro-batch per epoch");
+    sampler *all[] = {&s1, &s2, &s3, &s4, &copy, &s5};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sampler_free(all[i]);
     printf("sampler: 10 examples x batch 3 x %d epochs: %d micro-batches, each epoch a permutation\n", E, micro);
 }
 
@@ -233,7 +242,7 @@ static int run_train(const char *name, const char *train_json) {
     snprintf(log, sizeof log, "%s.log", name);
     char *args[] = {"--config", (char *)cfg, NULL};
     int rc = run_capture(train_main, "train", log, &out, args);
-    if (rc != 0) fprintf(stderr, "train %s failed (%d):\n%s\n", name, rc, out);
+    if (rc != 0) fprintf(stderr, "train %s failed (%d): %s\n%s\n", name, rc, slim_last_error(), out);
     free(out);
     return rc;
 }
@@ -275,10 +284,11 @@ static double base_mean_loss(const char *name, uint64_t seed, int n_first) {
     if (dataset_read(&d, path) != 0) { CHECK(0, "dataset_read %s: %s", path, slim_last_error()); return NAN; }
     double sum = 0.0;
     long n_targets = 0;
-    train_sampler smp = {.seed = seed};
-    int64_t *order = slim_malloc(sizeof(int64_t) * d.n_examples), *first = slim_malloc(sizeof(int64_t) * n_first), oe = -1;
+    sampler smp;
+    sampler_init(&smp, d.n_examples, seed);
+    int64_t *first = slim_malloc(sizeof(int64_t) * n_first);
     int end;
-    int nb = train_sampler_next(&smp, d.n_examples, order, &oe, first, n_first, &end);
+    int nb = sampler_next(&smp, first, n_first, &end);
     for (int k = 0; k < nb; k++) {
         int64_t e = first[k];
         int T = (int)(d.offsets[e + 1] - d.offsets[e]);
@@ -294,7 +304,7 @@ static double base_mean_loss(const char *name, uint64_t seed, int n_first) {
         free(tgt);
     }
     dataset_free(&d);
-    free(order);
+    sampler_free(&smp);
     free(first);
     return sum / n_targets;
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "../train/pack.h"
+#include "pack.h"
 #include "testutil.h"
 
 static void test_hand_worked(void) {

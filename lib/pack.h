@@ -1,4 +1,4 @@
-/* pack.h — packing examples into fixed-length rows for training (best-fit decreasing).
+/* pack.h — packing examples into fixed-length rows for training (best-fit decreasing; used by loader.h).
  *
  * Short examples waste most of a padded batch. Packing places several examples back to back in one
  * row of row_len tokens: examples are taken longest first and each goes into the open row whose
@@ -21,6 +21,7 @@ typedef struct pack_plan {
 /* Plans rows of row_len tokens for n examples of the given lengths (each 1..row_len). Deterministic:
  * ties are broken by example index. Returns 0, or -1 when an example is longer than row_len. */
 int pack_plan_build(pack_plan *p, const int64_t *lengths, int64_t n, int row_len);
+/* Frees the plan's arrays and zeroes it (safe on a zeroed plan). */
 void pack_plan_free(pack_plan *p);
 /* Fraction of the rows' tokens that are real (not padding): n_tokens / (n_rows * row_len). */
 double pack_plan_efficiency(const pack_plan *p);
