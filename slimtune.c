@@ -5,15 +5,18 @@
  *   slimtune train          LoRA fine-tuning                          (train/train.c)
  *   slimtune eval           label scoring against baselines           (eval/eval.c)
  *   slimtune export         merged GGUF for llama.cpp + LoRA GGUF     (export/export.c)
- *   slimtune info MODEL     what a GGUF model holds                   (below)
+ *   slimtune info MODEL     what a GGUF model or HF directory holds   (below)
  *   slimtune quantize       GGUF weights to F16/Q8_0/Q4_K/...         (export/quantize.c)
- *   slimtune tokenize       a text's tokens, as llama-tokenize prints  (data/tokenize.c) */
+ *   slimtune tokenize       a text's tokens, as llama-tokenize prints  (data/tokenize.c)
+ *
+ * Every subcommand's X_main returns SLIM_OK, SLIM_GATE_FAILED or -1 (lib/cli.h); the exit status is
+ * slim_exit_status()'s: 0 ok, 1 a gate failed (data validate, eval), 2 an error, printed here once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "common.h"
 #include "../data/prepare.h"
 #include "../data/tokenize.h"
@@ -23,7 +26,7 @@
 #include "../export/quantize.h"
 #include "../train/train.h"
 #include "format/gguf.h"
-#include "format/hf.h"
+#include "format/model_file.h"
 #include "model/model.h"
 
 static void usage(FILE *f) {
@@ -39,75 +42,87 @@ static void usage(FILE *f) {
             "  tokenize MODEL [--text S | --file F] [--ids-only] [--no-bos] [--parse-special]   tokens of a text\n");
 }
 
-/* `slimtune info MODEL [--batch B] [--seq T] [--rank R]`: hyper-parameters, tensor types and bytes,
- * tokenizer, and the memory a training run would take at each base.quant. Reads metadata only. */
-static int info_main(int argc, char **argv) {
-    const char *path = NULL;
-    int B = 8, T = 256, r = 8;
+/* Options of `slimtune info`. */
+typedef struct info_opts {
+    const char *path; /* MODEL: a GGUF file or a Hugging Face directory */
+    long batch, seq, rank;
+} info_opts;
+
+#define INFO_USAGE "usage: slimtune info MODEL [--batch B] [--seq T] [--rank R]"
+
+/* Parses `info MODEL [--batch B] [--seq T] [--rank R]`: SLIM_OK, SLIM_HELP (usage printed) or -1. */
+static int info_parse_args(info_opts *o, int argc, char **argv) {
+    *o = (info_opts){.path = NULL, .batch = 8, .seq = 256, .rank = 8};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: slimtune info MODEL [--batch B] [--seq T] [--rank R]\n"
+        const char *a = argv[i];
+        long *num = !strcmp(a, "--batch") ? &o->batch : !strcmp(a, "--seq") ? &o->seq : !strcmp(a, "--rank") ? &o->rank : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf(INFO_USAGE "\n"
                    "  MODEL is a GGUF file or a Hugging Face directory. Prints architecture, parameter count,\n"
                    "  tensor types and bytes, tokenizer, and the memory of a LoRA training run (rank R on all seven\n"
                    "  projections, micro-batches of B x T tokens; default 8 x 256, r 8) at each base.quant.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seq") && i + 1 < argc) T = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--rank") && i + 1 < argc) r = atoi(argv[++i]);
-        else if (!path && argv[i][0] != '-') path = argv[i];
-        else { fprintf(stderr, "slimtune info: unknown argument '%s'\n", argv[i]); return 2; }
+            return SLIM_HELP;
+        } else if (num && i + 1 < argc) {
+            if (slim_parse_long(a, argv[++i], 1, 1L << 20, num)) return -1;
+        } else if (!o->path && a[0] != '-') {
+            o->path = a;
+        } else {
+            return slim_bad_option("info", a);
+        }
     }
-    if (!path || B < 1 || T < 1 || r < 1) { fprintf(stderr, "usage: slimtune info MODEL [--batch B] [--seq T] [--rank R]\n"); return 2; }
-    struct stat st;
-    gguf_file g;
-    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if ((is_dir ? hf_open(&g, path) : gguf_open(&g, path)) != 0) { fprintf(stderr, "slimtune info: %s\n", slim_last_error()); return 2; }
-    model_config c;
-    if (model_read_config(&g, &c) != 0) { fprintf(stderr, "slimtune info: %s\n", slim_last_error()); gguf_close(&g); return 2; }
+    if (!o->path) return slim_set_error("MODEL is required (" INFO_USAGE ")");
+    return SLIM_OK;
+}
+
+/* Prints the hyper-parameters, tensor types and bytes, tokenizer and chat template of the open model g. */
+static void info_print_model(const gguf_file *g, const model_config *c, const char *path) {
     printf("model         %s\n", path);
     printf("architecture  %s: dim %d, %d layers, %d heads (%d kv heads, head dim %d), ffn %d, vocab %d, context %d\n",
-           c.arch == ARCH_QWEN2 ? "qwen2" : "llama", c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim,
-           c.vocab_size, c.ctx_len);
-    printf("              rms eps %g, rope theta %g, %s RoPE%s, %s embeddings\n", c.norm_eps, c.rope_theta,
-           c.rope_neox ? "neox" : "normal (adjacent pairs)", gguf_find_tensor(&g, "rope_freqs.weight") ? " with frequency factors" : "",
-           gguf_find_tensor(&g, "output.weight") ? "untied" : "tied");
+           c->arch == ARCH_QWEN2 ? "qwen2" : "llama", c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+           c->ffn_dim, c->vocab_size, c->ctx_len);
+    printf("              rms eps %g, rope theta %g, %s RoPE%s, %s embeddings\n", c->norm_eps, c->rope_theta,
+           c->rope_neox ? "neox" : "normal (adjacent pairs)", gguf_find_tensor(g, "rope_freqs.weight") ? " with frequency factors" : "",
+           gguf_find_tensor(g, "output.weight") ? "untied" : "tied");
     uint64_t n_elem = 0, bytes[64] = {0}, count[64] = {0};
-    for (uint64_t i = 0; i < g.n_tensors; i++) {
-        const gguf_tensor *t = &g.tensors[i];
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
         n_elem += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
         if (t->type < 64) { bytes[t->type] += t->nbytes; count[t->type]++; }
     }
-    printf("parameters    %llu in %llu tensors\n", (unsigned long long)n_elem, (unsigned long long)g.n_tensors);
+    printf("parameters    %llu in %llu tensors\n", (unsigned long long)n_elem, (unsigned long long)g->n_tensors);
     for (int ty = 0; ty < 64; ty++)
         if (count[ty]) printf("  %-6s      %llu tensors, %.2f MiB\n", gguf_type_name(ty), (unsigned long long)count[ty], bytes[ty] / 1048576.0);
-    const char *tk = gguf_find_kv(&g, "tokenizer.ggml.model") ? gguf_get_str(&g, "tokenizer.ggml.model") : NULL;
-    if (is_dir && tk && !strcmp(tk, "none")) tk = "tokenizer.json";
+    const char *tk = gguf_find_kv(g, "tokenizer.ggml.model") ? gguf_get_str(g, "tokenizer.ggml.model") : NULL;
+    if (slim_model_is_dir(path) && tk && !strcmp(tk, "none")) tk = "tokenizer.json";
     tokenizer tok;
-    if (tokenizer_init_gguf(&tok, &g) == 0 || (is_dir && tokenizer_init_hf(&tok, path) == 0)) {
+    if (tokenizer_init_model(&tok, g, path) == 0) {
         printf("tokenizer     %s, %d tokens, BOS %d, EOS %d, fingerprint %016llx\n", tk ? tk : "?", tok.n_vocab, tok.bos_id,
                tok.eos_id, (unsigned long long)tok.fingerprint);
         tokenizer_free(&tok);
     } else {
         printf("tokenizer     %s: not usable by slimtune yet (%s)\n", tk ? tk : "none", slim_last_error());
     }
-    printf("chat template %s\n", gguf_find_kv(&g, "tokenizer.chat_template") ? "present" : "absent");
+    printf("chat template %s\n", gguf_find_kv(g, "tokenizer.chat_template") ? "present" : "absent");
+}
 
-    /* memory of a training run at each base.quant: frozen weights + LoRA (weights, gradients, AdamW
-     * moments: 4 floats a parameter) + activations of one micro-batch */
+/* Prints the memory of a training run at each base.quant: frozen weights + LoRA (weights, gradients,
+ * AdamW moments: 4 floats a parameter) + activations of one micro-batch of o->batch x o->seq tokens. */
+static void info_print_memory(const gguf_file *g, const model_config *c, const info_opts *o) {
+    int B = (int)o->batch, T = (int)o->seq, r = (int)o->rank;
     size_t lora_params = 0;
     for (int t = 0; t < LORA_N_TARGETS; t++) {
         int in, out;
-        model_target_shape(&c, t, &in, &out);
-        lora_params += (size_t)r * (in + out) * c.n_layers;
+        model_target_shape(c, t, &in, &out);
+        lora_params += (size_t)r * (in + out) * c->n_layers;
     }
-    size_t act = acts_bytes(&c, B, T, r);
+    size_t act = acts_bytes(c, B, T, r);
     printf("training memory (LoRA r=%d on all 7 projections: %zu parameters; micro-batch %d x %d tokens):\n", r, lora_params, B, T);
     printf("  base.quant   weights MiB   bytes/param   LoRA+AdamW MiB   activations MiB   total MiB\n");
     for (int q = 0; q < QUANT_COUNT; q++) {
         size_t wb = 0, nparam = 0;
         int n_fallback = 0;
-        for (uint64_t i = 0; i < g.n_tensors; i++) {
-            const gguf_tensor *t = &g.tensors[i];
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const gguf_tensor *t = &g->tensors[i];
             size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
             nparam += n;
             if (t->n_dims == 2) {
@@ -124,10 +139,29 @@ static int info_main(int argc, char **argv) {
         if (n_fallback) printf("   (%d matrices fall back to f16: rows not a multiple of 32)", n_fallback);
         printf("\n");
     }
-    gguf_close(&g);
-    return 0;
 }
 
+/* `slimtune info MODEL`: what the model holds and the memory a training run would take at each
+ * base.quant. Reads metadata only. Returns SLIM_OK or -1. */
+static int info_run(const info_opts *o) {
+    gguf_file g;
+    model_config c;
+    if (slim_model_open(&g, o->path) != 0) return -1;
+    if (model_read_config(&g, &c) != 0) { gguf_close(&g); return -1; }
+    info_print_model(&g, &c, o->path);
+    info_print_memory(&g, &c, o);
+    gguf_close(&g);
+    return SLIM_OK;
+}
+
+/* Entry point of `slimtune info`; argv[0] = "info". Returns SLIM_OK or -1. */
+static int info_main(int argc, char **argv) {
+    info_opts o;
+    int r = info_parse_args(&o, argc, argv);
+    return r == SLIM_OK ? info_run(&o) : r == SLIM_HELP ? SLIM_OK : -1;
+}
+
+/* Dispatches argv[1] (and for `data`, argv[2]) to its stage; every result goes through slim_exit_status(). */
 int main(int argc, char **argv) {
     /* OpenMP threads that spin while waiting steal the core the working thread needs whenever the
      * machine has any other load (measured here: 2-7x slower training and eval). libgomp reads
@@ -138,21 +172,21 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
         /* if the restart fails, carry on with the default policy */
     }
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? SLIM_EXIT_ERROR : SLIM_EXIT_OK; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "data")) {
-        if (argc >= 3 && !strcmp(argv[2], "prepare")) return data_prepare_main(argc - 2, argv + 2);
-        if (argc >= 3 && !strcmp(argv[2], "validate")) return data_validate_main(argc - 2, argv + 2);
-        fprintf(stderr, "usage: slimtune data prepare|validate --config FILE (see --help)\n");
-        return 2;
+        if (argc >= 3 && !strcmp(argv[2], "prepare")) return slim_exit_status("data prepare", data_prepare_main(argc - 2, argv + 2));
+        if (argc >= 3 && !strcmp(argv[2], "validate")) return slim_exit_status("data validate", data_validate_main(argc - 2, argv + 2));
+        slim_set_error("expected prepare or validate: slimtune data prepare|validate --config FILE (see slimtune --help)");
+        return slim_exit_status("data", -1);
     }
-    if (!strcmp(cmd, "train")) return train_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return eval_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export")) return export_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "info")) return info_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "quantize")) return quantize_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "tokenize")) return tokenize_main(argc - 1, argv + 1);
-    fprintf(stderr, "slimtune: unknown command '%s'\n", cmd);
+    static const struct { const char *name; int (*main)(int, char **); } commands[] = {
+        {"train", train_main},       {"eval", eval_main},         {"export", export_main},
+        {"info", info_main},         {"quantize", quantize_main}, {"tokenize", tokenize_main},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name)) return slim_exit_status(cmd, commands[i].main(argc - 1, argv + 1));
     usage(stderr);
-    return 2;
+    slim_set_error("unknown command (see slimtune --help)");
+    return slim_exit_status(cmd, -1);
 }

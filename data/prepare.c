@@ -25,6 +25,8 @@
 #include "config.h"
 #include "dataset.h"
 #include "format/gguf.h"
+#include "format/model_file.h"
+#include "cli.h"
 #include "reader.h"
 #include "split.h"
 #include "tokenizer/tokenizer.h"
@@ -506,13 +508,10 @@ static int prep_in_split(const prep_split *s, int64_t i) {
     return a == s->want || (a < 0 && s->want == 0);
 }
 
-/* Tokenizes the rows of split s and fills s->ds (label_names are copied from names). */
-static int prep_build_split(prep_split *s, const prep_renderer *rr, const slim_config *cfg, char **names, int n_names,
-                            uint64_t cfg_fp, int n_threads) {
-    data_reader *rd = s->rd;
+/* Renders the rows of split s in parallel into ex[] (tokens copied out of the thread's buffers). */
+static void prep_render_rows(const prep_split *s, const prep_renderer *rr, int n_threads, prep_example *ex) {
+    const data_reader *rd = s->rd;
     int64_t n = rd->n_rows;
-    prep_example *ex = slim_calloc((size_t)(n ? n : 1), sizeof(prep_example));
-    int fatal = 0;
 #pragma omp parallel num_threads(n_threads)
     {
         prep_rendered w;
@@ -540,11 +539,16 @@ static int prep_build_split(prep_split *s, const prep_renderer *rr, const slim_c
         }
         prep_rendered_free(&w);
     }
+}
 
-    int64_t n_good = 0, n_tok = 0, n_ex = 0;
-    int L = cfg->max_seq_len;
-    int text = rr->shape == SHAPE_TEXT;
-    for (int64_t i = 0; i < n; i++) {
+/* Counts the split's rows (read, bad by reason, truncated, chunked) and sizes its dataset: examples in
+ * *n_ex and tokens in *n_tok. Returns 0, or -1 naming the first row the tokenizer failed on. */
+static int prep_tally(prep_split *s, const prep_renderer *rr, const prep_example *ex, int L, int64_t *n_ex,
+                      int64_t *n_tok) {
+    const data_reader *rd = s->rd;
+    int text = rr->shape == SHAPE_TEXT, fatal = 0;
+    *n_ex = *n_tok = 0;
+    for (int64_t i = 0; i < rd->n_rows; i++) {
         if (!prep_in_split(s, i)) continue;
         const reader_row *row = &rd->rows[i];
         s->n_read++;
@@ -555,77 +559,101 @@ static int prep_build_split(prep_split *s, const prep_renderer *rr, const slim_c
         } else if (ex[i].bad) {
             prep_note_bad(s, ex[i].bad, row->line, ex[i].message);
         } else {
-            n_good++;
             int64_t nc = text ? prep_text_chunks(ex[i].n_tokens, L, rr->add_bos) : 1;
-            n_ex += nc;
-            n_tok += ex[i].n_tokens + (nc - 1) * (rr->add_bos ? 1 : 0);
+            *n_ex += nc;
+            *n_tok += ex[i].n_tokens + (nc - 1) * (rr->add_bos ? 1 : 0);
             s->n_chunked += nc > 1;
             s->n_truncated += ex[i].truncated;
         }
     }
-    if (!fatal) {
-        slim_dataset *d = &s->ds;
-        d->n_examples = n_ex;
-        d->n_tokens = n_tok;
-        d->tokens = slim_malloc((size_t)(n_tok ? n_tok : 1) * sizeof(int32_t));
-        d->loss_mask = slim_malloc((size_t)(n_tok ? n_tok : 1));
-        d->offsets = slim_malloc((size_t)(n_ex + 1) * sizeof(int64_t));
-        d->prompt_len = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
-        d->labels = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
-        d->source_line = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int64_t));
-        int64_t e = 0, at = 0;
-        d->offsets[0] = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (!prep_in_split(s, i) || rd->rows[i].reason != READ_OK || ex[i].bad) continue;
-            const prep_example *x = &ex[i];
-            /* text: chunks of at most L tokens, each later chunk opening with BOS; other shapes: one example */
-            int64_t pos = 0;
-            while (pos < x->n_tokens) {
-                int bos = pos > 0 && rr->add_bos;
-                int64_t take = (text ? L - bos : x->n_tokens);
-                if (take > x->n_tokens - pos) take = x->n_tokens - pos;
-                int64_t start = at;
-                if (bos) { d->tokens[at] = rr->tok->bos_id; d->loss_mask[at] = 0; at++; }
-                memcpy(d->tokens + at, x->tokens + pos, (size_t)take * sizeof(int32_t));
-                memcpy(d->loss_mask + at, x->mask + pos, (size_t)take);
-                d->loss_mask[start] = 0; /* never a target: nothing precedes it */
-                at += take;
-                pos += take;
-                d->offsets[e + 1] = at;
-                d->prompt_len[e] = text ? 1 : x->prompt_len;
-                d->labels[e] = x->label;
-                d->source_line[e] = rd->rows[i].line;
-                if (at - start > s->max_len) s->max_len = (int)(at - start);
-                e++;
-            }
+    return fatal;
+}
+
+/* Copies the good examples of split s into s->ds (allocated for n_ex examples and n_tok tokens); text:
+ * chunks of at most L tokens, each later chunk opening with BOS; other shapes: one example a row. */
+static void prep_fill_examples(prep_split *s, const prep_renderer *rr, const prep_example *ex, int L, int64_t n_ex,
+                               int64_t n_tok) {
+    slim_dataset *d = &s->ds;
+    const data_reader *rd = s->rd;
+    int text = rr->shape == SHAPE_TEXT;
+    d->n_examples = n_ex;
+    d->n_tokens = n_tok;
+    d->tokens = slim_malloc((size_t)(n_tok ? n_tok : 1) * sizeof(int32_t));
+    d->loss_mask = slim_malloc((size_t)(n_tok ? n_tok : 1));
+    d->offsets = slim_malloc((size_t)(n_ex + 1) * sizeof(int64_t));
+    d->prompt_len = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
+    d->labels = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int32_t));
+    d->source_line = slim_malloc((size_t)(n_ex ? n_ex : 1) * sizeof(int64_t));
+    int64_t e = 0, at = 0;
+    d->offsets[0] = 0;
+    for (int64_t i = 0; i < rd->n_rows; i++) {
+        if (!prep_in_split(s, i) || rd->rows[i].reason != READ_OK || ex[i].bad) continue;
+        const prep_example *x = &ex[i];
+        int64_t pos = 0;
+        while (pos < x->n_tokens) {
+            int bos = pos > 0 && rr->add_bos;
+            int64_t take = (text ? L - bos : x->n_tokens);
+            if (take > x->n_tokens - pos) take = x->n_tokens - pos;
+            int64_t start = at;
+            if (bos) { d->tokens[at] = rr->tok->bos_id; d->loss_mask[at] = 0; at++; }
+            memcpy(d->tokens + at, x->tokens + pos, (size_t)take * sizeof(int32_t));
+            memcpy(d->loss_mask + at, x->mask + pos, (size_t)take);
+            d->loss_mask[start] = 0; /* never a target: nothing precedes it */
+            at += take;
+            pos += take;
+            d->offsets[e + 1] = at;
+            d->prompt_len[e] = text ? 1 : x->prompt_len;
+            d->labels[e] = x->label;
+            d->source_line[e] = rd->rows[i].line;
+            if (at - start > s->max_len) s->max_len = (int)(at - start);
+            e++;
         }
-        for (int64_t i = 0; i < at; i++) d->n_loss_tokens += d->loss_mask[i];
-        d->n_labels = n_names;
-        d->label_names = slim_malloc((size_t)(n_names ? n_names : 1) * sizeof(char *));
-        for (int i = 0; i < n_names; i++) d->label_names[i] = slim_strdup(names[i]);
-        d->tokenizer_fingerprint = rr->tok->fingerprint;
-        d->config_fingerprint = cfg_fp;
-        d->model = slim_strdup(cfg->model);
-        d->shape = slim_strdup(example_shape_name(rr->shape));
-        d->prompt_template = slim_strdup(rr->shape == SHAPE_CHAT ? chat_template_name(rr->chat_tmpl)
-                                                                 : prep_prompt_template(cfg, rr->shape));
-        d->completion_template = slim_strdup(prep_completion_template(cfg, rr->shape));
-        d->source_file = slim_strdup(s->source);
-        d->source_sha256 = slim_strdup(rd->sha256);
-        d->source_bytes = (int64_t)rd->size;
-        d->split = slim_strdup(s->name);
-        char rule[200];
-        if (s->assign)
-            snprintf(rule, sizeof rule, "hash: seed=%d test_fraction=%g stratified=%s", cfg->split_seed,
-                     cfg->split_test_fraction, rr->shape == SHAPE_TEXT_LABEL ? "label" : "none");
-        else
-            snprintf(rule, sizeof rule, "file");
-        d->split_rule = slim_strdup(rule);
-        d->max_seq_len = cfg->max_seq_len;
-        d->n_truncated = s->n_truncated;
-        d->n_chunked = s->n_chunked;
-        d->n_bad_rows = s->n_bad;
-        d->n_rows = s->n_read;
+    }
+    for (int64_t i = 0; i < at; i++) d->n_loss_tokens += d->loss_mask[i];
+}
+
+/* Sets the provenance attributes of s->ds (dataset.h): labels, fingerprints, templates, source, split rule. */
+static void prep_fill_provenance(prep_split *s, const prep_renderer *rr, const slim_config *cfg, char **names,
+                                 int n_names, uint64_t cfg_fp) {
+    slim_dataset *d = &s->ds;
+    d->n_labels = n_names;
+    d->label_names = slim_malloc((size_t)(n_names ? n_names : 1) * sizeof(char *));
+    for (int i = 0; i < n_names; i++) d->label_names[i] = slim_strdup(names[i]);
+    d->tokenizer_fingerprint = rr->tok->fingerprint;
+    d->config_fingerprint = cfg_fp;
+    d->model = slim_strdup(cfg->model);
+    d->shape = slim_strdup(example_shape_name(rr->shape));
+    d->prompt_template = slim_strdup(rr->shape == SHAPE_CHAT ? chat_template_name(rr->chat_tmpl)
+                                                             : prep_prompt_template(cfg, rr->shape));
+    d->completion_template = slim_strdup(prep_completion_template(cfg, rr->shape));
+    d->source_file = slim_strdup(s->source);
+    d->source_sha256 = slim_strdup(s->rd->sha256);
+    d->source_bytes = (int64_t)s->rd->size;
+    d->split = slim_strdup(s->name);
+    char rule[200];
+    if (s->assign)
+        snprintf(rule, sizeof rule, "hash: seed=%d test_fraction=%g stratified=%s", cfg->split_seed,
+                 cfg->split_test_fraction, rr->shape == SHAPE_TEXT_LABEL ? "label" : "none");
+    else
+        snprintf(rule, sizeof rule, "file");
+    d->split_rule = slim_strdup(rule);
+    d->max_seq_len = cfg->max_seq_len;
+    d->n_truncated = s->n_truncated;
+    d->n_chunked = s->n_chunked;
+    d->n_bad_rows = s->n_bad;
+    d->n_rows = s->n_read;
+}
+
+/* Tokenizes the rows of split s and fills s->ds (label_names are copied from names). */
+static int prep_build_split(prep_split *s, const prep_renderer *rr, const slim_config *cfg, char **names, int n_names,
+                            uint64_t cfg_fp, int n_threads) {
+    int64_t n = s->rd->n_rows, n_ex, n_tok;
+    prep_example *ex = slim_calloc((size_t)(n ? n : 1), sizeof(prep_example));
+    prep_render_rows(s, rr, n_threads, ex);
+    int fatal = prep_tally(s, rr, ex, cfg->max_seq_len, &n_ex, &n_tok);
+    if (!fatal) {
+        prep_fill_examples(s, rr, ex, cfg->max_seq_len, n_ex, n_tok);
+        prep_fill_provenance(s, rr, cfg, names, n_names, cfg_fp);
     }
     for (int64_t i = 0; i < n; i++) { free(ex[i].tokens); free(ex[i].mask); }
     free(ex);
@@ -667,37 +695,42 @@ static int prep_check_split(const prep_split *s, const slim_config *cfg) {
     return 0;
 }
 
-/* Parses the command line. Returns 0, 1 for --help, -1 on bad usage. */
-static int prep_parse_args(int argc, char **argv, const char **config, const char **split, const char **out) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        const char *names[] = {"--config", "--split", "--out"};
-        const char **dst[] = {config, split, out};
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
-        int matched = 0;
-        for (int k = 0; k < 3 && !matched; k++) {
-            size_t n = strlen(names[k]);
-            if (strcmp(a, names[k]) == 0) {
-                if (i + 1 >= argc) return slim_set_error("%s needs a value", names[k]);
-                v = argv[++i];
-            } else if (strncmp(a, names[k], n) == 0 && a[n] == '=') {
-                v = a + n + 1;
-            } else {
-                continue;
-            }
-            *dst[k] = v;
-            matched = 1;
+int prep_option(const char *cmd, int argc, char **argv, int *i, const char *const *names, int n_names,
+                const char **value) {
+    const char *a = argv[*i];
+    for (int k = 0; k < n_names; k++) {
+        size_t n = strlen(names[k]);
+        if (strcmp(a, names[k]) == 0) {
+            if (*i + 1 >= argc) return slim_bad_option(cmd, a);
+            *value = argv[++*i];
+            return k;
         }
-        if (!matched) return slim_set_error("unknown argument \"%s\"", a);
+        if (strncmp(a, names[k], n) == 0 && a[n] == '=') {
+            *value = a + n + 1;
+            return k;
+        }
     }
-    if (!*config) return slim_set_error("--config FILE is required");
-    if (strcmp(*split, "train") && strcmp(*split, "test") && strcmp(*split, "all"))
-        return slim_set_error("--split must be train, test or all, not \"%s\"", *split);
-    return 0;
+    return slim_bad_option(cmd, a);
 }
 
-/* Reader options from the config (shape: cfg's, or forced when >= 0). */
-static void prep_reader_opts(reader_opts *o, const slim_config *cfg, int shape, char **names, int n_names) {
+int data_prepare_parse_args(data_prepare_opts *o, int argc, char **argv) {
+    static const char *const names[] = {"--config", "--split", "--out"};
+    *o = (data_prepare_opts){.config = NULL, .split = "all", .out = NULL};
+    const char **dst[] = {&o->config, &o->split, &o->out};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { prep_usage(stdout); return SLIM_HELP; }
+        const char *v;
+        int k = prep_option("data prepare", argc, argv, &i, names, 3, &v);
+        if (k < 0) return -1;
+        *dst[k] = v;
+    }
+    if (!o->config) return slim_set_error("--config FILE is required");
+    if (strcmp(o->split, "train") && strcmp(o->split, "test") && strcmp(o->split, "all"))
+        return slim_set_error("--split must be train, test or all, not \"%s\"", o->split);
+    return SLIM_OK;
+}
+
+void prep_reader_opts(reader_opts *o, const slim_config *cfg, int shape, char **names, int n_names) {
     memset(o, 0, sizeof *o);
     o->format = cfg->format;
     o->shape = shape;
@@ -710,161 +743,176 @@ static void prep_reader_opts(reader_opts *o, const slim_config *cfg, int shape, 
     o->replace_bad_utf8 = cfg->replace_bad_utf8;
 }
 
-int data_prepare_main(int argc, char **argv) {
-    const char *config_path = NULL, *split = "all", *out_arg = NULL;
-    int a = prep_parse_args(argc, argv, &config_path, &split, &out_arg);
-    if (a == 1) { prep_usage(stdout); return 0; }
-    if (a < 0) {
-        fprintf(stderr, "slimtune data prepare: %s\n", slim_last_error());
-        prep_usage(stderr);
-        return 2;
-    }
+char **prep_declared_labels(const slim_config *cfg, int *n) {
+    *n = cfg->n_labels;
+    if (cfg->n_labels <= 0) { *n = 0; return NULL; }
+    char **names = slim_malloc((size_t)*n * sizeof(char *));
+    for (int i = 0; i < *n; i++) names[i] = cfg->labels[i];
+    qsort(names, (size_t)*n, sizeof(char *), prep_cmp_str);
+    return names;
+}
 
-    slim_config cfg;
+char **prep_train_labels(const data_reader *rd, int *n) {
+    char **names = slim_malloc(sizeof(char *) * (size_t)(rd->n_rows + 1));
+    int m = 0;
+    for (int64_t i = 0; i < rd->n_rows; i++)
+        if (rd->rows[i].reason == READ_OK) names[m++] = rd->rows[i].label;
+    qsort(names, (size_t)m, sizeof(char *), prep_cmp_str);
+    int u = 0;
+    for (int i = 0; i < m; i++)
+        if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = names[i];
+    *n = u;
+    return names;
+}
+
+/* Everything data_prepare_run opens and builds (freed by prep_state_free). */
+typedef struct prep_state {
     gguf_file g;
     tokenizer tok;
     prep_renderer rr;
     data_reader rds[2];
-    int opened[2] = {0, 0};
     prep_split sp[2];
-    int8_t *assign = NULL;
-    int have_gguf = 0, have_tok = 0, have_rr = 0, rc = -1;
-    int n_names = 0;
-    char **names = NULL;
-    memset(&g, 0, sizeof g);
-    memset(&tok, 0, sizeof tok);
-    memset(&rr, 0, sizeof rr);
-    memset(sp, 0, sizeof sp);
-    memset(rds, 0, sizeof rds);
+    int opened[2], have_gguf, have_tok, have_rr;
+    int want[2];               /* the splits to write */
+    int splitting;             /* both splits from data.train by data.split */
+    int shape;
+    int8_t *assign;
+    char **names;              /* the label set (strings of cfg or of the train reader) */
+    int n_names;
+    char paths[2][4200];
+    int written[2];
+} prep_state;
+
+/* The label set of text_label rows when data.labels is not declared: the train file's good rows'. */
+static int prep_collect_labels(prep_state *st, const char *train_file) {
+    free(st->names);
+    st->names = prep_train_labels(&st->rds[0], &st->n_names);
+    if (st->n_names == 0) {
+        const reader_row *bad = NULL;
+        for (int64_t i = 0; i < st->rds[0].n_rows && !bad; i++)
+            if (st->rds[0].rows[i].reason != READ_OK) bad = &st->rds[0].rows[i];
+        if (bad)
+            return slim_set_error("%s: no good rows to take the label set from: all %lld rows are bad, the first "
+                                  "%s:%lld: %s",
+                                  train_file, (long long)st->rds[0].n_rows, train_file, (long long)bad->line,
+                                  bad->message);
+        return slim_set_error("%s: no labelled rows to take the label set from", train_file);
+    }
+    if (st->n_names > SLIM_MAX_LABELS)
+        return slim_set_error("%s: %d distinct labels (more than %d): is data.columns.label right? Declare "
+                              "data.labels to use a fixed set",
+                              train_file, st->n_names, SLIM_MAX_LABELS);
+    return 0;
+}
+
+/* Opens the model's tokenizer and the data files, settles the shape and the label set, and prepares
+ * the renderer. Returns 0 or -1. */
+static int prep_open_inputs(prep_state *st, const slim_config *cfg, const char *split) {
+    st->splitting = cfg->has_split && !cfg->test_file;
+    st->want[0] = strcmp(split, "test") != 0;
+    st->want[1] = strcmp(split, "train") != 0;
+    if (!cfg->train_file) return slim_set_error("%s: data.train: required by data prepare", cfg->path);
+    if (strcmp(split, "test") == 0 && !cfg->test_file && !st->splitting)
+        return slim_set_error("%s: data.test: --split test asks for it but the config names no test file (nor "
+                              "data.split)",
+                              cfg->path);
+    if (!cfg->test_file && !st->splitting) st->want[1] = 0;
+    if (slim_model_open(&st->g, cfg->model)) return -1;
+    st->have_gguf = 1;
+    if (tokenizer_init_model(&st->tok, &st->g, cfg->model)) return -1;
+    st->have_tok = 1;
+    /* the label set (text_label): declared (sorted), else the sorted labels of the train file's good rows */
+    st->names = prep_declared_labels(cfg, &st->n_names);
+    reader_opts ro;
+    int cfg_shape = example_shape_parse(cfg->shape);
+    prep_reader_opts(&ro, cfg, cfg_shape, st->names, st->n_names);
+    st->shape = cfg_shape;
+    if (st->want[0] || st->splitting || st->n_names == 0 || st->shape == SHAPE_AUTO) {
+        if (reader_open_ex(&st->rds[0], cfg->train_file, &ro)) return -1;
+        st->opened[0] = 1;
+        st->shape = st->rds[0].shape;
+    }
+    if (st->shape != SHAPE_TEXT_LABEL) st->n_names = 0; /* labels only exist in text_label rows */
+    else if (st->n_names == 0 && prep_collect_labels(st, cfg->train_file)) return -1;
+    if (st->want[1] && !st->splitting) {
+        prep_reader_opts(&ro, cfg, st->shape, st->names, st->n_names);
+        if (reader_open_ex(&st->rds[1], cfg->test_file, &ro)) return -1;
+        st->opened[1] = 1;
+    }
+    st->have_rr = 1;
+    return prep_renderer_init(&st->rr, &st->tok, cfg, st->shape, st->names, st->n_names,
+                              gguf_get_str(&st->g, "tokenizer.chat_template"));
+}
+
+/* Tokenizes the wanted splits, checks them, and writes <out>/data/<split>.h5 for each. Returns 0 or -1
+ * (the files already written are listed in st->written). */
+static int prep_build_and_write(prep_state *st, const slim_config *cfg, const char *out_dir) {
+    uint64_t cfg_fp = prep_config_fingerprint(cfg, st->shape, st->names, st->n_names);
+    prep_split *sp = st->sp;
     sp[0].name = "train";
     sp[1].name = "test";
-    char paths[2][4200] = {"", ""};
-    int written[2] = {0, 0};
-
-    if (config_load(&cfg, config_path)) { fprintf(stderr, "slimtune data prepare: %s\n", slim_last_error()); return 1; }
-    int splitting = cfg.has_split && !cfg.test_file;
-    int want[2] = {strcmp(split, "test") != 0, strcmp(split, "train") != 0};
-    int cfg_shape = example_shape_parse(cfg.shape);
-    if (!cfg.train_file) { slim_set_error("%s: data.train: required by data prepare", config_path); goto done; }
-    if (strcmp(split, "test") == 0 && !cfg.test_file && !splitting) {
-        slim_set_error("%s: data.test: --split test asks for it but the config names no test file (nor data.split)",
-                       config_path);
-        goto done;
+    sp[0].source = cfg->train_file;
+    sp[1].source = st->splitting ? cfg->train_file : cfg->test_file;
+    sp[0].rd = &st->rds[0];
+    sp[1].rd = st->splitting ? &st->rds[0] : &st->rds[1];
+    if (st->splitting) {
+        st->assign = slim_malloc((size_t)(st->rds[0].n_rows ? st->rds[0].n_rows : 1));
+        split_assign(st->rds[0].rows, st->rds[0].n_rows, st->shape, cfg->split_test_fraction,
+                     (uint64_t)cfg->split_seed, st->assign);
+        for (int s = 0; s < 2; s++) { sp[s].assign = st->assign; sp[s].want = (int8_t)s; }
     }
-    if (!cfg.test_file && !splitting) want[1] = 0;
-    sp[0].source = cfg.train_file;
-    sp[1].source = splitting ? cfg.train_file : cfg.test_file;
-
-    if (gguf_open(&g, cfg.model)) goto done;
-    have_gguf = 1;
-    if (tokenizer_init_gguf(&tok, &g)) goto done;
-    have_tok = 1;
-
-    /* the label set (text_label): declared (sorted), else the sorted labels of the train file's good rows */
-    if (cfg.n_labels > 0) {
-        n_names = cfg.n_labels;
-        names = slim_malloc((size_t)n_names * sizeof(char *));
-        for (int i = 0; i < n_names; i++) names[i] = cfg.labels[i];
-        qsort(names, (size_t)n_names, sizeof(char *), prep_cmp_str);
-    }
-    reader_opts ro;
-    prep_reader_opts(&ro, &cfg, cfg_shape, names, n_names);
-    int shape = cfg_shape;
-    if (want[0] || splitting || n_names == 0 || shape == SHAPE_AUTO) {
-        if (reader_open_ex(&rds[0], cfg.train_file, &ro)) goto done;
-        opened[0] = 1;
-        shape = rds[0].shape;
-    }
-    if (shape != SHAPE_TEXT_LABEL) {
-        n_names = 0; /* labels only exist in text_label rows */
-    } else if (n_names == 0) {
-        names = slim_malloc(sizeof(char *) * (size_t)(rds[0].n_rows + 1));
-        for (int64_t i = 0; i < rds[0].n_rows; i++)
-            if (rds[0].rows[i].reason == READ_OK) names[n_names++] = rds[0].rows[i].label;
-        qsort(names, (size_t)n_names, sizeof(char *), prep_cmp_str);
-        int u = 0;
-        for (int i = 0; i < n_names; i++)
-            if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = names[i];
-        n_names = u;
-        if (n_names == 0) {
-            const reader_row *bad = NULL;
-            for (int64_t i = 0; i < rds[0].n_rows && !bad; i++)
-                if (rds[0].rows[i].reason != READ_OK) bad = &rds[0].rows[i];
-            if (bad)
-                slim_set_error("%s: no good rows to take the label set from: all %lld rows are bad, the first %s:%lld: %s",
-                               cfg.train_file, (long long)rds[0].n_rows, cfg.train_file, (long long)bad->line,
-                               bad->message);
-            else
-                slim_set_error("%s: no labelled rows to take the label set from", cfg.train_file);
-            goto done;
-        }
-        if (n_names > SLIM_MAX_LABELS) {
-            slim_set_error("%s: %d distinct labels (more than %d): is data.columns.label right? Declare data.labels "
-                           "to use a fixed set",
-                           cfg.train_file, n_names, SLIM_MAX_LABELS);
-            goto done;
-        }
-    }
-    if (want[1] && !splitting) {
-        prep_reader_opts(&ro, &cfg, shape, names, n_names);
-        if (reader_open_ex(&rds[1], cfg.test_file, &ro)) goto done;
-        opened[1] = 1;
-    }
-    have_rr = 1;
-    if (prep_renderer_init(&rr, &tok, &cfg, shape, names, n_names, gguf_get_str(&g, "tokenizer.chat_template")))
-        goto done;
-    uint64_t cfg_fp = prep_config_fingerprint(&cfg, shape, names, n_names);
-
-    sp[0].rd = &rds[0];
-    sp[1].rd = splitting ? &rds[0] : &rds[1];
-    if (splitting) {
-        assign = slim_malloc((size_t)(rds[0].n_rows ? rds[0].n_rows : 1));
-        split_assign(rds[0].rows, rds[0].n_rows, shape, cfg.split_test_fraction, (uint64_t)cfg.split_seed, assign);
-        for (int s = 0; s < 2; s++) { sp[s].assign = assign; sp[s].want = (int8_t)s; }
-    }
-
-    int n_threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
+    int n_threads = cfg->threads > 0 ? cfg->threads : omp_get_max_threads();
     int failed = 0;
     for (int s = 0; s < 2; s++) {
-        if (!want[s]) continue;
-        if (prep_build_split(&sp[s], &rr, &cfg, names, n_names, cfg_fp, n_threads)) goto done;
+        if (!st->want[s]) continue;
+        if (prep_build_split(&sp[s], &st->rr, cfg, st->names, st->n_names, cfg_fp, n_threads)) return -1;
         prep_print_summary(&sp[s]);
-        if (!failed && prep_check_split(&sp[s], &cfg)) failed = 1;
+        if (!failed && prep_check_split(&sp[s], cfg)) failed = 1;
     }
-    if (failed) goto done;
-
-    const char *out_dir = out_arg ? out_arg : cfg.out_dir;
+    if (failed) return -1;
     char dir[4096];
-    if (slim_format_path(dir, sizeof dir, "%s/data", out_dir)) goto done;
-    if (slim_mkdir_p(dir)) goto done;
+    if (slim_format_path(dir, sizeof dir, "%s/data", out_dir) || slim_mkdir_p(dir)) return -1;
     for (int s = 0; s < 2; s++) {
-        if (!want[s]) continue;
-        if (slim_format_path(paths[s], sizeof paths[s], "%s/%s.h5", dir, sp[s].name)) goto done;
-        if (dataset_write(&sp[s].ds, paths[s])) goto done;
-        written[s] = 1;
+        if (!st->want[s]) continue;
+        if (slim_format_path(st->paths[s], sizeof st->paths[s], "%s/%s.h5", dir, sp[s].name)) return -1;
+        if (dataset_write(&sp[s].ds, st->paths[s])) return -1;
+        st->written[s] = 1;
     }
     for (int s = 0; s < 2; s++)
-        if (want[s]) fprintf(stderr, "data prepare: wrote %s\n", paths[s]);
-    rc = 0;
+        if (st->want[s]) fprintf(stderr, "data prepare: wrote %s\n", st->paths[s]);
+    return 0;
+}
 
-done:
-    if (rc) {
-        /* all or nothing: remove a split already written in this run */
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", slim_last_error());
-        for (int s = 0; s < 2; s++)
-            if (written[s]) unlink(paths[s]);
-        fprintf(stderr, "slimtune data prepare: %s\n", msg);
-    }
+/* Frees st and everything it holds. */
+static void prep_state_free(prep_state *st) {
     for (int s = 0; s < 2; s++) {
-        if (opened[s]) reader_free(&rds[s]);
-        dataset_free(&sp[s].ds);
+        if (st->opened[s]) reader_free(&st->rds[s]);
+        dataset_free(&st->sp[s].ds);
     }
-    free(assign);
-    if (have_rr) prep_renderer_free(&rr);
-    free(names); /* the strings belong to cfg or to the train reader */
-    if (have_tok) tokenizer_free(&tok);
-    if (have_gguf) gguf_close(&g);
-    config_free(&cfg);
-    return rc ? 1 : 0;
+    free(st->assign);
+    if (st->have_rr) prep_renderer_free(&st->rr);
+    free(st->names); /* the strings belong to cfg or to the train reader */
+    if (st->have_tok) tokenizer_free(&st->tok);
+    if (st->have_gguf) gguf_close(&st->g);
+    free(st);
+}
+
+int data_prepare_run(const slim_config *cfg, const data_prepare_opts *o) {
+    prep_state *st = slim_calloc(1, sizeof *st);
+    int rc = prep_open_inputs(st, cfg, o->split);
+    if (rc == 0) rc = prep_build_and_write(st, cfg, o->out ? o->out : cfg->out_dir);
+    if (rc) /* all or nothing: remove a split already written in this run */
+        for (int s = 0; s < 2; s++)
+            if (st->written[s]) unlink(st->paths[s]);
+    prep_state_free(st);
+    return rc ? -1 : SLIM_OK;
+}
+
+/* X_run through slim_config_main. */
+static int data_prepare_run_opts(const slim_config *cfg, const void *o) { return data_prepare_run(cfg, o); }
+
+int data_prepare_main(int argc, char **argv) {
+    data_prepare_opts o;
+    int r = data_prepare_parse_args(&o, argc, argv);
+    return slim_config_main(r, prep_usage, o.config, data_prepare_run_opts, &o);
 }

@@ -48,6 +48,7 @@
 
 #include "config.h"
 #include "example.h"
+#include "reader.h"
 #include "tokenizer/tokenizer.h"
 
 /* The Alpaca templates (Taori et al. 2023, the Stanford Alpaca repository's PROMPT_DICT). */
@@ -132,8 +133,37 @@ const char *prep_completion_template(const slim_config *cfg, int shape);
  * the sorted label set, max_seq_len, data.invalid_utf8 and data.split. */
 uint64_t prep_config_fingerprint(const slim_config *cfg, int shape, char **names, int n_names);
 
-/* Entry point: argv[0] is the command name ("prepare"). Returns the process exit status: 0 on success,
- * 1 on failure (message on stderr, no file written), 2 on bad usage. */
+/* Options of `slimtune data prepare --config FILE [--split train|test|all] [--out DIR]`. */
+typedef struct data_prepare_opts {
+    const char *config;
+    const char *split;         /* "train", "test" or "all" */
+    const char *out;           /* NULL: the config's out_dir */
+} data_prepare_opts;
+
+/* Parses argv (argv[0] = "prepare") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
+int data_prepare_parse_args(data_prepare_opts *o, int argc, char **argv);
+
+/* Renders and writes the splits o asks for under cfg (the model is a GGUF file or a Hugging Face
+ * directory). Returns SLIM_OK, or -1 with an error (bad config or input, failed write; no file written). */
+int data_prepare_run(const slim_config *cfg, const data_prepare_opts *o);
+
+/* Entry point: parse, load the config, run; argv[0] is the command name ("prepare"). Returns SLIM_OK or
+ * -1 (the dispatcher turns it into the exit status: 0, or 2 with the error). */
 int data_prepare_main(int argc, char **argv);
+
+/* Matches argv[*i] against the option names ("--config" takes "--config V" or "--config=V"): returns the
+ * index of the name and sets *value (advancing *i past a separate value), or -1 with slim_bad_option(cmd). */
+int prep_option(const char *cmd, int argc, char **argv, int *i, const char *const *names, int n_names,
+                const char **value);
+
+/* Reader options from the config: its format, columns, data.invalid_utf8, the given shape and label set. */
+void prep_reader_opts(reader_opts *o, const slim_config *cfg, int shape, char **names, int n_names);
+
+/* The declared label set data.labels, sorted: a fresh array of the config's strings and its size in *n
+ * (NULL and 0 when none is declared). */
+char **prep_declared_labels(const slim_config *cfg, int *n);
+
+/* The sorted distinct labels of rd's good rows: a fresh array of rd's strings and its size in *n. */
+char **prep_train_labels(const data_reader *rd, int *n);
 
 #endif

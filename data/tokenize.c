@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "common.h"
 #include "tokenizer/tokenizer.h"
 
@@ -43,82 +44,77 @@ static int tokenize_read_stdin(char **data, size_t *size) {
     return 0;
 }
 
-int tokenize_main(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL;
-    int ids_only = 0, no_bos = 0, parse_special = 0;
+int tokenize_parse_args(tokenize_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { tokenize_usage(stdout); return 0; }
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
-        else if (!strcmp(argv[i], "--file") && i + 1 < argc) file = argv[++i];
-        else if (!strcmp(argv[i], "--ids-only")) ids_only = 1;
-        else if (!strcmp(argv[i], "--no-bos")) no_bos = 1;
-        else if (!strcmp(argv[i], "--parse-special")) parse_special = 1;
-        else if (!model && argv[i][0] != '-') model = argv[i];
-        else {
-            fprintf(stderr, "slimtune tokenize: unknown or incomplete argument '%s'\n", argv[i]);
-            tokenize_usage(stderr);
-            return 2;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { tokenize_usage(stdout); return SLIM_HELP; }
+        else if (!strcmp(argv[i], "--text") && i + 1 < argc) o->text = argv[++i];
+        else if (!strcmp(argv[i], "--file") && i + 1 < argc) o->file = argv[++i];
+        else if (!strcmp(argv[i], "--ids-only")) o->ids_only = 1;
+        else if (!strcmp(argv[i], "--no-bos")) o->no_bos = 1;
+        else if (!strcmp(argv[i], "--parse-special")) o->parse_special = 1;
+        else if (!o->model && argv[i][0] != '-') o->model = argv[i];
+        else return slim_bad_option("tokenize", argv[i]);
+    }
+    if (!o->model || (!o->text) == (!o->file)) return slim_set_error("give MODEL and exactly one of --text or --file");
+    return SLIM_OK;
+}
+
+/* Prints ids[0..n) as llama-tokenize does: "[id, id, ...]" with ids_only, else "id -> 'piece'" lines. */
+static void tokenize_print(const tokenizer *t, const int32_t *ids, int n, int ids_only) {
+    if (ids_only) {
+        putchar('[');
+        for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", (int)ids[i]);
+        printf("]\n");
+        return;
+    }
+    size_t cap = 256;
+    char *piece = slim_malloc(cap);
+    for (int i = 0; i < n; i++) {
+        piece[0] = 0;
+        int k = tokenizer_decode_token_ex(t, ids[i], 1, piece, cap);
+        if (k >= 0 && (size_t)k + 1 > cap) {
+            cap = (size_t)k + 1;
+            piece = slim_realloc(piece, cap);
+            piece[0] = 0;
+            k = tokenizer_decode_token_ex(t, ids[i], 1, piece, cap);
         }
+        printf("%6d -> '", (int)ids[i]);
+        fwrite(piece, 1, k > 0 ? (size_t)k : 0, stdout);
+        printf("'\n");
     }
-    if (!model || (!text) == (!file)) {
-        fprintf(stderr, "slimtune tokenize: give MODEL and exactly one of --text or --file\n");
-        tokenize_usage(stderr);
-        return 2;
-    }
+    free(piece);
+}
+
+int tokenize_run(const tokenize_opts *o) {
     char *data = NULL;
+    const char *text = o->text;
     size_t len;
-    if (file) {
-        if (!strcmp(file, "-") ? tokenize_read_stdin(&data, &len) : slim_read_file(file, &data, &len)) {
-            fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
-            return 1;
-        }
+    if (o->file) {
+        if (!strcmp(o->file, "-") ? tokenize_read_stdin(&data, &len) : slim_read_file(o->file, &data, &len)) return -1;
         text = data;
     } else {
         len = strlen(text);
     }
     tokenizer t;
-    if (tokenizer_init_path(&t, model)) {
-        fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
-        free(data);
-        return 1;
-    }
-    int flags = TOK_SPACE_PREFIX | (t.add_bos && !no_bos ? TOK_ADD_BOS : 0) | (parse_special ? TOK_PARSE_SPECIAL : 0);
+    if (tokenizer_init_path(&t, o->model)) { free(data); return -1; }
+    int flags = TOK_SPACE_PREFIX | (t.add_bos && !o->no_bos ? TOK_ADD_BOS : 0) | (o->parse_special ? TOK_PARSE_SPECIAL : 0);
     int n = tokenizer_encode_ex(&t, text, len, flags, NULL, 0, NULL);
     int32_t *ids = n > 0 ? slim_malloc((size_t)n * sizeof(int32_t)) : NULL;
     if (n > 0 && tokenizer_encode_ex(&t, text, len, flags, ids, n, NULL) != n) n = -1;
-    if (n < 0) {
-        fprintf(stderr, "slimtune tokenize: %s\n", slim_last_error());
-        free(ids);
-        free(data);
-        tokenizer_free(&t);
-        return 1;
+    int rc = n < 0 ? -1 : SLIM_OK;
+    if (n >= 0) {
+        tokenize_print(&t, ids, n, o->ids_only);
+        if (fflush(stdout) != 0 || ferror(stdout)) rc = slim_set_error("cannot write the output");
     }
-    if (ids_only) {
-        putchar('[');
-        for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", (int)ids[i]);
-        printf("]\n");
-    } else {
-        size_t cap = 256;
-        char *piece = slim_malloc(cap);
-        for (int i = 0; i < n; i++) {
-            piece[0] = 0;
-            int k = tokenizer_decode_token_ex(&t, ids[i], 1, piece, cap);
-            if (k >= 0 && (size_t)k + 1 > cap) {
-                cap = (size_t)k + 1;
-                piece = slim_realloc(piece, cap);
-                piece[0] = 0;
-                k = tokenizer_decode_token_ex(&t, ids[i], 1, piece, cap);
-            }
-            printf("%6d -> '", (int)ids[i]);
-            fwrite(piece, 1, k > 0 ? (size_t)k : 0, stdout);
-            printf("'\n");
-        }
-        free(piece);
-    }
-    int rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
-    if (rc) fprintf(stderr, "slimtune tokenize: cannot write the output\n");
     free(ids);
     free(data);
     tokenizer_free(&t);
     return rc;
+}
+
+int tokenize_main(int argc, char **argv) {
+    tokenize_opts o;
+    int r = tokenize_parse_args(&o, argc, argv);
+    return r == SLIM_OK ? tokenize_run(&o) : r == SLIM_HELP ? SLIM_OK : (tokenize_usage(stderr), -1);
 }

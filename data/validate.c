@@ -24,6 +24,8 @@
 #include "common.h"
 #include "config.h"
 #include "format/gguf.h"
+#include "format/model_file.h"
+#include "cli.h"
 #include "prepare.h"
 #include "reader.h"
 #include "split.h"
@@ -103,8 +105,15 @@ typedef struct val_split {
 } val_split;
 
 typedef struct val_ctx {
-    slim_config cfg;
-    const tokenizer *tok;
+    const slim_config *cfg;
+    gguf_file g;               /* the model (have_gguf) */
+    int have_gguf;
+    tokenizer tok_store;       /* its tokenizer, when tok points here */
+    const tokenizer *tok;      /* NULL: no model, the token checks are skipped */
+    data_reader rds[2];        /* train file, eval file */
+    int opened[2];
+    int8_t *assign;            /* data.split: the split of rds[0]'s rows */
+    val_check leak;            /* eval rows leaked from train */
     prep_renderer rr;
     int have_rr;
     char no_tokens[300];       /* why the token checks were skipped */
@@ -266,7 +275,7 @@ static int val_scan_split(val_ctx *c, val_split *s) {
                 continue;
             }
             s->truncated[k] = w.truncated;
-            s->chunked[k] = c->shape == SHAPE_TEXT && w.full_len > c->cfg.max_seq_len;
+            s->chunked[k] = c->shape == SHAPE_TEXT && w.full_len > c->cfg->max_seq_len;
         }
         prep_rendered_free(&w);
     }
@@ -297,7 +306,7 @@ static int val_scan_split(val_ctx *c, val_split *s) {
         if (s->chunked[k]) {
             char m[120];
             snprintf(m, sizeof m, "%d tokens: %lld chunks", s->len[k],
-                     (long long)prep_text_chunks(s->len[k], c->cfg.max_seq_len, c->rr.add_bos));
+                     (long long)prep_text_chunks(s->len[k], c->cfg->max_seq_len, c->rr.add_bos));
             val_hit_add(c, &s->chk[VC_CHUNKED], e->line, NULL, -1, -1, m);
         }
         if (c->shape == SHAPE_TEXT_LABEL && e->label) {
@@ -542,7 +551,7 @@ static void val_fail(val_ctx *c, const char *fmt, ...) {
 }
 
 static void val_gates(val_ctx *c, const val_check *leak) {
-    const slim_config *g = &c->cfg;
+    const slim_config *g = c->cfg;
     for (int s = 0; s < c->n_splits; s++) {
         const val_split *sp = &c->sp[s];
         int64_t rows = sp->n;
@@ -594,7 +603,7 @@ static void val_print_row(const char *name, int64_t a, int64_t a_of, int64_t b, 
 }
 
 static void val_print(val_ctx *c, const val_check *leak) {
-    const slim_config *g = &c->cfg;
+    const slim_config *g = c->cfg;
     int two = c->n_splits > 1;
     val_split *T = &c->sp[0], *E = two ? &c->sp[1] : &c->sp[0];
     for (int s = 0; s < c->n_splits; s++)
@@ -698,8 +707,13 @@ static cJSON *val_json_check(const val_check *ch, int64_t of) {
     return o;
 }
 
+/* Adds the numbers v[0..n) to o under keys[0..n), in order. */
+static void val_json_numbers(cJSON *o, const char *const *keys, const double *v, int n) {
+    for (int i = 0; i < n; i++) cJSON_AddNumberToObject(o, keys[i], v[i]);
+}
+
 static int val_write_json(val_ctx *c, const val_check *leak, const char *path, int status) {
-    const slim_config *g = &c->cfg;
+    const slim_config *g = c->cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "status", status == 0 ? "pass" : "fail");
     cJSON_AddNumberToObject(root, "exit_code", status);
@@ -718,16 +732,15 @@ static int val_write_json(val_ctx *c, const val_check *leak, const char *path, i
         cJSON_AddStringToObject(root, "labels_from", c->labels_from_train ? "train file" : "data.labels");
     if (!c->have_rr) cJSON_AddStringToObject(root, "tokens_skipped", c->no_tokens);
     cJSON *th = cJSON_AddObjectToObject(root, "thresholds");
-    cJSON_AddNumberToObject(th, "max_invalid_rows", g->val_max_invalid_rows);
-    cJSON_AddNumberToObject(th, "max_duplicate_rate", g->val_max_duplicate_rate);
-    cJSON_AddNumberToObject(th, "max_near_duplicate_rate", g->val_max_near_duplicate_rate);
-    cJSON_AddNumberToObject(th, "max_leakage", g->val_max_leakage);
-    cJSON_AddNumberToObject(th, "max_imbalance", g->val_max_imbalance);
-    cJSON_AddNumberToObject(th, "near_duplicate_threshold", c->threshold);
+    static const char *const gate_keys[] = {"max_invalid_rows", "max_duplicate_rate", "max_near_duplicate_rate",
+                                            "max_leakage", "max_imbalance", "near_duplicate_threshold"};
+    const double gates[] = {g->val_max_invalid_rows, g->val_max_duplicate_rate, g->val_max_near_duplicate_rate,
+                            g->val_max_leakage, g->val_max_imbalance, c->threshold};
+    val_json_numbers(th, gate_keys, gates, 6);
     cJSON_AddStringToObject(th, "shingle", c->word_shingles ? "word" : "char");
-    cJSON_AddNumberToObject(th, "shingle_size", c->shingle_size);
-    cJSON_AddNumberToObject(th, "minhash_bands", c->bands);
-    cJSON_AddNumberToObject(th, "minhash_rows", c->rows_per_band);
+    static const char *const shingle_keys[] = {"shingle_size", "minhash_bands", "minhash_rows"};
+    const double shingles[] = {c->shingle_size, c->bands, c->rows_per_band};
+    val_json_numbers(th, shingle_keys, shingles, 3);
     cJSON *splits = cJSON_AddObjectToObject(root, "splits");
     for (int s = 0; s < c->n_splits; s++) {
         const val_split *sp = &c->sp[s];
@@ -763,13 +776,9 @@ static int val_write_json(val_ctx *c, const val_check *leak, const char *path, i
             }
         }
         if (c->have_rr) {
-            cJSON *tk = cJSON_AddObjectToObject(o, "tokens");
-            cJSON_AddNumberToObject(tk, "p50", sp->p50);
-            cJSON_AddNumberToObject(tk, "p90", sp->p90);
-            cJSON_AddNumberToObject(tk, "p99", sp->p99);
-            cJSON_AddNumberToObject(tk, "max", sp->pmax);
-            cJSON_AddNumberToObject(tk, "mean", sp->mean_len);
-            cJSON_AddNumberToObject(tk, "max_seq_len", g->max_seq_len);
+            static const char *const len_keys[] = {"p50", "p90", "p99", "max", "mean", "max_seq_len"};
+            const double lens[] = {sp->p50, sp->p90, sp->p99, sp->pmax, sp->mean_len, g->max_seq_len};
+            val_json_numbers(cJSON_AddObjectToObject(o, "tokens"), len_keys, lens, 6);
         }
     }
     if (c->n_splits > 1) {
@@ -820,7 +829,7 @@ static void val_show(val_ctx *c, int n_show) {
         const data_example *e = val_row(s, k);
         if (prep_render(&c->rr, e, 0, &w) || w.bad) continue;
         int n = w.n_tokens, loss = 0;
-        if (c->shape == SHAPE_TEXT && n > c->cfg.max_seq_len) n = c->cfg.max_seq_len; /* the first chunk */
+        if (c->shape == SHAPE_TEXT && n > c->cfg->max_seq_len) n = c->cfg->max_seq_len; /* the first chunk */
         for (int i = 0; i < n; i++) loss += w.mask[i];
         shown++;
         printf("example %d: %s:%lld: %d tokens, %d with loss%s%s\n", shown, s->rd->path, (long long)e->line, n, loss,
@@ -856,7 +865,7 @@ static void val_show(val_ctx *c, int n_show) {
 static void val_usage(FILE *f) {
     fprintf(f,
             "usage: slimtune data validate [--config FILE | --model-config FILE] [--train FILE] [--eval FILE]\n"
-            "                              [--model GGUF] [--format F] [--shape S] [--report PATH] [--show N]\n"
+            "                              [--model MODEL] [--format F] [--shape S] [--report PATH] [--show N]\n"
             "\n"
             "Checks a dataset before training: parse errors, invalid UTF-8, empty fields, unknown and rare\n"
             "labels, class imbalance, exact and near duplicates (MinHash + LSH, exact Jaccard), train/eval\n"
@@ -870,7 +879,8 @@ static void val_usage(FILE *f) {
             "                 `make validate DATA=...` without CONFIG runs this with the demo config\n"
             "  --train FILE   the training file (default data.train)\n"
             "  --eval FILE    the eval/test file (default data.test when --train is not given)\n"
-            "  --model GGUF   tokenizer for the token checks (default the config's model)\n"
+            "  --model MODEL  tokenizer for the token checks: a GGUF file or a Hugging Face directory (default\n"
+            "                 the config's model)\n"
             "  --format F     csv, tsv, jsonl or auto (default data.format)\n"
             "  --shape S      auto, text_label, prompt_completion, alpaca, chat, text (default data.shape)\n"
             "  --report PATH  JSON report (default <out_dir>/validate/report.json)\n"
@@ -878,197 +888,125 @@ static void val_usage(FILE *f) {
             "Exit status: 0 pass, 1 a validate.* gate failed, 2 error.\n");
 }
 
-typedef struct val_args {
-    const char *config, *model_config, *train, *eval, *model, *format, *shape, *report;
-    int show;
-} val_args;
-
-static int val_parse_args(int argc, char **argv, val_args *a) {
-    memset(a, 0, sizeof *a);
-    const char *names[] = {"--config", "--train", "--eval", "--model", "--format", "--shape", "--report", "--show",
-                           "--data",   "--test",  "--model-config"};
-    const int n_names = (int)(sizeof names / sizeof names[0]);
+int data_validate_parse_args(data_validate_opts *o, int argc, char **argv) {
+    static const char *const names[] = {"--config", "--train", "--eval", "--model", "--format", "--shape",
+                                        "--report", "--show",  "--data", "--test",  "--model-config"};
+    memset(o, 0, sizeof *o);
+    const char **dst[] = {&o->config, &o->train, &o->eval, &o->model, &o->format, &o->shape,
+                          &o->report, NULL,      &o->train, &o->eval, &o->model_config};
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *v = NULL;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) return 1;
-        int which = -1;
-        for (int k = 0; k < n_names && which < 0; k++) {
-            size_t n = strlen(names[k]);
-            if (strcmp(arg, names[k]) == 0) {
-                if (i + 1 >= argc) return slim_set_error("%s needs a value", names[k]);
-                v = argv[++i];
-                which = k;
-            } else if (strncmp(arg, names[k], n) == 0 && arg[n] == '=') {
-                v = arg + n + 1;
-                which = k;
-            }
-        }
-        if (which < 0) return slim_set_error("unknown argument \"%s\"", arg);
-        if (v[0] == 0) return slim_set_error("%s: empty value", names[which]);
-        switch (which) {
-        case 0: a->config = v; break;
-        case 1: case 8: a->train = v; break;
-        case 2: case 9: a->eval = v; break;
-        case 3: a->model = v; break;
-        case 4: a->format = v; break;
-        case 5: a->shape = v; break;
-        case 6: a->report = v; break;
-        case 10: a->model_config = v; break;
-        case 7: {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 0 || n > 1000000) return slim_set_error("--show: expected a count, got \"%s\"", v);
-            a->show = (int)n;
-            break;
-        }
-        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { val_usage(stdout); return SLIM_HELP; }
+        const char *v;
+        int k = prep_option("data validate", argc, argv, &i, names, (int)(sizeof names / sizeof names[0]), &v);
+        if (k < 0) return -1;
+        if (v[0] == 0) return slim_set_error("%s: empty value", names[k]);
+        if (dst[k]) *dst[k] = v;
+        else if (slim_parse_long("--show", v, 0, 1000000, &o->show)) return -1;
     }
-    if (a->config && a->model_config)
+    if (o->config && o->model_config)
         return slim_set_error("--config and --model-config exclude each other (--model-config takes only the model "
                               "and the validate.* gates of a config)");
-    if (a->shape && example_shape_parse(a->shape) < 0)
+    if (o->shape && example_shape_parse(o->shape) < 0)
         return slim_set_error("--shape: \"%s\" is not one of auto, text_label, prompt_completion, alpaca, chat, text",
-                              a->shape);
-    if (a->format && strcmp(a->format, "auto") && strcmp(a->format, "csv") && strcmp(a->format, "tsv") &&
-        strcmp(a->format, "jsonl"))
-        return slim_set_error("--format: \"%s\" is not one of auto, csv, tsv, jsonl", a->format);
-    return 0;
+                              o->shape);
+    if (o->format && strcmp(o->format, "auto") && strcmp(o->format, "csv") && strcmp(o->format, "tsv") &&
+        strcmp(o->format, "jsonl"))
+        return slim_set_error("--format: \"%s\" is not one of auto, csv, tsv, jsonl", o->format);
+    return SLIM_OK;
 }
 
+/* Replaces the config string *dst with a copy of v (NULL: none). */
 static void val_set(char **dst, const char *v) {
     free(*dst);
     *dst = v ? slim_strdup(v) : NULL;
 }
 
-/* --model-config: cfg gets the defaults, then path's model, data.max_seq_len and validate.* settings. */
-static int val_load_model_config(slim_config *cfg, const char *path) {
-    slim_config b;
-    if (config_load(&b, path)) return -1;
-    config_defaults(cfg);
-    val_set(&cfg->model, b.model);
-    cfg->max_seq_len = b.max_seq_len;
-    cfg->val_max_invalid_rows = b.val_max_invalid_rows;
-    cfg->val_max_duplicate_rate = b.val_max_duplicate_rate;
-    cfg->val_max_near_duplicate_rate = b.val_max_near_duplicate_rate;
-    cfg->val_max_leakage = b.val_max_leakage;
-    cfg->val_max_imbalance = b.val_max_imbalance;
-    cfg->val_min_label_count = b.val_min_label_count;
-    cfg->val_near_threshold = b.val_near_threshold;
-    val_set(&cfg->val_shingle, b.val_shingle);
-    cfg->val_shingle_size = b.val_shingle_size;
-    cfg->val_minhash_bands = b.val_minhash_bands;
-    cfg->val_minhash_rows = b.val_minhash_rows;
-    cfg->val_show_rows = b.val_show_rows;
-    cfg->val_report_rows = b.val_report_rows;
-    config_free(&b);
-    return 0;
-}
-
-int data_validate_main(int argc, char **argv) {
-    val_args a;
-    int pa = val_parse_args(argc, argv, &a);
-    if (pa == 1) { val_usage(stdout); return 0; }
-    if (pa < 0) {
-        fprintf(stderr, "slimtune data validate: %s\n", slim_last_error());
-        val_usage(stderr);
-        return 2;
-    }
-    val_ctx *c = slim_calloc(1, sizeof(val_ctx));
-    gguf_file g;
-    tokenizer tok;
-    data_reader rds[2];
-    int opened[2] = {0, 0}, have_gguf = 0, have_tok = 0, status = 2;
-    int8_t *assign = NULL;
-    val_check leak;
-    memset(&leak, 0, sizeof leak);
-    memset(&g, 0, sizeof g);
-    memset(&tok, 0, sizeof tok);
-    memset(rds, 0, sizeof rds);
-    slim_config *cfg = &c->cfg;
-    if (a.config) {
-        if (config_load(cfg, a.config)) goto done;
-    } else if (a.model_config) {
-        if (val_load_model_config(cfg, a.model_config)) goto done;
-        c->model_config = a.model_config;
+int data_validate_config(slim_config *cfg, const data_validate_opts *o) {
+    if (o->config) {
+        if (config_load(cfg, o->config)) return -1;
+    } else if (o->model_config) {
+        /* the defaults, then the model, data.max_seq_len and validate.* settings of the file */
+        slim_config b;
+        if (config_load(&b, o->model_config)) return -1;
+        config_defaults(cfg);
+        config_copy(cfg, &b, "model");
+        config_copy(cfg, &b, "data.max_seq_len");
+        config_copy(cfg, &b, "validate");
+        config_free(&b);
     } else {
         config_defaults(cfg);
     }
-    if (a.train) { val_set(&cfg->train_file, a.train); val_set(&cfg->test_file, a.eval); }
-    else if (a.eval) val_set(&cfg->test_file, a.eval);
-    if (a.model) val_set(&cfg->model, a.model);
-    if (a.format) val_set(&cfg->format, a.format);
-    if (a.shape) val_set(&cfg->shape, a.shape);
-    if (!cfg->train_file) {
-        slim_set_error("no training file: give --train FILE or a --config with data.train");
-        goto done;
-    }
-    int splitting = cfg->has_split && !cfg->test_file;
+    if (o->train) { val_set(&cfg->train_file, o->train); val_set(&cfg->test_file, o->eval); }
+    else if (o->eval) val_set(&cfg->test_file, o->eval);
+    if (o->model) val_set(&cfg->model, o->model);
+    if (o->format) val_set(&cfg->format, o->format);
+    if (o->shape) val_set(&cfg->shape, o->shape);
+    return 0;
+}
 
-    if (cfg->model && !a.model && c->model_config && access(cfg->model, F_OK) != 0) {
+/* The tokenizer of the config's model, or the reason the token checks are skipped. Returns 0 or -1. */
+static int val_open_model(val_ctx *c, const data_validate_opts *o) {
+    const slim_config *cfg = c->cfg;
+    if (cfg->model && !o->model && c->model_config && access(cfg->model, F_OK) != 0) {
         /* the model comes with a default config, not the curator's choice: its absence skips the tokens */
         snprintf(c->no_tokens, sizeof c->no_tokens, "the model %s of --model-config %s is missing: scripts/get-model "
                  "fetches it, or give --model", cfg->model, c->model_config);
     } else if (cfg->model) {
-        if (gguf_open(&g, cfg->model)) goto done;
-        have_gguf = 1;
-        if (tokenizer_init_gguf(&tok, &g)) goto done;
-        have_tok = 1;
-        c->tok = &tok;
+        if (slim_model_open(&c->g, cfg->model)) return -1;
+        c->have_gguf = 1;
+        if (tokenizer_init_model(&c->tok_store, &c->g, cfg->model)) return -1;
+        c->tok = &c->tok_store;
     }
-    /* the declared label set (sorted) */
-    if (cfg->n_labels > 0) {
-        c->n_names = cfg->n_labels;
-        c->names = slim_malloc((size_t)c->n_names * sizeof(char *));
-        for (int i = 0; i < c->n_names; i++) c->names[i] = cfg->labels[i];
-        qsort(c->names, (size_t)c->n_names, sizeof(char *), val_cmp_str);
-    }
+    return 0;
+}
+
+/* Opens the train file (and the eval file), settles the shape and the label set: data.labels when
+ * declared, else the train file's. Returns 0 or -1. */
+static int val_open_data(val_ctx *c) {
+    const slim_config *cfg = c->cfg;
     reader_opts ro;
-    memset(&ro, 0, sizeof ro);
-    const char *cols[COL_N] = {cfg->text_column,         cfg->label_column, cfg->prompt_column,
-                               cfg->completion_column,   cfg->instruction_column, cfg->input_column,
-                               cfg->output_column,       cfg->messages_column};
-    for (int k = 0; k < COL_N; k++) ro.columns[k] = cols[k];
-    ro.format = cfg->format;
-    ro.shape = example_shape_parse(cfg->shape);
-    ro.labels = (const char *const *)c->names;
-    ro.n_labels = c->n_names;
-    ro.replace_bad_utf8 = cfg->replace_bad_utf8;
-    if (reader_open_ex(&rds[0], cfg->train_file, &ro)) goto done;
-    opened[0] = 1;
-    c->shape = rds[0].shape;
+    c->names = prep_declared_labels(cfg, &c->n_names);
+    prep_reader_opts(&ro, cfg, example_shape_parse(cfg->shape), c->names, c->n_names);
+    if (reader_open_ex(&c->rds[0], cfg->train_file, &ro)) return -1;
+    c->opened[0] = 1;
+    c->shape = c->rds[0].shape;
     if (c->shape != SHAPE_TEXT_LABEL) {
         c->n_names = 0;
-    } else if (c->n_names == 0) { /* collected from the train file's good rows */
+    } else if (c->n_names == 0) {
         c->labels_from_train = 1;
-        c->names = slim_malloc(sizeof(char *) * (size_t)(rds[0].n_rows + 1));
-        for (int64_t i = 0; i < rds[0].n_rows; i++)
-            if (rds[0].rows[i].reason == READ_OK) c->names[c->n_names++] = rds[0].rows[i].label;
-        qsort(c->names, (size_t)c->n_names, sizeof(char *), val_cmp_str);
-        int u = 0;
-        for (int i = 0; i < c->n_names; i++)
-            if (u == 0 || strcmp(c->names[u - 1], c->names[i]) != 0) c->names[u++] = c->names[i];
-        c->n_names = u;
+        free(c->names);
+        c->names = prep_train_labels(&c->rds[0], &c->n_names);
     }
     if (cfg->test_file) {
         /* the eval file has the train file's shape; its labels must be in the (declared or collected) set */
-        ro.shape = c->shape;
-        ro.labels = c->shape == SHAPE_TEXT_LABEL ? (const char *const *)c->names : NULL;
-        ro.n_labels = c->shape == SHAPE_TEXT_LABEL ? c->n_names : 0;
-        if (reader_open_ex(&rds[1], cfg->test_file, &ro)) goto done;
-        opened[1] = 1;
+        int tl = c->shape == SHAPE_TEXT_LABEL;
+        prep_reader_opts(&ro, cfg, c->shape, tl ? c->names : NULL, tl ? c->n_names : 0);
+        if (reader_open_ex(&c->rds[1], cfg->test_file, &ro)) return -1;
+        c->opened[1] = 1;
     }
+    return 0;
+}
+
+/* Prepares rendering for the token checks, or records why they are skipped. Returns 0 or -1. */
+static int val_init_renderer(val_ctx *c) {
     if (!c->tok) {
         if (!c->no_tokens[0]) /* else the reason is set already (a missing --model-config model) */
             snprintf(c->no_tokens, sizeof c->no_tokens, "no model: give --config with model, or --model");
     } else if (c->shape == SHAPE_TEXT_LABEL && c->n_names == 0) {
         snprintf(c->no_tokens, sizeof c->no_tokens, "no good row gives a label");
-    } else if (prep_renderer_init(&c->rr, c->tok, cfg, c->shape, c->names, c->n_names,
-                                  gguf_get_str(&g, "tokenizer.chat_template"))) {
-        if (c->shape != SHAPE_CHAT) goto done; /* e.g. no text_label row can fit: a config error */
+    } else if (prep_renderer_init(&c->rr, c->tok, c->cfg, c->shape, c->names, c->n_names,
+                                  gguf_get_str(&c->g, "tokenizer.chat_template"))) {
+        if (c->shape != SHAPE_CHAT) return -1; /* e.g. no text_label row can fit: a config error */
         snprintf(c->no_tokens, sizeof c->no_tokens, "%s", slim_last_error());
     } else {
         c->have_rr = 1;
     }
+    return 0;
+}
+
+/* The near-duplicate settings and the MinHash coefficients (from a fixed seed). */
+static void val_init_minhash(val_ctx *c) {
+    const slim_config *cfg = c->cfg;
     c->rows_per_band = cfg->val_minhash_rows;
     c->bands = cfg->val_minhash_bands;
     c->K = c->bands * c->rows_per_band;
@@ -1084,35 +1022,42 @@ int data_validate_main(int argc, char **argv) {
         c->mh_a[k] = (((uint64_t)slim_rng_u32(&rng) << 32) | slim_rng_u32(&rng)) | 1;
         c->mh_b[k] = ((uint64_t)slim_rng_u32(&rng) << 32) | slim_rng_u32(&rng);
     }
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+}
 
+/* The splits: train, and eval from the eval file or from data.split's test part of the train file. */
+static void val_set_splits(val_ctx *c) {
+    const slim_config *cfg = c->cfg;
     c->sp[0].name = "train";
-    c->sp[0].rd = &rds[0];
+    c->sp[0].rd = &c->rds[0];
     c->n_splits = 1;
-    if (opened[1]) {
+    if (c->opened[1]) {
         c->sp[1].name = "eval";
-        c->sp[1].rd = &rds[1];
+        c->sp[1].rd = &c->rds[1];
         c->n_splits = 2;
-    } else if (splitting) {
-        assign = slim_malloc((size_t)(rds[0].n_rows ? rds[0].n_rows : 1));
-        split_assign(rds[0].rows, rds[0].n_rows, c->shape, cfg->split_test_fraction, (uint64_t)cfg->split_seed, assign);
-        c->sp[0].assign = assign;
+    } else if (cfg->has_split && !cfg->test_file) {
+        data_reader *rd = &c->rds[0];
+        c->assign = slim_malloc((size_t)(rd->n_rows ? rd->n_rows : 1));
+        split_assign(rd->rows, rd->n_rows, c->shape, cfg->split_test_fraction, (uint64_t)cfg->split_seed, c->assign);
+        c->sp[0].assign = c->assign;
         c->sp[0].want = 0;
         c->sp[1].name = "eval";
-        c->sp[1].rd = &rds[0];
-        c->sp[1].assign = assign;
+        c->sp[1].rd = rd;
+        c->sp[1].assign = c->assign;
         c->sp[1].want = 1;
         c->n_splits = 2;
     }
-    double t0 = slim_time_sec();
+}
+
+/* Runs every check over the splits and records the failed gates. Returns 0 or -1. */
+static int val_analyze(val_ctx *c) {
     for (int s = 0; s < c->n_splits; s++)
-        if (val_scan_split(c, &c->sp[s])) goto done;
+        if (val_scan_split(c, &c->sp[s])) return -1;
     for (int s = 0; s < c->n_splits; s++) {
         val_exact_dups(c, &c->sp[s]);
         val_signatures(c, &c->sp[s]);
     }
     val_near(c);
-    val_leakage(c, &leak);
+    val_leakage(c, &c->leak);
     c->imbalance = 0;
     if (c->shape == SHAPE_TEXT_LABEL && c->n_names > 0) {
         int64_t mx = 0, mn = -1;
@@ -1123,32 +1068,66 @@ int data_validate_main(int argc, char **argv) {
         }
         c->imbalance = mn > 0 ? (double)mx / (double)mn : INFINITY;
     }
-    val_gates(c, &leak);
-    status = c->n_fail ? 1 : 0;
-    val_print(c, &leak);
+    val_gates(c, &c->leak);
+    return 0;
+}
+
+/* Prints the summary, writes the JSON report (o->report, default <out_dir>/validate/report.json) and
+ * the --show examples. Returns SLIM_OK, SLIM_GATE_FAILED or -1. */
+static int val_report(val_ctx *c, const data_validate_opts *o, double t0) {
+    int status = c->n_fail ? SLIM_GATE_FAILED : SLIM_OK;
+    val_print(c, &c->leak);
     char report[4200];
-    if (a.report) snprintf(report, sizeof report, "%s", a.report);
-    else if (slim_format_path(report, sizeof report, "%s/validate/report.json", cfg->out_dir)) { status = 2; goto done; }
-    if (val_write_json(c, &leak, report, status)) { status = 2; goto done; }
-    val_show(c, a.show);
+    if (o->report) snprintf(report, sizeof report, "%s", o->report);
+    else if (slim_format_path(report, sizeof report, "%s/validate/report.json", c->cfg->out_dir)) return -1;
+    if (val_write_json(c, &c->leak, report, status ? 1 : 0)) return -1;
+    val_show(c, (int)o->show);
     printf("data validate: %s in %.2f s; report %s\n", status ? "FAIL" : "pass", slim_time_sec() - t0, report);
     for (int i = 0; i < c->n_fail; i++) printf("  FAIL: %s\n", c->fail[i]);
     fflush(stdout);
+    return status;
+}
 
-done:
-    if (status == 2) fprintf(stderr, "slimtune data validate: %s\n", slim_last_error());
+/* Frees c and everything it holds (not the config). */
+static void val_ctx_free(val_ctx *c) {
     for (int s = 0; s < c->n_splits; s++) val_split_free(c, &c->sp[s]);
-    free(leak.hits);
+    free(c->leak.hits);
     if (c->have_rr) prep_renderer_free(&c->rr);
     free(c->names);
     free(c->mh_a);
     free(c->mh_b);
-    free(assign);
+    free(c->assign);
     for (int s = 0; s < 2; s++)
-        if (opened[s]) reader_free(&rds[s]);
-    if (have_tok) tokenizer_free(&tok);
-    if (have_gguf) gguf_close(&g);
-    config_free(cfg);
+        if (c->opened[s]) reader_free(&c->rds[s]);
+    if (c->tok) tokenizer_free(&c->tok_store);
+    if (c->have_gguf) gguf_close(&c->g);
     free(c);
-    return status;
+}
+
+int data_validate_run(const slim_config *cfg, const data_validate_opts *o) {
+    if (!cfg->train_file) return slim_set_error("no training file: give --train FILE or a --config with data.train");
+    val_ctx *c = slim_calloc(1, sizeof(val_ctx));
+    c->cfg = cfg;
+    c->model_config = o->config ? NULL : o->model_config;
+    int rc = -1;
+    if (val_open_model(c, o) == 0 && val_open_data(c) == 0 && val_init_renderer(c) == 0) {
+        val_init_minhash(c);
+        if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+        val_set_splits(c);
+        double t0 = slim_time_sec();
+        if (val_analyze(c) == 0) rc = val_report(c, o, t0);
+    }
+    val_ctx_free(c);
+    return rc;
+}
+
+int data_validate_main(int argc, char **argv) {
+    data_validate_opts o;
+    slim_config cfg;
+    int r = data_validate_parse_args(&o, argc, argv);
+    if (r != SLIM_OK) return r == SLIM_HELP ? SLIM_OK : (val_usage(stderr), -1);
+    if (data_validate_config(&cfg, &o)) return -1;
+    r = data_validate_run(&cfg, &o);
+    config_free(&cfg);
+    return r;
 }

@@ -1,7 +1,7 @@
 /* validate.h — `slimtune data validate`: checks a raw dataset before it is prepared and trained on.
  *
  *   slimtune data validate [--config FILE | --model-config FILE] [--train FILE] [--eval FILE]
- *                          [--model GGUF] [--format F] [--shape S] [--report PATH] [--show N]
+ *                          [--model MODEL] [--format F] [--shape S] [--report PATH] [--show N]
  *
  * Labels (text_label): a config's data.labels, when declared, is the label set; otherwise the set is the
  * train file's labels and eval rows with a label train lacks are reported ("labels unseen in train").
@@ -11,7 +11,8 @@
  *
  * Files: --train (default data.train) and --eval (default data.test, but only when --train is not
  * given); with data.split and no eval file, eval is the test part of data.train's split (split.h).
- * The tokenizer is the config's model (or --model); without one the token checks are skipped.
+ * The tokenizer is the config's model (or --model): a GGUF file or a Hugging Face directory (its
+ * tokenizer.json); without one the token checks are skipped.
  *
  * Checks, per split, each with a count and the first offending rows (file:line):
  *   - bad rows by reason (reader.h): parse errors (quoting, field count, JSON syntax and types, missing
@@ -47,7 +48,28 @@
 #ifndef SLIM_VALIDATE_H
 #define SLIM_VALIDATE_H
 
-/* Entry point: argv[0] is the command name ("validate"). Returns the exit status above. */
+#include "config.h"
+
+/* Options of `slimtune data validate` (NULL / 0: not given). */
+typedef struct data_validate_opts {
+    const char *config, *model_config, *train, *eval, *model, *format, *shape, *report;
+    long show;                 /* --show N */
+} data_validate_opts;
+
+/* Parses argv (argv[0] = "validate") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
+int data_validate_parse_args(data_validate_opts *o, int argc, char **argv);
+
+/* The configuration validate runs with: --config FILE, or the defaults with --model-config FILE's model,
+ * data.max_seq_len and validate.*, or the defaults alone; then --train/--eval/--model/--format/--shape
+ * over it. Returns 0 (free *cfg with config_free) or -1 with an error (nothing to free). */
+int data_validate_config(slim_config *cfg, const data_validate_opts *o);
+
+/* Runs the checks, prints the summary and writes the report. Returns SLIM_OK when every gate passes,
+ * SLIM_GATE_FAILED when one fails (report written), -1 with an error. */
+int data_validate_run(const slim_config *cfg, const data_validate_opts *o);
+
+/* Entry point: parse, build the config, run; argv[0] is the command name ("validate"). Returns SLIM_OK,
+ * SLIM_GATE_FAILED or -1 (exit status 0, 1 or 2, see above). */
 int data_validate_main(int argc, char **argv);
 
 #endif

@@ -9,11 +9,30 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "dataset.h"
 #include "model/model.h"
 
-/* Entry point of `slimtune eval --config FILE [...]`; argv[0] = "eval". Returns the exit status
- * (0 pass, 1 a quality gate failed, 2 an error). */
+/* Options of `slimtune eval --config FILE [...]`: NAN / -1 take the config's eval.* value. */
+typedef struct eval_opts {
+    const char *config;
+    const char *adapter;       /* NULL: <out_dir>/train/adapter.gguf */
+    const char *split;         /* dataset split scored: <out_dir>/data/<split>.h5 (default "test") */
+    double min_accuracy, min_gain;
+    long max_examples;         /* 0 = all */
+    long batch;                /* (example, label) rows per forward pass (default 32) */
+} eval_opts;
+
+/* Parses argv (argv[0] = "eval") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
+int eval_parse_args(eval_opts *o, int argc, char **argv);
+
+/* Scores the split with the fine-tuned model, the base and the majority class, writes
+ * <out_dir>/eval/report.json and report.md and prints the summary. Returns SLIM_OK when the gates
+ * pass, SLIM_GATE_FAILED when one fails (reports written), -1 with an error. */
+int eval_run(const slim_config *cfg, const eval_opts *o);
+
+/* Entry point: parse, load the config, run; argv[0] = "eval". Returns SLIM_OK, SLIM_GATE_FAILED or -1
+ * (exit status 0, 1 or 2). */
 int eval_main(int argc, char **argv);
 
 /* Classification metrics of n predictions over n_labels classes. */

@@ -2,7 +2,6 @@
  * llama.cpp LoRA GGUF; see export.h. Both are written atomically by the GGUF writer. */
 #include "export.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,16 +14,6 @@
 #include "config.h"
 #include "format/gguf.h"
 #include "model/model.h"
-
-/* The (layer, target) of a projection tensor name "blk.N.<gguf name>.weight"; 0 when it is one. */
-static int export_parse_proj(const char *name, int *layer, int *target) {
-    int l, end = -1;
-    char part[64];
-    if (sscanf(name, "blk.%d.%63[a-z_].weight%n", &l, part, &end) != 2 || end < 0 || name[end] != 0) return -1;
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (strcmp(part, lora_target_gguf_names[t]) == 0) { *layer = l; *target = t; return 0; }
-    return -1;
-}
 
 int export_merge(const char *model_path, const char *adapter_path, const char *out_path) {
     model m;
@@ -61,15 +50,15 @@ int export_merge(const char *model_path, const char *adapter_path, const char *o
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
         int l, tg;
-        if (export_parse_proj(t->name, &l, &tg) == 0 && l >= 0 && l < a.n_layers && a.enabled[tg]) {
+        char part;
+        if (lora_parse_tensor_name(t->name, &l, &tg, &part) == 0 && part == 0 && l >= 0 && l < a.n_layers &&
+            a.enabled[tg]) {
             int in, out;
             model_target_shape(&m.cfg, tg, &in, &out);
             size_t n = (size_t)in * out;
             if (n > buf_cap) { buf = slim_realloc(buf, n * sizeof(float)); buf_cap = n; }
             memcpy(buf, m.layers[l].w[tg].data, n * sizeof(float)); /* loaded as F32 */
-            /* W [out,in] += scale * B [out,r] A [r,in] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, a.r, a.scale, a.B[l * LORA_N_TARGETS + tg],
-                        a.r, a.A[l * LORA_N_TARGETS + tg], in, 1.0f, buf, in);
+            lora_merge(buf, &a, l, tg, in, out);
             for (size_t j = 0; j < n; j++)
                 if (!isfinite(buf[j])) {
                     slim_set_error("%s: merged tensor %s has a non-finite value at element %zu (bad adapter?)",
@@ -120,56 +109,46 @@ static void export_usage(FILE *f) {
             "  --out DIR        output directory (default <out_dir>/export)\n");
 }
 
-int export_main(int argc, char **argv) {
-    const char *config_path = NULL, *adapter_arg = NULL, *out_arg = NULL;
+int export_parse_args(export_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { export_usage(stdout); return 0; }
-        if (i + 1 >= argc || (strcmp(a, "--config") && strcmp(a, "--adapter") && strcmp(a, "--out"))) {
-            fprintf(stderr, "slimtune export: unknown option or missing value: %s\n", a);
-            export_usage(stderr);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) config_path = v;
-        else if (!strcmp(a, "--adapter")) adapter_arg = v;
-        else out_arg = v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { export_usage(stdout); return SLIM_HELP; }
+        const char **dst = !strcmp(a, "--config") ? &o->config : !strcmp(a, "--adapter") ? &o->adapter
+                         : !strcmp(a, "--out")    ? &o->out    : NULL;
+        if (!dst || i + 1 >= argc) return slim_bad_option("export", a);
+        *dst = argv[++i];
     }
-    if (!config_path) {
-        fprintf(stderr, "slimtune export: --config FILE is required\n");
-        export_usage(stderr);
-        return 2;
-    }
-    slim_config cfg;
-    if (config_load(&cfg, config_path) != 0) {
-        fprintf(stderr, "slimtune export: %s\n", slim_last_error());
-        return 2;
-    }
+    if (!o->config) return slim_set_error("--config FILE is required");
+    return SLIM_OK;
+}
+
+int export_run(const slim_config *cfg, const export_opts *o) {
     double t0 = slim_time_sec();
     char adapter[4096], dir[4096], merged[4096], lora_out[4096];
-    int status = 2;
-    if (slim_format_path(adapter, sizeof adapter, "%s", adapter_arg ? adapter_arg : "") ||
-        (!adapter_arg && slim_format_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg.out_dir)) ||
-        slim_format_path(dir, sizeof dir, "%s", out_arg ? out_arg : "") ||
-        (!out_arg && slim_format_path(dir, sizeof dir, "%s/export", cfg.out_dir)) ||
+    if (slim_format_path(adapter, sizeof adapter, "%s", o->adapter ? o->adapter : "") ||
+        (!o->adapter && slim_format_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg->out_dir)) ||
+        slim_format_path(dir, sizeof dir, "%s", o->out ? o->out : "") ||
+        (!o->out && slim_format_path(dir, sizeof dir, "%s/export", cfg->out_dir)) ||
         slim_format_path(merged, sizeof merged, "%s/merged-f32.gguf", dir) ||
         slim_format_path(lora_out, sizeof lora_out, "%s/adapter-lora.gguf", dir))
-        goto fail;
-    if (access(adapter, R_OK) != 0) {
-        slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);
-        goto fail;
-    }
-    if (slim_mkdir_p(dir) != 0) goto fail;
-    if (export_merge(cfg.model, adapter, merged) != 0) goto fail;
-    if (export_adapter(cfg.model, adapter, lora_out) != 0) goto fail;
+        return -1;
+    if (access(adapter, R_OK) != 0)
+        return slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);
+    if (slim_mkdir_p(dir) != 0) return -1;
+    if (export_merge(cfg->model, adapter, merged) != 0) return -1;
+    if (export_adapter(cfg->model, adapter, lora_out) != 0) return -1;
     printf("merged model:   %s\nLoRA adapter:   %s\n", merged, lora_out);
-    printf("run it:  llama-cli -m %s\n   or:   llama-cli -m %s --lora %s\n", merged, cfg.model, lora_out);
+    printf("run it:  llama-cli -m %s\n   or:   llama-cli -m %s --lora %s\n", merged, cfg->model, lora_out);
     fprintf(stderr, "export: done in %.2f s\n", slim_time_sec() - t0);
-    status = 0;
-    goto done;
-fail:
-    fprintf(stderr, "slimtune export: %s\n", slim_last_error());
-done:
-    config_free(&cfg);
-    return status;
+    return SLIM_OK;
+}
+
+/* X_run through slim_config_main. */
+static int export_run_opts(const slim_config *cfg, const void *o) { return export_run(cfg, o); }
+
+int export_main(int argc, char **argv) {
+    export_opts o;
+    int r = export_parse_args(&o, argc, argv);
+    return slim_config_main(r, export_usage, o.config, export_run_opts, &o);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cli.h"
 #include "common.h"
 #include "format/gguf.h"
 #include "model/quant.h"
@@ -116,43 +117,34 @@ static void quantize_usage(FILE *f) {
                "  (q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, else f16).\n");
 }
 
-int quantize_main(int argc, char **argv) {
+int quantize_parse_args(quantize_opts *o, int argc, char **argv) {
     const char *pos[2] = { NULL, NULL }, *type_arg = NULL;
     int n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { quantize_usage(stdout); return 0; }
-        if (!strcmp(a, "--type")) {
-            if (i + 1 >= argc) { fprintf(stderr, "slimtune quantize: --type needs a value\n"); return 2; }
-            type_arg = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "slimtune quantize: unknown option %s\n", a);
-            quantize_usage(stderr);
-            return 2;
-        } else if (n_pos < 2) {
-            pos[n_pos++] = a;
-        } else {
-            fprintf(stderr, "slimtune quantize: unexpected argument %s\n", a);
-            quantize_usage(stderr);
-            return 2;
-        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { quantize_usage(stdout); return SLIM_HELP; }
+        if (!strcmp(a, "--type") && i + 1 < argc) type_arg = argv[++i];
+        else if ((a[0] == '-' && a[1]) || n_pos == 2) return slim_bad_option("quantize", a);
+        else pos[n_pos++] = a;
     }
-    if (n_pos != 2 || !type_arg) {
-        fprintf(stderr, "slimtune quantize: IN.gguf, OUT.gguf and --type are required\n");
-        quantize_usage(stderr);
-        return 2;
-    }
+    if (n_pos != 2 || !type_arg) return slim_set_error("IN.gguf, OUT.gguf and --type are required");
     int type = quantize_parse_type(type_arg);
-    if (type < 0) {
-        fprintf(stderr, "slimtune quantize: unknown --type '%s'\n", type_arg);
-        quantize_usage(stderr);
-        return 2;
-    }
+    if (type < 0) return slim_set_error("unknown --type '%s'", type_arg);
+    o->in_path = pos[0];
+    o->out_path = pos[1];
+    o->type = (uint32_t)type;
+    return SLIM_OK;
+}
+
+int quantize_run(const quantize_opts *o) {
     double t0 = slim_time_sec();
-    if (quantize_model(pos[0], pos[1], (uint32_t)type) != 0) {
-        fprintf(stderr, "slimtune quantize: %s\n", slim_last_error());
-        return 2;
-    }
+    if (quantize_model(o->in_path, o->out_path, o->type) != 0) return -1;
     fprintf(stderr, "quantize: done in %.2f s\n", slim_time_sec() - t0);
-    return 0;
+    return SLIM_OK;
+}
+
+int quantize_main(int argc, char **argv) {
+    quantize_opts o;
+    int r = quantize_parse_args(&o, argc, argv);
+    return r == SLIM_OK ? quantize_run(&o) : r == SLIM_HELP ? SLIM_OK : (quantize_usage(stderr), -1);
 }

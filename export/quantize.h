@@ -5,9 +5,20 @@
 
 #include <stdint.h>
 
-/* Entry point of `slimtune quantize IN.gguf OUT.gguf --type T`; argv[0] = "quantize".
- * T is one of f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k. Returns the exit status
- * (0 success, 2 error). */
+/* Options of `slimtune quantize IN.gguf OUT.gguf --type T`. */
+typedef struct quantize_opts {
+    const char *in_path, *out_path;
+    uint32_t type; /* the ggml type of --type */
+} quantize_opts;
+
+/* Parses argv (argv[0] = "quantize") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h).
+ * T is one of f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k. */
+int quantize_parse_args(quantize_opts *o, int argc, char **argv);
+
+/* Writes o->out_path with quantize_model(). Returns SLIM_OK or -1. */
+int quantize_run(const quantize_opts *o);
+
+/* Entry point: parse, run; argv[0] = "quantize". Returns SLIM_OK or -1 (exit status 0 or 2). */
 int quantize_main(int argc, char **argv);
 
 /* Writes out_path (atomically): every key/value of in_path in order, general.file_type set to the

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "config.h"
 
 int slim_exit_status(const char *cmd, int r) {
     if (r < 0) {
@@ -37,4 +38,16 @@ int slim_parse_double(const char *opt, const char *s, double lo, double hi, doub
 
 int slim_bad_option(const char *cmd, const char *arg) {
     return slim_set_error("unknown option or missing value: '%s' (see slimtune %s --help)", arg, cmd);
+}
+
+int slim_config_main(int r, void (*usage)(FILE *), const char *config_path,
+                     int (*run)(const struct slim_config *cfg, const void *opts), const void *opts) {
+    if (r != SLIM_OK) {
+        if (r < 0 && usage) usage(stderr);
+        return r == SLIM_HELP ? SLIM_OK : -1;
+    }
+    slim_config cfg;
+    r = config_load(&cfg, config_path) == 0 ? run(&cfg, opts) : -1;
+    config_free(&cfg); /* safe after a failed config_load too */
+    return r;
 }

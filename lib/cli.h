@@ -10,6 +10,8 @@
 #ifndef SLIM_CLI_H
 #define SLIM_CLI_H
 
+#include <stdio.h>
+
 /* The exit-code table of every subcommand. */
 enum slim_exit_code {
     SLIM_EXIT_OK = 0,    /* done (and every gate passed) */
@@ -35,5 +37,12 @@ int slim_parse_double(const char *opt, const char *s, double lo, double hi, doub
 /* An option that is not known, or is missing its value: -1 with "unknown option or missing value: '<arg>'
  * (see slimtune <cmd> --help)". */
 int slim_bad_option(const char *cmd, const char *arg);
+
+/* The rest of X_main for a subcommand that takes --config, after X_parse_args gave r: SLIM_HELP gives
+ * SLIM_OK; -1 prints usage(stderr) and gives -1; SLIM_OK loads config_path and gives run(cfg, opts)
+ * (or -1 when the config does not load), the config freed after. */
+struct slim_config;
+int slim_config_main(int r, void (*usage)(FILE *), const char *config_path,
+                     int (*run)(const struct slim_config *cfg, const void *opts), const void *opts);
 
 #endif

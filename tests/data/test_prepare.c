@@ -17,6 +17,7 @@
 
 #include "../../data/prepare.h"
 #include "../../data/reader.h"
+#include "cli.h"
 #include "common.h"
 #include "dataset.h"
 #include "format/gguf.h"
@@ -31,6 +32,9 @@ static tokenizer g_tok;
 /* ---- helpers ---- */
 
 /* Runs data_prepare_main with the given arguments (NULL-terminated), capturing stdout and stderr into *err. */
+/* data prepare as the dispatcher runs it: the exit status, the error printed once (lib/cli.h). */
+static int prepare_cli(int argc, char **argv) { return slim_exit_status("data prepare", data_prepare_main(argc, argv)); }
+
 static int run_prepare(char **err, ...) {
     char *args[15];
     int n = 0;
@@ -39,7 +43,7 @@ static int run_prepare(char **err, ...) {
     for (char *a; n < 14 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_prepare_main, "prepare", "stderr.txt", err, args);
+    return run_capture(prepare_cli, "prepare", "stderr.txt", err, args);
 }
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
@@ -312,7 +316,7 @@ static void test_truncation(void) {
              "\"train\": \"%s\", \"max_seq_len\": 24, \"max_bad_rows\": 0.5", tmp_path("longlabel.csv"));
     cfg = write_data_config("longlabel.json", body);
     rc = run_prepare(&err, "--config", cfg, NULL);
-    CHECK(rc == 1, "long label run must fail, rc %d: %s", rc, err);
+    CHECK(rc == 2, "long label run must fail, rc %d: %s", rc, err);
     CHECK(strstr(err, "longlabel.json") && strstr(err, "data.max_seq_len = 24") &&
               strstr(err, "\"a very long label that cannot fit\""),
           "too-long completion names the config, max_seq_len and the label: %s", err);
@@ -497,11 +501,11 @@ static void test_bad_rows(void) {
         dataset_free(&d);
     }
 
-    /* too many bad rows: exit 1, nothing written (neither split) */
+    /* too many bad rows: exit 2, nothing written (neither split) */
     cfg = write_data_config("toomany.json", "\"train\": \"" FIX "/good.csv\", \"test\": \"" FIX "/bad.csv\", "
                                        "\"labels\": [\"ham\", \"spam\"], \"max_bad_rows\": 0.5");
     rc = run_prepare(&err, "--config", cfg, NULL);
-    CHECK(rc == 1, "more bad rows than max_bad_rows fails, rc %d", rc);
+    CHECK(rc == 2, "more bad rows than max_bad_rows fails, rc %d", rc);
     CHECK(strstr(err, "max_bad_rows") && strstr(err, "7 of 11 rows are bad"), "failure says why: %s", err);
     free(err);
     snprintf(path, sizeof path, "%s/out-toomany.json/data/train.h5", tmpdir);
@@ -549,12 +553,12 @@ static void test_bad_corpus(void) {
     expect_result("types.jsonl", types, sizeof types - 1, 0, "types.jsonl:1: \"text\" is a boolean",
                   "types.jsonl:2: \"label\" is null");
     static const char keys[] = "{\"txt\": \"a\", \"label\": \"ham\"}\n{\"text\": \"a\"}\n";
-    expect_result("keys.jsonl", keys, sizeof keys - 1, 1, "keys.jsonl:2: no key \"label\"", "max_bad_rows");
+    expect_result("keys.jsonl", keys, sizeof keys - 1, 2, "keys.jsonl:2: no key \"label\"", "max_bad_rows");
     /* a truncated JSONL file and unbalanced quotes everywhere: too many bad rows */
     static const char trunc[] = "{\"text\": \"a\", \"label\": \"ham\"}\n{\"text\": \"b\", \"la";
     expect_result("trunc.jsonl", trunc, sizeof trunc - 1, 0, "trunc.jsonl:2: invalid JSON", NULL);
     static const char quotes[] = "text,label\n\"a,ham\n\"b,ham\n\"c,spam\nd,ham\n";
-    expect_result("quotes.csv", quotes, sizeof quotes - 1, 1, "quotes.csv:2: bad quoting", "max_bad_rows");
+    expect_result("quotes.csv", quotes, sizeof quotes - 1, 2, "quotes.csv:2: bad quoting", "max_bad_rows");
     /* a 1 MB label is just an unknown label; a 1 MB JSONL text is truncated */
     size_t big = 1 << 20;
     char *buf = slim_malloc(big + 256);
@@ -573,41 +577,41 @@ static void test_bad_corpus(void) {
     slim_rng rng;
     slim_rng_seed(&rng, 7);
     for (int i = 0; i < 65536; i++) buf[i] = (char)(slim_rng_u32(&rng) & 0xff);
-    expect_result("garbage.csv", buf, 65536, 1, "garbage.csv", NULL);
-    expect_result("garbage.jsonl", buf, 65536, 1, "garbage.jsonl", NULL);
+    expect_result("garbage.csv", buf, 65536, 2, "garbage.csv", NULL);
+    expect_result("garbage.jsonl", buf, 65536, 2, "garbage.jsonl", NULL);
     free(buf);
     /* whole-file problems */
-    expect_result("empty.csv", "", 0, 1, "empty.csv: empty file", NULL);
-    expect_result("header_only.csv", "text,label\n", 11, 1, "no data rows", NULL);
-    expect_result("nocol.csv", "body,label\nhi,ham\n", 18, 1, "nocol.csv:1: the header has no column \"text\"",
+    expect_result("empty.csv", "", 0, 2, "empty.csv: empty file", NULL);
+    expect_result("header_only.csv", "text,label\n", 11, 2, "no data rows", NULL);
+    expect_result("nocol.csv", "body,label\nhi,ham\n", 18, 2, "nocol.csv:1: the header has no column \"text\"",
                   "\"body\"");
-    expect_result("badheader.csv", "te\"xt,label\nhi,ham\n", 19, 1, "badheader.csv:1: bad quoting in the header",
+    expect_result("badheader.csv", "te\"xt,label\nhi,ham\n", 19, 2, "badheader.csv:1: bad quoting in the header",
                   NULL);
     /* an unknown extension: the content decides (a comma header is CSV); content that tells nothing fails */
     expect_result("data.txt", "text,label\nhi,ham\n", 18, 0, "1 rows read, 0 bad, 1 examples", NULL);
-    expect_result("notes.txt", "just some words\nand more\n", 25, 1, "notes.txt: cannot tell the format", NULL);
+    expect_result("notes.txt", "just some words\nand more\n", 25, 2, "notes.txt: cannot tell the format", NULL);
 
     char *err;
     char body[512];
     snprintf(body, sizeof body, "\"train\": \"%s/does-not-exist.csv\"", tmpdir);
     int rc = run_prepare(&err, "--config", write_data_config("nofile.json", body), NULL);
-    CHECK(rc == 1 && strstr(err, "does-not-exist.csv: cannot open"), "missing data file: %s", err);
+    CHECK(rc == 2 && strstr(err, "does-not-exist.csv: cannot open"), "missing data file: %s", err);
     free(err);
     const char *cfg = tmp_path("nomodel.json");
     snprintf(body, sizeof body, "{\"model\": \"%s/none.gguf\", \"data\": {\"train\": \"" FIX "/good.csv\"}}", tmpdir);
     write_bytes(cfg, body, strlen(body));
     rc = run_prepare(&err, "--config", cfg, NULL);
-    CHECK(rc == 1 && strstr(err, "none.gguf"), "missing model: %s", err);
+    CHECK(rc == 2 && strstr(err, "none.gguf"), "missing model: %s", err);
     free(err);
     rc = run_prepare(&err, "--config", tmp_path("no-config.json"), NULL);
-    CHECK(rc == 1 && strstr(err, "no-config.json"), "missing config: %s", err);
+    CHECK(rc == 2 && strstr(err, "no-config.json"), "missing config: %s", err);
     free(err);
     rc = run_prepare(&err, "--config", write_data_config("notrain.json", "\"max_seq_len\": 64"), NULL);
-    CHECK(rc == 1 && strstr(err, "data.train"), "no data.train: %s", err);
+    CHECK(rc == 2 && strstr(err, "data.train"), "no data.train: %s", err);
     free(err);
     rc = run_prepare(&err, "--config", write_data_config("notest.json", "\"train\": \"" FIX "/good.csv\""), "--split",
                      "test", NULL);
-    CHECK(rc == 1 && strstr(err, "data.test"), "--split test without data.test: %s", err);
+    CHECK(rc == 2 && strstr(err, "data.test"), "--split test without data.test: %s", err);
     free(err);
 }
 

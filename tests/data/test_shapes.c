@@ -16,6 +16,7 @@
 #include "../../data/reader.h"
 #include "../../data/split.h"
 #include "tokenizer/chat.h"
+#include "cli.h"
 #include "common.h"
 #include "dataset.h"
 #include "format/gguf.h"
@@ -35,6 +36,9 @@ static const char *alpaca_no_input =
     "request.\n\n### Instruction:\n%s\n\n### Response:\n";
 
 /* Runs data_prepare_main with the given arguments (NULL-terminated), capturing stdout and stderr into *err. */
+/* data prepare as the dispatcher runs it: the exit status, the error printed once (lib/cli.h). */
+static int prepare_cli(int argc, char **argv) { return slim_exit_status("data prepare", data_prepare_main(argc, argv)); }
+
 static int run_prepare(char **err, ...) {
     char *args[15];
     int n = 0;
@@ -43,7 +47,7 @@ static int run_prepare(char **err, ...) {
     for (char *a; n < 14 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_prepare_main, "prepare", "stderr.txt", err, args);
+    return run_capture(prepare_cli, "prepare", "stderr.txt", err, args);
 }
 
 /* Prepares one split from a data body; reads <out>/data/<split>.h5 into d. Returns 0 or -1. */
@@ -379,13 +383,13 @@ static void test_chat(void) {
              tmp_path("chat.jsonl"));
     const char *cfg = write_data_config("chat_tiny.json", body);
     int rc = run_prepare(&err, "--config", cfg, NULL);
-    CHECK(rc == 1 && strstr(err, "chat.jsonl:1: the first assistant token is at position"),
+    CHECK(rc == 2 && strstr(err, "chat.jsonl:1: the first assistant token is at position"),
           "no assistant token within max_seq_len: a bad row named: %s", err);
     free(err);
     /* a template whose markers this tokenizer lacks is refused up front */
     snprintf(body, sizeof body, "\"train\": \"%s\", \"chat_template\": \"chatml\"", tmp_path("chat.jsonl"));
     rc = run_prepare(&err, "--config", write_data_config("chat_chatml.json", body), NULL);
-    CHECK(rc == 1 && strstr(err, "data.chat_template chatml") && strstr(err, "<|im_end|>"), "chatml refused: %s", err);
+    CHECK(rc == 2 && strstr(err, "data.chat_template chatml") && strstr(err, "<|im_end|>"), "chatml refused: %s", err);
     free(err);
 }
 

@@ -30,6 +30,7 @@
 #include "../../data/prepare.h"
 #include "../../data/reader.h"
 #include "../../data/validate.h"
+#include "cli.h"
 #include "common.h"
 #include "format/gguf.h"
 #include "testdata.h"
@@ -51,6 +52,12 @@ static const char *write_config(const char *name, const char *data_json, const c
     return p;
 }
 
+/* data prepare as the dispatcher runs it: the exit status, the error printed once (lib/cli.h). */
+static int prepare_cli(int argc, char **argv) { return slim_exit_status("data prepare", data_prepare_main(argc, argv)); }
+
+/* data validate as the dispatcher runs it: the exit status, the error printed once (lib/cli.h). */
+static int validate_cli(int argc, char **argv) { return slim_exit_status("data validate", data_validate_main(argc, argv)); }
+
 static int run_validate(char **out, ...) {
     char *args[20];
     int n = 0;
@@ -59,7 +66,7 @@ static int run_validate(char **out, ...) {
     for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_validate_main, "validate", "capture.txt", out, args);
+    return run_capture(validate_cli, "validate", "capture.txt", out, args);
 }
 
 static int run_prepare(char **out, ...) {
@@ -70,7 +77,7 @@ static int run_prepare(char **out, ...) {
     for (char *a; n < 19 && (a = va_arg(ap, char *));) args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    return run_capture(data_prepare_main, "prepare", "capture.txt", out, args);
+    return run_capture(prepare_cli, "prepare", "capture.txt", out, args);
 }
 
 static cJSON *load_json(const char *path) {
@@ -569,7 +576,7 @@ static void test_seeded_counts(void) {
         args[na] = "--report";
         args[na + 1] = rp;
         args[na + 2] = NULL;
-        rc = run_capture(data_validate_main, "validate", "capture.txt", &out, args);
+        rc = run_capture(validate_cli, "validate", "capture.txt", &out, args);
         CHECK(rc == 1, "make validate without CONFIG: the seeded faults fail the gates, exit %d: %.2000s", rc, out);
         CHECK(strstr(out, "unknown label") == NULL && strstr(out, "is not in the label set") == NULL,
               "make validate without CONFIG: no row is an unknown label: %.2000s", out);
@@ -636,7 +643,7 @@ static void test_seeded_counts(void) {
         args[na] = "--report";
         args[na + 1] = rp;
         args[na + 2] = NULL;
-        rc = run_capture(data_validate_main, "validate", "capture.txt", &out, args);
+        rc = run_capture(validate_cli, "validate", "capture.txt", &out, args);
         CHECK(rc == 1, "unseen eval labels: exit %d", rc);
         char want[800];
         snprintf(want, sizeof want, "%s:30: label \"mixed\" is not in the label set of the train file", te);
@@ -707,7 +714,7 @@ static void test_bad_corpus(void) {
         CHECK(strstr(out, bc->want) != NULL, "validate %s names '%s': %.1500s", bc->name, bc->want, out);
         free(out);
         rc = run_prepare(&out, "--config", cfg, NULL);
-        CHECK(rc == 0 || rc == 1, "prepare %s: exit %d", bc->name, rc);
+        CHECK(rc == 0 || rc == 2, "prepare %s: exit %d", bc->name, rc);
         const char *pw = bc->prep_want ? bc->prep_want : bc->want;
         CHECK(strstr(out, pw) != NULL, "prepare %s names '%s': %.1500s", bc->name, pw, out);
         free(out);
@@ -791,11 +798,11 @@ static void test_shapes_and_show(void) {
     CHECK(sh && strcmp(sh->valuestring, "chat") == 0, "shape chat detected");
     cJSON_Delete(rep);
     rc = run_prepare(&out, "--config", cfg_auto, NULL);
-    CHECK(rc == 1 && strstr(out, "chat format needs a chat template") && strstr(out, "data.chat_template"),
+    CHECK(rc == 2 && strstr(out, "chat format needs a chat template") && strstr(out, "data.chat_template"),
           "prepare without a chat template refuses clearly: %s", out);
     free(out);
     rc = run_prepare(&out, "--config", cfg, NULL);
-    CHECK(rc == 1 && strstr(out, "7 rows read, 5 bad, 2 examples") && strstr(out, "max_bad_rows"),
+    CHECK(rc == 2 && strstr(out, "7 rows read, 5 bad, 2 examples") && strstr(out, "max_bad_rows"),
           "prepare with the llama2 template: 2 good conversations, 5 bad rows over max_bad_rows: %s", out);
     free(out);
 

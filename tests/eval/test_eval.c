@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "common.h"
 #include "dataset.h"
 #include "model/model.h"
@@ -268,6 +269,9 @@ static double jnum(const cJSON *root, const char *a, const char *b, const char *
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* eval as the dispatcher runs it: the exit status, the error printed once (lib/cli.h). */
+static int eval_cli(int argc, char **argv) { return slim_exit_status("eval", eval_main(argc, argv)); }
+
 static void test_command(const model *m, const lora_adapter *lora, const char *model_path, const char *dir) {
     char data_dir[4300], train_dir[4300], cfg_path[4300], test_h5[4400], train_h5[4400], adapter[4400], report[4400],
         report_md[4400];
@@ -317,7 +321,7 @@ static void test_command(const model *m, const lora_adapter *lora, const char *m
     double gain = acc_ft - (acc_base > acc_maj ? acc_base : acc_maj);
 
     char *argv1[] = {"eval", "--config", cfg_path, "--batch", "5", NULL};
-    CHECK(eval_main(5, argv1) == 0, "eval with no gates must pass: %s", slim_last_error());
+    CHECK(eval_cli(5, argv1) == 0, "eval with no gates must pass: %s", slim_last_error());
     CHECK(file_exists(report_md), "no %s", report_md);
     cJSON *r = read_json(report);
     CHECK(r != NULL, "cannot read %s", report);
@@ -346,7 +350,7 @@ static void test_command(const model *m, const lora_adapter *lora, const char *m
 
     /* gates: gain can never reach 1 here (the majority baseline is right on 2 of 3) */
     char *argv2[] = {"eval", "--config", cfg_path, "--min-gain", "1", NULL};
-    CHECK(eval_main(5, argv2) == 1, "an unreachable gain gate must exit 1");
+    CHECK(eval_cli(5, argv2) == 1, "an unreachable gain gate must exit 1");
     r = read_json(report);
     if (r) {
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "gates"), "min_gain");
@@ -354,21 +358,21 @@ static void test_command(const model *m, const lora_adapter *lora, const char *m
         cJSON_Delete(r);
     }
     char *argv3[] = {"eval", "--config", cfg_path, "--min-accuracy", "1", NULL};
-    CHECK(eval_main(5, argv3) == (acc_ft < 1.0 ? 1 : 0), "accuracy gate");
+    CHECK(eval_cli(5, argv3) == (acc_ft < 1.0 ? 1 : 0), "accuracy gate");
     char *argv4[] = {"eval", "--config", cfg_path, "--max-examples", "1", NULL};
-    CHECK(eval_main(5, argv4) == 0, "--max-examples 1");
+    CHECK(eval_cli(5, argv4) == 0, "--max-examples 1");
     r = read_json(report);
     if (r) { CHECK(jnum(r, "n_examples", NULL, NULL) == 1, "--max-examples 1 scored %g", jnum(r, "n_examples", NULL, NULL)); cJSON_Delete(r); }
 
     /* errors: exit 2 */
     char *argv5[] = {"eval", "--config", cfg_path, "--adapter", "/nonexistent.gguf", NULL};
-    CHECK(eval_main(5, argv5) == 2, "missing adapter must exit 2");
+    CHECK(eval_cli(5, argv5) == 2, "missing adapter must exit 2");
     char *argv6[] = {"eval", "--config", cfg_path, "--min-accuracy", "x", NULL};
-    CHECK(eval_main(5, argv6) == 2, "bad number must exit 2");
+    CHECK(eval_cli(5, argv6) == 2, "bad number must exit 2");
     char *argv7[] = {"eval", "--bogus", "1", NULL};
-    CHECK(eval_main(3, argv7) == 2, "bad option must exit 2");
+    CHECK(eval_cli(3, argv7) == 2, "bad option must exit 2");
     CHECK(write_dataset(m, test_labels, m->tok.fingerprint ^ 1, test_h5) == 0, "%s", slim_last_error());
-    CHECK(eval_main(3, argv1) == 2 && strstr(slim_last_error(), "tokenizer_fingerprint"),
+    CHECK(eval_cli(3, argv1) == 2 && strstr(slim_last_error(), "tokenizer_fingerprint"),
           "a dataset of another tokenizer must exit 2 naming the fingerprint: %s", slim_last_error());
 
     unlink(test_h5);

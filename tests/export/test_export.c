@@ -254,9 +254,9 @@ int main(void) {
             lora_free(&back);
         } else CHECK(0, "lora_load(adapter-lora.gguf): %s", slim_last_error());
         char *argv2[] = {"export", "--config", cfg_path, "--adapter", "/nonexistent.gguf", NULL};
-        CHECK(export_main(5, argv2) == 2, "export_main with a missing adapter must fail");
+        CHECK(export_main(5, argv2) == -1, "export_main with a missing adapter must fail");
         char *argv3[] = {"export", "--bogus", NULL};
-        CHECK(export_main(2, argv3) == 2, "export_main with a bad option must fail");
+        CHECK(export_main(2, argv3) == -1, "export_main with a bad option must fail");
         unlink(merged2);
         unlink(lora2);
         char sub[4400];

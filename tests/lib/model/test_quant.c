@@ -590,11 +590,11 @@ static void test_quantize_main(const char *model, const char *dir) {
     snprintf(out, sizeof out, "%s/never.gguf", dir);
     snprintf(missing, sizeof missing, "%s/missing.gguf", dir);
     char *a1[] = { "quantize", missing, out, "--type", "q8_0", NULL };
-    CHECK(quantize_main(5, a1) == 2 && !file_exists(out), "missing input fails");
+    CHECK(quantize_main(5, a1) == -1 && !file_exists(out), "missing input fails");
     char *a2[] = { "quantize", (char *)model, out, "--type", "q3_k", NULL };
-    CHECK(quantize_main(5, a2) == 2 && !file_exists(out), "unknown type fails");
+    CHECK(quantize_main(5, a2) == -1 && !file_exists(out), "unknown type fails");
     char *a3[] = { "quantize", (char *)model, NULL };
-    CHECK(quantize_main(2, a3) == 2, "missing arguments fail");
+    CHECK(quantize_main(2, a3) == -1, "missing arguments fail");
 }
 
 /* ------------------------------------------------------------------------------------------ e2e helpers */
