@@ -112,6 +112,7 @@ typedef struct prep_rendered {
  * tokenizer. Returns 0, or -1 with an error naming the config and the key. */
 int prep_renderer_init(prep_renderer *r, const tokenizer *t, const slim_config *cfg, int shape, char **names,
                        int n_names, const char *chat_jinja);
+/* Frees what prep_renderer_init allocated (safe after it failed). */
 void prep_renderer_free(prep_renderer *r);
 
 /* Renders one good example into out (tokens, mask, prompt_len, label, truncated; full_len as well when
@@ -119,6 +120,7 @@ void prep_renderer_free(prep_renderer *r);
  * unsplit sequence (prep_text_chunks splits it). A row that cannot fit gets out->bad and a message.
  * Returns 0, or -1 on a tokenizer failure (slim_last_error). Thread-safe for distinct out. */
 int prep_render(const prep_renderer *r, const data_example *e, int want_full_len, prep_rendered *out);
+/* Frees the token arrays of one prep_render result. */
 void prep_rendered_free(prep_rendered *out);
 
 /* Number of examples a text-shape sequence of n tokens becomes with chunks of at most max_seq_len

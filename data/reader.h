@@ -80,6 +80,7 @@ int reader_open(data_reader *r, const char *path, const char *format, const char
 /* Points *row at the next row (good or bad; owned by the reader). Returns 1, or 0 at the end. */
 int reader_next(data_reader *r, const reader_row **row);
 
+/* Closes the file and frees the reader. */
 void reader_free(data_reader *r);
 
 /* Returns -1 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points above U+10FFFF),

@@ -996,6 +996,7 @@ static int val_init_renderer(val_ctx *c) {
         snprintf(c->no_tokens, sizeof c->no_tokens, "no good row gives a label");
     } else if (prep_renderer_init(&c->rr, c->tok, c->cfg, c->shape, c->names, c->n_names,
                                   gguf_get_str(&c->g, "tokenizer.chat_template"))) {
+        prep_renderer_free(&c->rr);
         if (c->shape != SHAPE_CHAT) return -1; /* e.g. no text_label row can fit: a config error */
         snprintf(c->no_tokens, sizeof c->no_tokens, "%s", slim_last_error());
     } else {
@@ -1078,8 +1079,9 @@ static int val_report(val_ctx *c, const data_validate_opts *o, double t0) {
     int status = c->n_fail ? SLIM_GATE_FAILED : SLIM_OK;
     val_print(c, &c->leak);
     char report[4200];
-    if (o->report) snprintf(report, sizeof report, "%s", o->report);
-    else if (slim_format_path(report, sizeof report, "%s/validate/report.json", c->cfg->out_dir)) return -1;
+    if (o->report ? slim_format_path(report, sizeof report, "%s", o->report)
+                  : slim_format_path(report, sizeof report, "%s/validate/report.json", c->cfg->out_dir))
+        return -1;
     if (val_write_json(c, &c->leak, report, status ? 1 : 0)) return -1;
     val_show(c, (int)o->show);
     printf("data validate: %s in %.2f s; report %s\n", status ? "FAIL" : "pass", slim_time_sec() - t0, report);

@@ -213,10 +213,10 @@ int eval_run(const slim_config *cfg, const eval_opts *o) {
         rc = eval_write_reports(r, st->eval_dir);
     }
     if (rc == 0 && !r->acc_ok)
-        fprintf(stderr, "slimtune eval: gate failed: fine-tuned accuracy %.4f < min_accuracy %.4f\n",
+        fprintf(stderr, "eval: gate failed: fine-tuned accuracy %.4f < min_accuracy %.4f\n",
                 r->ms[SYS_FINETUNED].accuracy, r->min_accuracy);
     if (rc == 0 && !r->gain_ok)
-        fprintf(stderr, "slimtune eval: gate failed: gain %+.4f (accuracy %.4f - best baseline %.4f) < min_gain %+.4f\n",
+        fprintf(stderr, "eval: gate failed: gain %+.4f (accuracy %.4f - best baseline %.4f) < min_gain %+.4f\n",
                 r->gain, r->ms[SYS_FINETUNED].accuracy, r->best_baseline, r->min_gain);
     if (rc == 0 && (!r->acc_ok || !r->gain_ok)) rc = SLIM_GATE_FAILED;
     eval_state_free(st);

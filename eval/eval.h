@@ -51,6 +51,7 @@ typedef struct eval_metrics {
 /* Computes the metrics of pred against truth ([n] label indices in 0..n_labels-1). Returns 0, or -1
  * when n < 1, n_labels < 1 or an index is out of range (naming the example). */
 int eval_metrics_compute(eval_metrics *m, const int32_t *truth, const int32_t *pred, int64_t n, int n_labels);
+/* Frees the per-class arrays of eval_metrics_compute; *m is zeroed. */
 void eval_metrics_free(eval_metrics *m);
 
 /* The completion ids of label_name: template with every {label} replaced, tokenizer_encode(add_bos 0,

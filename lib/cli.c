@@ -9,11 +9,11 @@
 #include "config.h"
 
 int slim_exit_status(const char *cmd, int r) {
-    if (r < 0) {
-        fprintf(stderr, "slimtune %s: %s\n", cmd, slim_last_error());
-        return SLIM_EXIT_ERROR;
-    }
-    return r == SLIM_GATE_FAILED ? SLIM_EXIT_GATE : SLIM_EXIT_OK;
+    if (r == SLIM_OK || r == SLIM_HELP) return SLIM_EXIT_OK;
+    if (r == SLIM_GATE_FAILED) return SLIM_EXIT_GATE;
+    if (r >= 0) slim_set_error("internal error: result %d is not in lib/cli.h's table", r);
+    fprintf(stderr, "slimtune %s: %s\n", cmd, slim_last_error());
+    return SLIM_EXIT_ERROR;
 }
 
 int slim_parse_long(const char *opt, const char *s, long lo, long hi, long *out) {

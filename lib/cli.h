@@ -3,6 +3,7 @@
  * Every subcommand is three functions in its stage:
  *   int X_parse_args(X_opts *o, int argc, char **argv);       argv -> options: SLIM_OK, SLIM_HELP or -1
  *   int X_run(const slim_config *cfg, const X_opts *o);       the work: SLIM_OK, SLIM_GATE_FAILED or -1
+ *                                                             (commands without --config: X_run(const X_opts *))
  *   int X_main(int argc, char **argv);                        parse, load the config, run; same results
  * A failure anywhere below sets slim_set_error() (common.h) and returns -1 up to X_main; nothing below
  * the dispatcher prints an error. slimtune.c turns the result into the exit status with
@@ -22,11 +23,12 @@ enum slim_exit_code {
 /* Results of X_parse_args / X_run / X_main (besides -1, an error). */
 #define SLIM_OK 0
 #define SLIM_GATE_FAILED 1 /* X_run: the work is done and written, but a gate failed */
-#define SLIM_HELP 2        /* X_parse_args: --help was printed, nothing to run */
+#define SLIM_HELP 3        /* X_parse_args: --help was printed, nothing to run */
 
 /* The exit status of subcommand `cmd` ("train", "data prepare", ...) for result r of its X_main:
  * -1 prints "slimtune <cmd>: <slim_last_error()>" to stderr and gives SLIM_EXIT_ERROR; SLIM_GATE_FAILED
- * gives SLIM_EXIT_GATE; SLIM_OK and SLIM_HELP give SLIM_EXIT_OK. */
+ * gives SLIM_EXIT_GATE; SLIM_OK and SLIM_HELP give SLIM_EXIT_OK; any other value is a bug, reported as an
+ * error. */
 int slim_exit_status(const char *cmd, int r);
 
 /* Option values: parse s as a decimal integer in [lo, hi] (or a number in [lo, hi]) into *out. Returns 0,

@@ -15,7 +15,6 @@
 
 #include "common.h"
 
-
 static void config_set_str(char **dst, const char *s) {
     free(*dst);
     *dst = s ? slim_strdup(s) : NULL;
@@ -212,12 +211,16 @@ void config_free(slim_config *c) {
     memset(c, 0, sizeof *c);
 }
 
-void config_copy(slim_config *dst, const slim_config *src, const char *prefix) {
+/* 1 when key is prefix or lies under it ("data.split.seed" is under "data" and "data.split"). */
+static int config_key_under(const char *key, const char *prefix) {
     size_t n = strlen(prefix);
-    for (size_t i = 0; i < CONFIG_N_FIELDS; i++) {
-        const char *k = config_fields[i].key;
-        if (!strncmp(k, prefix, n) && (k[n] == 0 || k[n] == '.')) config_field_copy(dst, src, &config_fields[i]);
-    }
+    return strncmp(key, prefix, n) == 0 && (key[n] == 0 || key[n] == '.');
+}
+
+void config_copy(slim_config *dst, const slim_config *src, const char *prefix) {
+    for (size_t i = 0; i < CONFIG_N_FIELDS; i++)
+        if (config_key_under(config_fields[i].key, prefix)) config_field_copy(dst, src, &config_fields[i]);
+    if (config_key_under("data.split", prefix)) dst->has_split = src->has_split; /* the object itself */
 }
 
 /* ---- typed readers: each names file and key path on error ---- */
@@ -335,7 +338,6 @@ static int config_count(const char *s, const char *needle) {
     return n;
 }
 
-
 /* Checks the templates: the prompt holds {text} exactly once and no {label}; the completion holds
  * {label} exactly once and no {text}. */
 static int config_check_templates(const slim_config *c, const char *file) {
@@ -352,7 +354,6 @@ static int config_check_templates(const slim_config *c, const char *file) {
     if (ct) return slim_set_error("%s: data.template.completion: must not contain {text}", file);
     return 0;
 }
-
 
 /* ---- parsing: the JSON objects are walked against config_fields ---- */
 
@@ -493,7 +494,6 @@ int config_load(slim_config *c, const char *path) {
     c->path = slim_strdup(path);
     return 0;
 }
-
 
 /* A float as the shortest decimal that reads back to the same float, so 0.003f saves as 0.003. */
 static double config_float_json(float f) {

@@ -11,7 +11,7 @@
 
 typedef struct slim_config {
     char *path;              /* the config file itself */
-    char *model;             /* "model": base model GGUF path (required) */
+    char *model;             /* "model": the base model: a GGUF file or a Hugging Face directory (required) */
     char *out_dir;           /* "out_dir": where every stage writes (default "work/run") */
     char *base_quant;        /* base.quant: storage of the frozen base: f32 | f16 | bf16 | q8_0 | nf4 | keep
                                 (default f32; see model.h enum base_quant) */
@@ -95,9 +95,11 @@ void config_defaults(slim_config *c);
 /* Sets the defaults (config_defaults), then reads a JSON config over them. Returns 0, or -1 with an
  * error naming file and key; *c is safe to config_free() either way. */
 int config_load(slim_config *c, const char *path);
+/* Frees every string and list of the config; *c is zeroed (safe after a failed config_load). */
 void config_free(slim_config *c);
 /* Copies from src into dst every setting whose key path is `prefix` or lies under it ("validate" copies
- * validate.*; "data.max_seq_len" one setting); strings are duplicated, dst's old values freed. */
+ * validate.*; "data.max_seq_len" one setting; "data" or "data.split" also whether a split is set); strings
+ * are duplicated, dst's old values freed. */
 void config_copy(slim_config *dst, const slim_config *src, const char *prefix);
 /* Writes the config as JSON (all keys, resolved defaults) to path, atomically. Returns 0 or -1. */
 int config_save(const slim_config *c, const char *path);

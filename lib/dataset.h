@@ -69,6 +69,7 @@ int dataset_write(const slim_dataset *d, const char *path);
 /* Reads and validates a dataset (offsets monotone, token ids >= 0, labels in range). Returns 0 or -1
  * with an error naming the file and the dataset or attribute at fault. */
 int dataset_read(slim_dataset *d, const char *path);
+/* Frees every array of the dataset; *d is zeroed (safe after a failed dataset_read). */
 void dataset_free(slim_dataset *d);
 /* Checks that dataset d (read from path) was tokenized by the tokenizer with this fingerprint (the model
  * at model_path). Returns 0, or -1 with an error naming both and saying to prepare the data again. */

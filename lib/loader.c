@@ -174,15 +174,19 @@ int loader_next(loader *L) {
 }
 
 void loader_reset(loader *L) {
-    loader_set_state(L, (loader_state){.epoch = 0, .cursor = 0});
+    L->smp.st = (loader_state){.epoch = 0, .cursor = 0};
 }
 
 loader_state loader_get_state(const loader *L) {
     return L->smp.st;
 }
 
-void loader_set_state(loader *L, loader_state st) {
+int loader_set_state(loader *L, loader_state st) {
+    if (st.epoch < 0 || st.cursor < 0 || st.cursor > L->n_units)
+        return slim_set_error("loader state: epoch %lld, cursor %lld is outside 0.. epochs, 0..%lld units",
+                              (long long)st.epoch, (long long)st.cursor, (long long)L->n_units);
     L->smp.st = st;
+    return 0;
 }
 
 long loader_batches_per_epoch(const loader *L) {

@@ -88,8 +88,9 @@ int loader_next(loader *L);
 void loader_reset(loader *L);
 /* The position of the next micro-batch. */
 loader_state loader_get_state(const loader *L);
-/* Resumes at a position that loader_get_state returned (of a loader over the same units). */
-void loader_set_state(loader *L, loader_state st);
+/* Resumes at a position that loader_get_state returned (of a loader over the same units). Returns 0, or
+ * -1 with an error when the position is outside this loader's units (a checkpoint of other data). */
+int loader_set_state(loader *L, loader_state st);
 /* Micro-batches in an epoch: ceil(n_units / B). */
 long loader_batches_per_epoch(const loader *L);
 /* Frees everything loader_init allocated and zeroes *L. */

@@ -12,7 +12,9 @@ typedef struct adamw {
     float beta1, beta2, eps, weight_decay;
 } adamw;
 
+/* Zeroed first and second moments for n parameters, with the AdamW hyper-parameters. */
 void adamw_init(adamw *o, size_t n, float beta1, float beta2, float eps, float weight_decay);
+/* Frees the moments; *o is zeroed. */
 void adamw_free(adamw *o);
 /* One update of params [n] with gradients grads [n] at learning rate lr (bias-corrected moments). */
 void adamw_step(adamw *o, float *params, const float *grads, float lr);

@@ -1,4 +1,4 @@
-/* train.c — `slimtune train`: LoRA fine-tuning of a frozen llama base on a prepared dataset.
+/* train.c — `slimtune train`: LoRA fine-tuning of a frozen base (llama, qwen2) on a prepared dataset.
  *
  * Reads <out_dir>/data/train.h5 (see lib/dataset.h), attaches LoRA adapters (config "lora"), and
  * runs AdamW with warmup + cosine decay over shuffled micro-batches (lib/loader.h), accumulating
@@ -154,7 +154,7 @@ static long train_count_targets(loader *L, int n_micro) {
         n += L->n_targets;
         if (L->epoch_end) break;
     }
-    loader_set_state(L, start);
+    (void)loader_set_state(L, start); /* its own saved state: always in range */
     return n;
 }
 
@@ -310,13 +310,11 @@ int train_run(const slim_config *cfg, const train_opts *o) {
     return rc == 0 ? SLIM_OK : -1;
 }
 
+/* X_run through slim_config_main. */
+static int train_run_opts(const slim_config *cfg, const void *o) { return train_run(cfg, o); }
+
 int train_main(int argc, char **argv) {
     train_opts o;
     int r = train_parse_args(&o, argc, argv);
-    if (r != SLIM_OK) return r == SLIM_HELP ? SLIM_OK : -1;
-    slim_config cfg;
-    r = config_load(&cfg, o.config_path);
-    if (r == 0) r = train_run(&cfg, &o);
-    config_free(&cfg);
-    return r;
+    return slim_config_main(r, train_usage, o.config_path, train_run_opts, &o);
 }

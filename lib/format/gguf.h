@@ -79,6 +79,7 @@ typedef struct gguf_file {
  * more than 4 dims, element-count overflow, unknown type, misaligned or out-of-file tensor data,
  * duplicate names). On failure *g is left freed. */
 int gguf_open(gguf_file *g, const char *path);
+/* Unmaps the file and frees every key and tensor entry; *g is zeroed (safe on a zeroed g). */
 void gguf_close(gguf_file *g);
 
 /* Lookups: NULL when absent. */
@@ -108,11 +109,13 @@ uint16_t slim_fp32_to_fp16(float f);
  * writes it atomically (temporary name, then rename). Tensor data is copied at add time. */
 typedef struct gguf_writer gguf_writer;
 
+/* A new, empty writer (general.alignment 32); gguf_writer_free releases it. */
 gguf_writer *gguf_writer_init(void);
 void gguf_writer_free(gguf_writer *w);
 /* Copies one key/value (any type, arrays included) as read from another file. Replaces an
  * existing key of the same name. */
 void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
+/* Sets a scalar or string key (replacing one of the same name). */
 void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v);
 void gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);

@@ -1,6 +1,7 @@
 /* model_file.c — GGUF file or Hugging Face directory; see model_file.h. */
 #include "model_file.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -16,7 +17,7 @@ int slim_model_open(gguf_file *g, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) {
         memset(g, 0, sizeof *g);
-        return slim_set_error("%s: no such file or directory", path);
+        return slim_set_error("%s: %s", path, errno == ENOENT ? "no such file or directory" : strerror(errno));
     }
     return S_ISDIR(st.st_mode) ? hf_open(g, path) : gguf_open(g, path);
 }

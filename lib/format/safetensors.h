@@ -52,6 +52,7 @@ typedef struct safetensors_file {
  * count or byte size overflow, end - begin != product(shape) * element size, data past the end of
  * the file, overlapping data, duplicate names, non-string metadata. On failure *f is left freed. */
 int safetensors_open(safetensors_file *f, const char *path);
+/* Unmaps the file and frees the tensor and metadata tables; *f is zeroed. */
 void safetensors_close(safetensors_file *f);
 
 /* The tensor called name, or NULL. */

@@ -58,6 +58,7 @@ typedef struct acts {
 /* Allocates s for up to B x T tokens of a model of config c with LoRA rank lora_r (0: no adapter),
  * zeroed, with its RoPE table. Aborts when out of memory (slim_calloc). */
 void acts_init(acts *s, const struct model_config *c, int B, int T, int lora_r);
+/* Frees what acts_init allocated; *s is zeroed. */
 void acts_free(acts *s);
 /* Bytes of the activations and scratch acts_init allocates for B x T tokens at LoRA rank r. */
 size_t acts_bytes(const struct model_config *c, int B, int T, int lora_r);

@@ -24,10 +24,15 @@ int lora_target_index(const char *name) {
 }
 
 int lora_parse_tensor_name(const char *name, int *layer, int *target, char *part) {
-    int l, end = -1;
+    /* "blk." then 1..6 decimal digits (no sign, no space), then ".<gguf name>.weight" */
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    const char *p = name + 4;
+    int l = 0, digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++) l = l * 10 + (*p - '0');
+    int end = -1;
     char gname[64];
-    if (sscanf(name, "blk.%d.%63[a-z_].weight%n", &l, gname, &end) != 2 || end < 0) return -1;
-    const char *rest = name + end;
+    if (digits == 0 || *p != '.' || sscanf(p, ".%63[a-z_].weight%n", gname, &end) != 1 || end < 0) return -1;
+    const char *rest = p + end;
     if (*rest == 0) *part = 0;
     else if (strcmp(rest, ".lora_a") == 0 || strcmp(rest, ".lora_b") == 0) *part = rest[6];
     else return -1;

@@ -43,6 +43,7 @@ typedef struct lora_adapter {
 
 /* Allocates adapters on the enabled targets (targets[t] != 0) and initialises them from seed. */
 void lora_init(lora_adapter *a, const struct model_config *c, int r, float alpha, const int *targets, uint64_t seed);
+/* Frees the adapter's parameters and views; *a is zeroed. */
 void lora_free(lora_adapter *a);
 /* Offsets of A/B of (layer, target) inside params, for views over a gradient buffer of the same layout. */
 size_t lora_offset_A(const lora_adapter *a, int layer, int target);

@@ -86,6 +86,7 @@ size_t model_matrix_bytes(int quant, uint32_t src, int64_t rows, int64_t cols, i
 int model_load(model *m, const char *path);
 /* Fails (-1, naming the model) when the model has no usable tokenizer. */
 int model_require_tokenizer(const model *m);
+/* Frees the weights, the tokenizer and the open file; *m is zeroed (safe after a failed load). */
 void model_free(model *m);
 /* Input and output features of a projection (e.g. q: in dim, out n_heads*head_dim). */
 void model_target_shape(const model_config *c, int target, int *in, int *out);

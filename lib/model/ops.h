@@ -3,6 +3,8 @@
  * Each op has a _forward and a _backward with the same argument order (llm.c style). Backward
  * functions ACCUMULATE (+=) into every gradient buffer they are given (names start with d), so the
  * caller zeroes them once per step; a NULL gradient pointer means "not needed" (frozen weights).
+ * Two exceptions, said at each: rope_backward rotates dx in place (RoPE is a rotation, its own inverse
+ * pass), and lora_backward's dlora_u [N,r] is scratch it overwrites.
  * Shapes are row-major; N = B*T rows (tokens). Matrix products go through OpenBLAS cblas_sgemm;
  * element-wise loops use OpenMP.
  * Weight convention (GGUF/ggml): a linear layer's weight W has ne = [in, out], i.e. it is a
@@ -53,7 +55,9 @@ typedef struct rope_cache {
     float *cos, *sin; /* [max_pos, hd/2] */
 } rope_cache;
 
+/* Fills cos/sin for positions 0..max_pos-1 of head size hd (theta, neox layout, freq_factors [hd/2] or NULL). */
 void rope_cache_init(rope_cache *rc, int hd, int max_pos, float theta, int neox, const float *freq_factors);
+/* Frees the tables of rope_cache_init. */
 void rope_cache_free(rope_cache *rc);
 /* In place on x [N, n_heads*hd]; pos [N] is each row's position (0 <= pos < max_pos). */
 void rope_forward(float *x, const int32_t *pos, int N, int n_heads, const rope_cache *rc);

@@ -51,6 +51,7 @@ typedef struct nf4_tensor {
 
 /* Quantizes x [n] to NF4 with double quantization (allocates). */
 void nf4_quantize(nf4_tensor *t, const float *x, size_t n);
+/* Frees the blocks of an nf4_tensor (not the struct itself). */
 void nf4_free(nf4_tensor *t);
 /* Dequantizes elements [start, start + count) of the flattened tensor into out [count]. */
 void nf4_dequantize(const nf4_tensor *t, size_t start, size_t count, float *out);
@@ -90,6 +91,7 @@ size_t qmatrix_nbytes(const qmatrix *W);
 /* Storage type name: "F32", "Q8_0", "NF4", ... */
 const char *qmatrix_type_name(uint32_t type);
 
+/* bfloat16 <-> float (the high half of an IEEE float). */
 float slim_bf16_to_fp32(uint16_t h);
 uint16_t slim_fp32_to_bf16(float f); /* round to nearest even, as ggml */
 

@@ -94,6 +94,7 @@ int chat_loss_mode_from_name(const char *name);
  * content, roles out of the order the template requires, a system message the template rejects, or
  * no assistant turn. */
 int chat_render(int tmpl, const chat_message *msgs, int n, int loss_mode, chat_render_out *out);
+/* Frees the text and spans of chat_render; *out is zeroed. */
 void chat_render_out_free(chat_render_out *out);
 
 /* Renders and tokenizes a conversation: the text is encoded with special-token parsing (the template's

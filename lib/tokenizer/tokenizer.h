@@ -96,6 +96,7 @@ int tokenizer_init_model(tokenizer *t, const gguf_file *g, const char *path);
  * error naming the path (missing) or the file and key at fault. */
 int tokenizer_init_path(tokenizer *t, const char *model);
 
+/* Frees every table of the tokenizer (safe on a zeroed or failed one). */
 void tokenizer_free(tokenizer *t);
 
 /* Encodes len bytes of UTF-8 text into ids. flags: TOK_ADD_BOS | TOK_SPACE_PREFIX | TOK_PARSE_SPECIAL.

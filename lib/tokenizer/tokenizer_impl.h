@@ -60,9 +60,11 @@ const gguf_kv *tok_gguf_tokens(const gguf_file *g);
 
 /* Byte-level BPE (tokenizer_bpe.c). */
 int tok_bpe_init_gguf(tokenizer *t, const gguf_file *g);
+/* Frees the merge tables and the cache of a BPE tokenizer (NULL is fine). */
 void tok_bpe_free(struct tok_bpe *b);
 /* Per-call scratch space of the BPE encoder. */
 typedef struct tok_work tok_work;
+/* A fresh scratch space (grown on demand); tok_work_free releases it. */
 tok_work *tok_work_new(void);
 void tok_work_free(tok_work *w);
 /* Encodes one fragment s[0..n) (no special tokens in it) whose first byte is at text offset base. */

@@ -203,16 +203,21 @@ static void test_state(void) {
     CHECK(st.epoch == 1 && st.cursor == 2, "after 4 micro-batches of 2 over 5: epoch %lld cursor %lld",
           (long long)st.epoch, (long long)st.cursor);
     int na = draw(&L, 5, a);
-    loader_set_state(&L, st);
+    CHECK(loader_set_state(&L, st) == 0, "set a saved state: %s", slim_last_error());
     int nb = draw(&L, 5, b);
     CHECK(na == nb && memcmp(a, b, sizeof(int32_t) * na) == 0, "restoring the state does not replay the batches");
-    loader_set_state(&R, st); /* another loader (a resumed run) */
+    CHECK(loader_set_state(&R, st) == 0, "set the state on another loader"); /* a resumed run */
     int nc = draw(&R, 5, c);
     CHECK(na == nc && memcmp(a, c, sizeof(int32_t) * na) == 0, "a fresh loader set to the state does not replay");
     /* a state at an epoch's end (cursor = n): the next batch starts the next epoch */
-    loader_set_state(&R, (loader_state){.epoch = 0, .cursor = N_EX});
+    CHECK(loader_set_state(&R, (loader_state){.epoch = 0, .cursor = N_EX}) == 0, "set an epoch-end state");
     loader_next(&R);
     CHECK(loader_get_state(&R).epoch == 1 && loader_get_state(&R).cursor == 2, "epoch-end state: next is epoch 1");
+    /* a state of other data (cursor past this loader's units, a negative epoch) is refused, unchanged */
+    CHECK(loader_set_state(&R, (loader_state){.epoch = 0, .cursor = N_EX + 1}) == -1 &&
+              strstr(slim_last_error(), "cursor"), "a cursor past the units is accepted");
+    CHECK(loader_set_state(&R, (loader_state){.epoch = -1, .cursor = 0}) == -1, "a negative epoch is accepted");
+    CHECK(loader_get_state(&R).epoch == 1 && loader_get_state(&R).cursor == 2, "a refused state changed the loader");
     loader_reset(&L);
     nb = draw(&L, 4, b);
     CHECK(nf == nb && memcmp(first, b, sizeof(int32_t) * nf) == 0, "loader_reset does not replay from the start");
