@@ -24,11 +24,13 @@ enum slim_exit_code {
 #define SLIM_OK 0
 #define SLIM_GATE_FAILED 1 /* X_run: the work is done and written, but a gate failed */
 #define SLIM_HELP 3        /* X_parse_args: --help was printed, nothing to run */
+#define SLIM_STOPPED 0x100 /* X_run: stopped by signal (result - SLIM_STOPPED) after saving its state:
+                              exit status 128 + signal (130 SIGINT, 143 SIGTERM) */
 
 /* The exit status of subcommand `cmd` ("train", "data prepare", ...) for result r of its X_main:
  * -1 prints "slimtune <cmd>: <slim_last_error()>" to stderr and gives SLIM_EXIT_ERROR; SLIM_GATE_FAILED
- * gives SLIM_EXIT_GATE; SLIM_OK and SLIM_HELP give SLIM_EXIT_OK; any other value is a bug, reported as an
- * error. */
+ * gives SLIM_EXIT_GATE; SLIM_OK and SLIM_HELP give SLIM_EXIT_OK; SLIM_STOPPED + signal gives 128 + signal
+ * (the shell's status for a signal); any other value is a bug, reported as an error. */
 int slim_exit_status(const char *cmd, int r);
 
 /* Option values: parse s as a decimal integer in [lo, hi] (or a number in [lo, hi]) into *out. Returns 0,

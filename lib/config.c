@@ -104,6 +104,8 @@ static const config_field config_fields[] = {
     REALF("train.grad_clip", grad_clip, 0, 0, 1e9, 0, 1),
     INT("train.seed", seed, 0, BIG, 1),
     INT("train.log_every", log_every, 1, BIG, 10),
+    INT("train.save_every", save_every, 0, BIG, 100),
+    INT("train.keep_checkpoints", keep_checkpoints, 0, BIG, 3),
     BOOL("train.packing", packing),
     INT("train.threads", threads, 0, 4096, 0),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),

@@ -80,6 +80,9 @@ typedef struct slim_config {
     float grad_clip;         /* train.grad_clip: global L2 norm clip, 0 = off (default 1.0) */
     int seed;                /* train.seed (default 1): LoRA init and shuffling */
     int log_every;           /* train.log_every: steps between progress lines (default 10) */
+    int save_every;          /* train.save_every: steps between checkpoints (default 100; 0 = only at the end of
+                                each epoch, at the end of the run and on SIGINT/SIGTERM, which always save) */
+    int keep_checkpoints;    /* train.keep_checkpoints: newest checkpoints kept (default 3; 0 = all) */
     int packing;             /* train.packing: pack examples into rows of the dataset's max_seq_len
                                 (best-fit decreasing; attention never crosses examples; default false) */
     int threads;             /* train.threads: OpenMP threads, 0 = default */

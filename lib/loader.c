@@ -163,8 +163,10 @@ int loader_init(loader *L, const slim_dataset *d, int B, int packing, int pad_id
 int loader_next(loader *L) {
     L->rows = sampler_next(&L->smp, L->units, L->B, &L->epoch_end);
     int64_t T = 1;
+    L->n_real = 0;
     for (int b = 0; b < L->rows; b++) {
         int64_t len = loader_unit_len(L, L->units[b]);
+        L->n_real += (long)len;
         if (len > T) T = len;
     }
     L->T = (int)T;

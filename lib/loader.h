@@ -73,6 +73,7 @@ typedef struct loader {
     int32_t *pos;      /* [rows, T] position inside the token's example (0 on padding) */
     int32_t *seg_start;/* [rows, T] column where the token's example starts (padding: its own column) */
     long n_targets;    /* targets in it */
+    long n_real;       /* tokens of its examples (padding excluded) */
     int epoch_end;     /* 1 when it is the last micro-batch of its epoch */
     int64_t *units;    /* [B] its units */
 } loader;

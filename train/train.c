@@ -5,16 +5,25 @@
  * gradients over train.grad_accum micro-batches per optimizer step. The loss is the mean cross-entropy
  * over every target token of the optimizer step (prompt and padding positions carry no loss). Writes
  * <out_dir>/train/adapter.gguf (llama.cpp LoRA GGUF), config.json (the resolved config) and
- * metrics.jsonl (one JSON object per logged step); a progress line goes to stderr. */
+ * metrics.jsonl (one JSON object per logged step); a progress line goes to stderr.
+ *
+ * Checkpoints (lib/checkpoint.h) go to <out_dir>/train/checkpoints/step-NNNNNN every train.save_every
+ * steps, at the end of each epoch and of the run, and when SIGINT or SIGTERM arrives (the step in
+ * progress is finished first; the run then ends with SLIM_STOPPED + signal: exit 130 / 143). --resume
+ * continues from one exactly: the same adapter bytes as a run never stopped, given the same threads. */
 #include "train.h"
 
+#include <cJSON.h>
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
 #include "config.h"
@@ -25,12 +34,18 @@
 
 static void train_usage(FILE *f) {
     fprintf(f,
-            "usage: slimtune train --config FILE [--out-dir DIR] [--max-steps N] [--threads N]\n"
+            "usage: slimtune train --config FILE [--out-dir DIR] [--max-steps N] [--threads N] [--resume [DIR]]\n"
             "  Trains LoRA adapters on <out_dir>/data/train.h5 (made by `slimtune data prepare`).\n"
-            "  Writes <out_dir>/train/adapter.gguf, config.json and metrics.jsonl.\n"
+            "  Writes <out_dir>/train/adapter.gguf, config.json and metrics.jsonl, and checkpoints to\n"
+            "  <out_dir>/train/checkpoints/step-NNNNNN every train.save_every steps, at each epoch's end and\n"
+            "  on SIGINT/SIGTERM (exit 130/143 after saving). A run without --resume removes old checkpoints.\n"
             "  --out-dir DIR    override the config's out_dir\n"
             "  --max-steps N    stop after N optimizer steps (overrides train.max_steps)\n"
-            "  --threads N      OpenMP threads (overrides train.threads)\n");
+            "  --threads N      OpenMP threads (overrides train.threads)\n"
+            "  --resume [DIR]   continue exactly from checkpoint DIR (default: the newest under\n"
+            "                   <out_dir>/train/checkpoints); refused when the data, the thread count or a\n"
+            "                   config key other than train.log_every/save_every/keep_checkpoints, eval.*,\n"
+            "                   validate.*, data.* (the data is checked by its hash) or out_dir differs\n");
 }
 
 int train_parse_args(train_opts *o, int argc, char **argv) {
@@ -40,6 +55,11 @@ int train_parse_args(train_opts *o, int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             train_usage(stdout);
             return SLIM_HELP;
+        }
+        if (!strcmp(a, "--resume")) { /* its DIR is optional */
+            o->resume = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-') o->resume_dir = argv[++i];
+            continue;
         }
         if (i + 1 >= argc) return slim_bad_option("train", a);
         const char *v = argv[++i];
@@ -62,6 +82,7 @@ typedef struct trainer {
     model model;
     int has_model, has_data; /* what train_free must free */
     slim_dataset data;
+    uint8_t data_sha256[32]; /* ckpt_dataset_sha256 of data */
     lora_adapter lora;
     float *grads;            /* [lora.n_params] */
     adamw opt;
@@ -69,6 +90,10 @@ typedef struct trainer {
     acts acts;
     long steps_per_epoch;
     long total_steps;
+    long step0;              /* the first step this process runs (a resumed run's checkpoint step) */
+    int threads;             /* OpenMP threads of the run */
+    char dir[4096];          /* <out_dir>/train */
+    char ckpt_dir[4200];     /* <out_dir>/train/checkpoints */
 } trainer;
 
 /* Checks the dataset at path against model m (loaded from model_path): same tokenizer, at least one
@@ -83,8 +108,8 @@ static int train_check_data(const slim_dataset *d, const char *path, const model
     return 0;
 }
 
-/* Loads the base model (config "model", "base.quant") and <out_dir>/data/train.h5 and checks them.
- * Returns 0 or -1 with an error. */
+/* Loads the base model (config "model", "base.quant") and <out_dir>/data/train.h5, checks them and
+ * hashes the data. Returns 0 or -1 with an error. */
 static int train_load(trainer *t, const slim_config *c) {
     char path[4096];
     if (model_load_quant(&t->model, c->model, base_quant_index(c->base_quant)) != 0) return -1;
@@ -93,12 +118,14 @@ static int train_load(trainer *t, const slim_config *c) {
     if (slim_format_path(path, sizeof path, "%s/data/train.h5", c->out_dir) != 0) return -1;
     if (dataset_read(&t->data, path) != 0) return -1;
     t->has_data = 1;
+    ckpt_dataset_sha256(&t->data, t->data_sha256);
     return train_check_data(&t->data, path, &t->model, c->model);
 }
 
 /* Sets up a run: model and data (train_load), a fresh adapter (lora.*, seeded), its gradient and
  * AdamW state, the loader (batch_size units, packing, shuffled with train.seed), activations for its
- * largest micro-batch, and the step counts. Returns 0 or -1 with an error; *t is freeable either way. */
+ * largest micro-batch, the step counts and the output directories. Returns 0 or -1 with an error; *t
+ * is freeable either way. */
 static int train_setup(trainer *t, const slim_config *c) {
     if (train_load(t, c) != 0) return -1;
     int targets_on[LORA_N_TARGETS] = {0};
@@ -118,7 +145,10 @@ static int train_setup(trainer *t, const slim_config *c) {
     t->steps_per_epoch = (loader_batches_per_epoch(L) + c->grad_accum - 1) / c->grad_accum;
     t->total_steps = t->steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
-    return 0;
+    t->threads = omp_get_max_threads();
+    if (slim_format_path(t->dir, sizeof t->dir, "%s/train", c->out_dir) != 0) return -1;
+    if (slim_format_path(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", t->dir) != 0) return -1;
+    return slim_mkdir_p(t->dir);
 }
 
 /* Frees what train_setup set up. */
@@ -140,8 +170,10 @@ typedef struct train_stats {
     double loss;     /* summed cross-entropy over its targets (nats) */
     long n_targets;  /* its target tokens */
     long tokens;     /* tokens (padding included) of its micro-batches that had targets */
+    long real;       /* the same without padding */
     float grad_norm; /* gradient norm before clipping */
     float lr;        /* learning rate of its update */
+    int epoch_end;   /* 1: it ended an epoch */
 } train_stats;
 
 /* Targets of the next n_micro micro-batches (fewer when an epoch ends first), leaving the loader where
@@ -172,9 +204,11 @@ static int train_step(trainer *t, const slim_config *c, long step, train_stats *
                                              L->packed ? L->seg_start : NULL, L->rows, L->T, NULL, NULL);
             model_backward(&t->model, &t->lora, &t->acts, t->grads, 1.0f / (float)st->n_targets);
             st->tokens += (long)L->rows * L->T;
+            st->real += L->n_real;
         }
         if (L->epoch_end) break;
     }
+    st->epoch_end = L->epoch_end;
     st->grad_norm = grad_clip_norm(t->grads, t->lora.n_params, c->grad_clip);
     if (!isfinite(st->loss) || !isfinite(st->grad_norm))
         return slim_set_error("training diverged at step %ld (loss %g, gradient norm %g); no adapter written: lower "
@@ -190,9 +224,8 @@ static int train_step(trainer *t, const slim_config *c, long step, train_stats *
 typedef struct train_log {
     FILE *metrics;                 /* <dir>/metrics.jsonl, written atomically */
     char path[4096], tmp[4200];
-    double t_start, t_last;        /* start of the steps, time of the last line */
-    long tokens_since, tokens_total, targets_since;
-    double loss_since;
+    double t_start, t_last;        /* start of this process's steps, time of the last line */
+    ckpt_log c;                    /* the counters, carried in checkpoints */
 } train_log;
 
 static void train_format_eta(char *buf, size_t cap, double s) {
@@ -201,39 +234,55 @@ static void train_format_eta(char *buf, size_t cap, double s) {
     snprintf(buf, cap, "%d:%02d:%02d", h, m, sec);
 }
 
-/* Opens <dir>/metrics.jsonl for writing (atomically). Returns 0 or -1 with an error. */
-static int train_log_open(train_log *g, const char *dir) {
+/* Opens <dir>/metrics.jsonl for writing (atomically), starting with the lines of the file `from`
+ * (a checkpoint's metrics.jsonl) when it is not NULL. Returns 0 or -1 with an error. */
+static int train_log_open(train_log *g, const char *dir, const char *from) {
     memset(g, 0, sizeof *g);
     if (slim_format_path(g->path, sizeof g->path, "%s/metrics.jsonl", dir) != 0) return -1;
     g->metrics = slim_atomic_open(g->path, g->tmp, sizeof g->tmp);
-    return g->metrics ? 0 : -1;
+    if (!g->metrics) return -1;
+    char *text = NULL;
+    size_t n = 0;
+    if (from && slim_read_file(from, &text, &n) != 0) {
+        slim_atomic_abort(g->metrics, g->tmp);
+        return -1;
+    }
+    if (n) fwrite(text, 1, n, g->metrics);
+    free(text);
+    return 0;
 }
 
 /* Counts step `step` (0-based) of total; every log_every steps and at the last, prints the progress line
- * and appends a metrics line (mean loss per target since the last line, tokens/s, ETA). */
-static void train_log_step(train_log *g, const train_stats *st, long step, long total, int log_every) {
-    g->loss_since += st->loss;
-    g->targets_since += st->n_targets;
-    g->tokens_since += st->tokens;
-    g->tokens_total += st->tokens;
+ * and appends a metrics line (mean loss per target since the last line, tokens/s with and without
+ * padding and of targets, ETA). first: the first step of this process. */
+static void train_log_step(train_log *g, const train_stats *st, long step, long first, long total, int log_every) {
+    ckpt_log *k = &g->c;
+    k->loss_since += st->loss;
+    k->targets_since += st->n_targets;
+    k->tokens_since += st->tokens;
+    k->real_since += st->real;
+    k->tokens_total += st->tokens;
+    k->real_total += st->real;
+    k->targets_total += st->n_targets;
     if ((step + 1) % log_every != 0 && step + 1 != total) return;
-    double now = slim_time_sec();
-    double tps = g->tokens_since / (now - g->t_last + 1e-9);
-    double mean_loss = g->targets_since ? g->loss_since / g->targets_since : 0.0;
-    double eta = (now - g->t_start) / (step + 1) * (total - step - 1);
+    double now = slim_time_sec(), dt = now - g->t_last + 1e-9;
+    double tps = k->tokens_since / dt, real_tps = k->real_since / dt, target_tps = k->targets_since / dt;
+    double mean_loss = k->targets_since ? k->loss_since / k->targets_since : 0.0;
+    double eta = (now - g->t_start) / (step + 1 - first) * (total - step - 1);
     char eta_s[32];
     train_format_eta(eta_s, sizeof eta_s, eta);
-    fprintf(stderr, "step %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s\n", step + 1, total,
-            mean_loss, st->lr, st->grad_norm, tps, eta_s);
+    fprintf(stderr, "step %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s (%.0f real, %.0f target) | ETA %s\n",
+            step + 1, total, mean_loss, st->lr, st->grad_norm, tps, real_tps, target_tps, eta_s);
     fprintf(g->metrics,
             "{\"step\": %ld, \"total_steps\": %ld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, "
-            "\"tokens_per_s\": %.1f, \"tokens\": %ld, \"elapsed_s\": %.3f, \"eta_s\": %.1f}\n",
-            step + 1, total, mean_loss, st->lr, st->grad_norm, tps, g->tokens_total, now - g->t_start, eta);
+            "\"tokens_per_s\": %.1f, \"tokens\": %lld, \"real_tokens_per_s\": %.1f, \"real_tokens\": %lld, "
+            "\"target_tokens_per_s\": %.1f, \"target_tokens\": %lld, \"elapsed_s\": %.3f, \"eta_s\": %.1f}\n",
+            step + 1, total, mean_loss, st->lr, st->grad_norm, tps, (long long)k->tokens_total, real_tps,
+            (long long)k->real_total, target_tps, (long long)k->targets_total, k->elapsed_s + now - g->t_start, eta);
     fflush(g->metrics);
     g->t_last = now;
-    g->tokens_since = 0;
-    g->loss_since = 0.0;
-    g->targets_since = 0;
+    k->tokens_since = k->real_since = k->targets_since = 0;
+    k->loss_since = 0.0;
 }
 
 /* The two lines on the base model and the run that precede the steps. */
@@ -248,29 +297,161 @@ static void train_banner(const trainer *t, const slim_config *c) {
             "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d, %d threads\n",
             c->model, (long long)t->data.n_examples, (long long)t->data.n_tokens, t->lora.r, t->lora.alpha,
             c->n_targets, m->cfg.n_layers, t->lora.n_params, t->total_steps, c->epochs, t->steps_per_epoch,
-            c->batch_size, c->grad_accum, omp_get_max_threads());
+            c->batch_size, c->grad_accum, t->threads);
 }
 
-/* Runs every step, logging to <dir>/metrics.jsonl (committed when every step is done, removed on an
- * error). Returns 0 or -1 with an error. */
-static int train_loop(trainer *t, const slim_config *c, const char *dir) {
-    train_log g;
-    if (train_log_open(&g, dir) != 0) return -1;
-    train_banner(t, c);
-    g.t_start = g.t_last = slim_time_sec();
-    for (long step = 0; step < t->total_steps; step++) {
-        train_stats st;
-        if (train_step(t, c, step, &st) != 0) {
-            slim_atomic_abort(g.metrics, g.tmp);
-            return -1;
-        }
-        train_log_step(&g, &st, step, t->total_steps, c->log_every);
+/* ---------------------------------------------------------------------------------------------- */
+/* checkpoints, signals and resuming */
+
+/* Keys that may differ between a checkpoint's config and the resumed run's: they do not change what
+ * is computed (data.* is checked through the data's hash, train.threads through the thread count). */
+static const char *const train_resume_free_keys[] = {"out_dir",          "data",          "eval",
+                                                     "validate",         "train.log_every", "train.save_every",
+                                                     "train.keep_checkpoints", "train.threads", NULL};
+
+static volatile sig_atomic_t train_stop_signal; /* SIGINT / SIGTERM received: stop after the step */
+
+static void train_on_signal(int sig) { train_stop_signal = sig; }
+
+/* Installs (on = 1) or removes (on = 0) the SIGINT/SIGTERM handlers of the step loop; a second signal
+ * of the same kind takes its default action (SA_RESETHAND). */
+static void train_signals(int on, struct sigaction old[2]) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = train_on_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++) sigaction(sigs[i], on ? &sa : &old[i], on ? &old[i] : NULL);
+    if (on) train_stop_signal = 0;
+}
+
+/* Writes checkpoint <ckpt_dir>/step-<step> (step: optimizer steps done): the state, the metrics so
+ * far, the config and the adapter. Returns 0 or -1 with an error. */
+static int train_checkpoint(const trainer *t, const slim_config *c, train_log *g, long step) {
+    ckpt_state s = {.step = step, .adam_t = t->opt.t, .loader = loader_get_state(&t->loader), .threads = t->threads,
+                    .n_params = (int64_t)t->lora.n_params, .params = t->lora.params, .adam_m = t->opt.m,
+                    .adam_v = t->opt.v, .log = g->c};
+    s.log.elapsed_s += slim_time_sec() - g->t_start;
+    memcpy(s.dataset_sha256, t->data_sha256, sizeof s.dataset_sha256);
+    ckpt_writer w;
+    char path[4400];
+    if (ckpt_begin(&w, t->ckpt_dir, step) != 0) return -1;
+    int rc = fflush(g->metrics) != 0 ? slim_set_error("%s: write failed", g->tmp) : 0;
+    if (rc == 0) rc = ckpt_write_state(&w, &s);
+    if (rc == 0) rc = ckpt_copy_file(&w, "metrics.jsonl", g->tmp);
+    if (rc == 0) rc = slim_format_path(path, sizeof path, "%s/config.json", w.tmp);
+    if (rc == 0) rc = config_save(c, path);
+    if (rc == 0) rc = slim_format_path(path, sizeof path, "%s/adapter.gguf", w.tmp);
+    if (rc == 0) rc = lora_save(&t->lora, &t->model, path);
+    if (rc != 0) {
+        ckpt_abort(&w);
+        return -1;
     }
-    if (slim_atomic_commit(g.metrics, g.tmp, g.path) != 0) return -1;
-    double elapsed = slim_time_sec() - g.t_start;
-    fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", t->total_steps, elapsed,
-            g.tokens_total / (elapsed + 1e-9));
+    return ckpt_commit(&w, c->keep_checkpoints);
+}
+
+/* Refuses a checkpoint (directory from) whose config.json differs from config c in a key outside
+ * train_resume_free_keys. Returns 0 or -1 with an error naming the key. */
+static int train_check_config(const trainer *t, const slim_config *c, const char *from) {
+    char saved_path[4400], now_path[4400];
+    if (slim_format_path(saved_path, sizeof saved_path, "%s/config.json", from) != 0) return -1;
+    if (slim_format_path(now_path, sizeof now_path, "%s/.resume-config.%d.json", t->dir, (int)getpid()) != 0)
+        return -1;
+    cJSON *saved = slim_read_json(saved_path), *now = NULL;
+    if (saved && config_save(c, now_path) == 0) now = slim_read_json(now_path);
+    unlink(now_path);
+    int rc = saved && now ? ckpt_compare_config(saved, now, train_resume_free_keys, from) : -1;
+    cJSON_Delete(saved);
+    cJSON_Delete(now);
+    return rc;
+}
+
+/* Restores the run from checkpoint `from` (found by the caller): refuses another config (a key that
+ * changes the result), other data (its hash) or another thread count; then loads the adapter, the
+ * AdamW state, the loader's position and the log's counters. Returns 0 or -1 with an error. */
+static int train_restore(trainer *t, const slim_config *c, const char *from, train_log *g) {
+    if (train_check_config(t, c, from) != 0) return -1;
+    ckpt_state s = {.n_params = (int64_t)t->lora.n_params, .params = t->lora.params, .adam_m = t->opt.m,
+                    .adam_v = t->opt.v};
+    if (ckpt_read_state(from, &s) != 0) return -1;
+    if (memcmp(s.dataset_sha256, t->data_sha256, sizeof s.dataset_sha256) != 0) {
+        char was[65], now[65];
+        ckpt_hex(s.dataset_sha256, was);
+        ckpt_hex(t->data_sha256, now);
+        return slim_set_error("%s/data/train.h5: the training data (prepared from %s, sha256 %.16s...) is not the data "
+                              "of the checkpoint %s (sha256 %.16s...): resume with the data it was trained on, or "
+                              "train afresh without --resume", c->out_dir, t->data.source_file, now, from, was);
+    }
+    if (s.threads != t->threads)
+        return slim_set_error("train.threads: this run has %d threads, the checkpoint %s ran with %lld: floating-point "
+                              "sums depend on the thread count, so it would not continue exactly (pass --threads %lld)",
+                              t->threads, from, (long long)s.threads, (long long)s.threads);
+    if (s.step > t->total_steps)
+        return slim_set_error("%s: step %lld is past the run's %ld steps", from, (long long)s.step, t->total_steps);
+    if (loader_set_state(&t->loader, s.loader) != 0) return -1;
+    t->opt.t = (long)s.adam_t;
+    t->step0 = (long)s.step;
+    g->c = s.log;
+    fprintf(stderr, "slimtune train: resuming from %s at step %ld of %ld\n", from, t->step0, t->total_steps);
     return 0;
+}
+
+/* Opens the log and, with --resume, restores the run from its checkpoint (o->resume_dir, else the
+ * newest under <out_dir>/train/checkpoints); removes the checkpoints that the run will write anew
+ * (all of them for a fresh run). Returns 0 or -1 with an error (the log is then closed). */
+static int train_begin(trainer *t, const slim_config *c, const train_opts *o, train_log *g) {
+    char from[4400] = "", metrics[4500];
+    if (o->resume && o->resume_dir && slim_format_path(from, sizeof from, "%s", o->resume_dir) != 0) return -1;
+    if (o->resume && !o->resume_dir) {
+        int found = ckpt_latest(t->ckpt_dir, from, sizeof from);
+        if (found < 0) return -1;
+        if (!found) return slim_set_error("--resume: no checkpoint under %s (train without --resume to start)",
+                                          t->ckpt_dir);
+    }
+    if (from[0] && slim_format_path(metrics, sizeof metrics, "%s/metrics.jsonl", from) != 0) return -1;
+    if (train_log_open(g, t->dir, from[0] ? metrics : NULL) != 0) return -1;
+    /* checkpoints past the start would be written anew (or belong to another run) */
+    if ((from[0] && train_restore(t, c, from, g) != 0) || ckpt_remove_after(t->ckpt_dir, from[0] ? t->step0 : -1) < 0) {
+        slim_atomic_abort(g->metrics, g->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the steps from t->step0, logging to <dir>/metrics.jsonl (committed when every step is done or
+ * a signal stopped the run, removed on an error) and saving checkpoints. Returns SLIM_OK,
+ * SLIM_STOPPED + signal, or -1 with an error. */
+static int train_loop(trainer *t, const slim_config *c, train_log *g) {
+    train_banner(t, c);
+    struct sigaction old[2];
+    train_signals(1, old);
+    g->t_start = g->t_last = slim_time_sec();
+    int rc = 0, stop = 0;
+    long step = t->step0;
+    for (; step < t->total_steps && rc == 0 && !stop; step++) {
+        train_stats st;
+        rc = train_step(t, c, step, &st);
+        if (rc != 0) break;
+        train_log_step(g, &st, step, t->step0, t->total_steps, c->log_every);
+        stop = train_stop_signal;
+        if (stop || st.epoch_end || step + 1 == t->total_steps || (c->save_every > 0 && (step + 1) % c->save_every == 0))
+            rc = train_checkpoint(t, c, g, step + 1);
+    }
+    train_signals(0, old);
+    if (step == t->total_steps) stop = 0; /* a signal during the last step: the run is done anyway */
+    if (rc != 0) {
+        slim_atomic_abort(g->metrics, g->tmp);
+        return -1;
+    }
+    if (slim_atomic_commit(g->metrics, g->tmp, g->path) != 0) return -1;
+    double elapsed = slim_time_sec() - g->t_start + 1e-9;
+    fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", step - t->step0, elapsed,
+            g->c.tokens_total / (g->c.elapsed_s + elapsed));
+    if (stop)
+        fprintf(stderr, "slimtune train: stopped by %s after step %ld: saved %s/step-%06ld; continue with --resume\n",
+                stop == SIGINT ? "SIGINT" : "SIGTERM", step, t->ckpt_dir, step);
+    return stop ? SLIM_STOPPED + stop : SLIM_OK;
 }
 
 /* Writes <dir>/adapter.gguf and <dir>/config.json (the resolved config). Returns 0 or -1 with an error. */
@@ -300,14 +481,13 @@ int train_run(const slim_config *cfg, const train_opts *o) {
     if (c.threads > 0) omp_set_num_threads(c.threads);
     trainer t;
     memset(&t, 0, sizeof t);
-    char dir[4096];
+    train_log g;
     int rc = train_setup(&t, &c);
-    if (rc == 0) rc = slim_format_path(dir, sizeof dir, "%s/train", c.out_dir);
-    if (rc == 0) rc = slim_mkdir_p(dir);
-    if (rc == 0) rc = train_loop(&t, &c, dir);
-    if (rc == 0) rc = train_save(&t, &c, dir);
+    if (rc == 0) rc = train_begin(&t, &c, o, &g);
+    if (rc == 0) rc = train_loop(&t, &c, &g);
+    if (rc == SLIM_OK) rc = train_save(&t, &c, t.dir);
     train_free(&t);
-    return rc == 0 ? SLIM_OK : -1;
+    return rc == 0 ? SLIM_OK : rc > 0 ? rc : -1;
 }
 
 /* X_run through slim_config_main. */

@@ -11,6 +11,8 @@ typedef struct train_opts {
     const char *out_dir;     /* --out-dir DIR, NULL: the config's out_dir */
     long max_steps;          /* --max-steps N, -1: the config's train.max_steps */
     long threads;            /* --threads N, -1: the config's train.threads */
+    int resume;              /* --resume [DIR]: continue from a checkpoint */
+    const char *resume_dir;  /* its DIR, NULL: the newest under <out_dir>/train/checkpoints */
 } train_opts;
 
 /* Parses argv[1..argc) (argv[0] = "train") into *o. Returns SLIM_OK, SLIM_HELP (usage printed to
@@ -19,8 +21,11 @@ int train_parse_args(train_opts *o, int argc, char **argv);
 
 /* Trains LoRA adapters on <out_dir>/data/train.h5 with config cfg overridden by o; writes
  * <out_dir>/train/adapter.gguf, config.json (the resolved config) and metrics.jsonl, progress on
- * stderr. Returns SLIM_OK, or -1 with an error (unreadable model or data, another tokenizer, a token
- * outside the vocabulary, divergence, a failed write): then no adapter is written. */
+ * stderr, and checkpoints under <out_dir>/train/checkpoints (see train.c); with o->resume, continues
+ * from one. Returns SLIM_OK; SLIM_STOPPED + signal when SIGINT/SIGTERM stopped it after saving a
+ * checkpoint (no adapter written); or -1 with an error (unreadable model or data, another tokenizer, a
+ * token outside the vocabulary, a checkpoint of another config, data or thread count, divergence, a
+ * failed write): then no adapter is written. */
 int train_run(const slim_config *cfg, const train_opts *o);
 
 /* `slimtune train --config FILE [...]` (argv[0] = "train"): train_parse_args, config_load, train_run.
