@@ -436,6 +436,7 @@ int gguf_open(gguf_file *g, const char *path) {
     g->path = slim_strdup(path);
     g->map = m;
     g->map_size = (size_t)st.st_size;
+    g->map_is_file = 1;
     gguf_rd r = { .p = g->map, .size = g->map_size, .pos = 0, .path = path };
     if (gguf_parse(g, &r) != 0) {
         gguf_close(g);
@@ -451,6 +452,7 @@ void gguf_close(gguf_file *g) {
     for (uint64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->tensors);
     if (g->map) munmap((void *)g->map, g->map_size);
+    if (g->owner_close) g->owner_close(g->owner);
     free(g->path);
     memset(g, 0, sizeof *g);
 }
@@ -526,6 +528,18 @@ const char *gguf_get_str(const gguf_file *g, const char *key) {
     return kv->str;
 }
 
+void gguf_drop_pages(const gguf_file *g, const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)g->map, hi = lo + g->map_size;
+    uintptr_t s = (uintptr_t)p / page * page, e = ((uintptr_t)p + n + page - 1) / page * page;
+    const int inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    if (!n || !g->map || inside != g->map_is_file) return; /* memory, not a file's pages */
+    if (inside) {
+        if (s < lo) s = lo;
+        if (e > hi) e = hi;
+    }
+    if (s < e) madvise((void *)s, e - s, MADV_DONTNEED);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * writer */
 
@@ -534,7 +548,7 @@ typedef struct {
     uint32_t type, n_dims;
     int64_t ne[4];
     uint64_t nbytes;
-    void *data;
+    void *data; /* owned copy (gguf_writer_add_tensor), or NULL (declared only, data streamed) */
 } gguf_wtensor;
 
 struct gguf_writer {
@@ -542,12 +556,20 @@ struct gguf_writer {
     size_t n_kv, cap_kv;
     gguf_wtensor *t;
     size_t n_t, cap_t;
+    /* streaming state, between gguf_writer_begin and gguf_writer_finish / gguf_writer_abort */
+    FILE *f;
+    char *path;
+    char tmp[4096];
+    uint64_t align;
+    size_t cur;        /* the tensor whose data comes next */
+    uint64_t cur_done; /* bytes of it written so far */
 };
 
 gguf_writer *gguf_writer_init(void) { return slim_calloc(1, sizeof(gguf_writer)); }
 
 void gguf_writer_free(gguf_writer *w) {
     if (!w) return;
+    gguf_writer_abort(w);
     for (size_t i = 0; i < w->n_kv; i++) gguf_kv_free(&w->kv[i]);
     free(w->kv);
     for (size_t i = 0; i < w->n_t; i++) { free(w->t[i].name); free(w->t[i].data); }
@@ -597,8 +619,9 @@ void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
     kv->str_len = strlen(copy);
 }
 
-int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                           const int64_t *ne, const void *data) {
+int gguf_writer_add_tensor_info(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                const int64_t *ne) {
+    if (w->f) return slim_set_error("gguf writer: tensor '%s' declared after the header was written", name ? name : "");
     if (!name || !*name) return slim_set_error("gguf writer: tensor with an empty name");
     for (size_t i = 0; i < w->n_t; i++)
         if (strcmp(w->t[i].name, name) == 0)
@@ -622,16 +645,28 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     for (int d = 1; d < GGUF_MAX_DIMS; d++)
         if (__builtin_mul_overflow(nb, (uint64_t)t.ne[d], &nb))
             return slim_set_error("gguf writer: tensor '%s': byte size overflows", name);
-    if (nb && !data) return slim_set_error("gguf writer: tensor '%s': no data", name);
+    if (nb > (uint64_t)SIZE_MAX) return slim_set_error("gguf writer: tensor '%s': byte size overflows", name);
     t.nbytes = nb;
     t.name = slim_strdup(name);
-    t.data = slim_malloc((size_t)nb);
-    if (nb) memcpy(t.data, data, (size_t)nb);
     if (w->n_t == w->cap_t) {
         w->cap_t = w->cap_t ? 2 * w->cap_t : 16;
         w->t = slim_realloc(w->t, w->cap_t * sizeof(gguf_wtensor));
     }
     w->t[w->n_t++] = t;
+    return 0;
+}
+
+int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                           const int64_t *ne, const void *data) {
+    if (gguf_writer_add_tensor_info(w, name, type, n_dims, ne) != 0) return -1;
+    gguf_wtensor *t = &w->t[w->n_t - 1];
+    if (t->nbytes && !data) {
+        free(t->name);
+        w->n_t--;
+        return slim_set_error("gguf writer: tensor '%s': no data", name);
+    }
+    t->data = slim_malloc((size_t)t->nbytes);
+    if (t->nbytes) memcpy(t->data, data, (size_t)t->nbytes);
     return 0;
 }
 
@@ -651,52 +686,68 @@ static void w_pad(FILE *f, uint64_t pos, uint64_t align) {
     }
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path) {
-    uint64_t align = GGUF_DEFAULT_ALIGNMENT;
+/* Writes one key/value (key, type, value). Returns 0, or -1 for a bad value type. */
+static int gguf_writer_put_kv(FILE *f, const gguf_kv *kv, const char *path) {
+    w_str(f, kv->key, strlen(kv->key));
+    w_u32(f, kv->type);
+    if (kv->type == GGUF_TYPE_STRING) {
+        w_str(f, kv->str, kv->str_len);
+    } else if (kv->type == GGUF_TYPE_ARRAY) {
+        w_u32(f, kv->arr_type);
+        w_u64(f, kv->n);
+        if (kv->arr_type == GGUF_TYPE_STRING) {
+            for (uint64_t j = 0; j < kv->n; j++) w_str(f, kv->strs[j], kv->str_lens[j]);
+        } else {
+            size_t sz = gguf_type_size(kv->arr_type);
+            if (!sz) return slim_set_error("%s: key '%s': bad array element type %u", path, kv->key, kv->arr_type);
+            if (kv->n) fwrite(kv->arr, sz, (size_t)kv->n, f);
+        }
+    } else {
+        size_t sz = gguf_type_size(kv->type);
+        if (!sz) return slim_set_error("%s: key '%s': bad value type %u", path, kv->key, kv->type);
+        uint8_t buf[8];
+        gguf_kv_get_scalar(kv, buf);
+        fwrite(buf, 1, sz, f);
+    }
+    return 0;
+}
+
+/* The file's alignment: general.alignment when set (a uint32 power of two), else 32. Returns 0 or -1. */
+static int gguf_writer_alignment(const gguf_writer *w, const char *path, uint64_t *align) {
+    *align = GGUF_DEFAULT_ALIGNMENT;
     for (size_t i = 0; i < w->n_kv; i++) {
         const gguf_kv *kv = &w->kv[i];
         if (strcmp(kv->key, "general.alignment") != 0) continue;
         if (kv->type != GGUF_TYPE_UINT32 || kv->u64 == 0 || (kv->u64 & (kv->u64 - 1)))
             return slim_set_error("%s: key 'general.alignment' must be a uint32 power of two", path);
-        align = kv->u64;
+        *align = kv->u64;
     }
-    char tmp[4096];
-    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
+    return 0;
+}
+
+/* Fails the stream: removes the temporary file, keeps the error set by the caller. Returns -1. */
+static int gguf_writer_fail(gguf_writer *w) {
+    gguf_writer_abort(w);
+    return -1;
+}
+
+int gguf_writer_begin(gguf_writer *w, const char *path) {
+    if (w->f) return slim_set_error("%s: gguf writer: already writing %s", path, w->path);
+    uint64_t align;
+    if (gguf_writer_alignment(w, path, &align) != 0) return -1;
+    FILE *f = slim_atomic_open(path, w->tmp, sizeof w->tmp);
     if (!f) return -1;
+    w->f = f;
+    w->path = slim_strdup(path);
+    w->align = align;
+    w->cur = 0;
+    w->cur_done = 0;
     fwrite("GGUF", 1, 4, f);
     w_u32(f, 3);
     w_u64(f, w->n_t);
     w_u64(f, w->n_kv);
-    for (size_t i = 0; i < w->n_kv; i++) {
-        const gguf_kv *kv = &w->kv[i];
-        w_str(f, kv->key, strlen(kv->key));
-        w_u32(f, kv->type);
-        if (kv->type == GGUF_TYPE_STRING) {
-            w_str(f, kv->str, kv->str_len);
-        } else if (kv->type == GGUF_TYPE_ARRAY) {
-            w_u32(f, kv->arr_type);
-            w_u64(f, kv->n);
-            if (kv->arr_type == GGUF_TYPE_STRING) {
-                for (uint64_t j = 0; j < kv->n; j++) w_str(f, kv->strs[j], kv->str_lens[j]);
-            } else {
-                size_t sz = gguf_type_size(kv->arr_type);
-                if (!sz) {
-                    slim_atomic_abort(f, tmp);
-                    return slim_set_error("%s: key '%s': bad array element type %u", path, kv->key, kv->arr_type);
-                }
-                if (kv->n) fwrite(kv->arr, sz, (size_t)kv->n, f);
-            }
-        } else {
-            size_t sz = gguf_type_size(kv->type);
-            if (!sz) {
-                slim_atomic_abort(f, tmp);
-                return slim_set_error("%s: key '%s': bad value type %u", path, kv->key, kv->type);
-            }
-            uint8_t buf[8];
-            gguf_kv_get_scalar(kv, buf);
-            fwrite(buf, 1, sz, f);
-        }
-    }
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (gguf_writer_put_kv(f, &w->kv[i], path) != 0) return gguf_writer_fail(w);
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_t; i++) {
         const gguf_wtensor *t = &w->t[i];
@@ -709,18 +760,82 @@ int gguf_writer_write(gguf_writer *w, const char *path) {
     }
     long pos = ftell(f);
     if (pos < 0) {
-        slim_atomic_abort(f, tmp);
-        return slim_set_error("%s: cannot tell write position", path);
+        slim_set_error("%s: cannot tell write position", path);
+        return gguf_writer_fail(w);
     }
     if (w->n_t) w_pad(f, (uint64_t)pos, align);
+    return 0;
+}
+
+/* Skips past declared tensors of 0 bytes (nothing to write but their padding, which is none). */
+static void gguf_writer_skip_empty(gguf_writer *w) {
+    while (w->cur < w->n_t && w->t[w->cur].nbytes == 0) w->cur++;
+}
+
+int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n) {
+    if (!w->f) return slim_set_error("gguf writer: tensor data written before gguf_writer_begin");
+    gguf_writer_skip_empty(w);
+    if (n == 0) return 0;
+    if (w->cur >= w->n_t) {
+        slim_set_error("%s: gguf writer: %zu bytes of data past the last tensor", w->path, n);
+        return gguf_writer_fail(w);
+    }
+    const gguf_wtensor *t = &w->t[w->cur];
+    if (n > t->nbytes - w->cur_done) {
+        slim_set_error("%s: gguf writer: tensor '%s' is %llu bytes; %llu more written", w->path, t->name,
+                       (unsigned long long)t->nbytes, (unsigned long long)(w->cur_done + n));
+        return gguf_writer_fail(w);
+    }
+    fwrite(data, 1, n, w->f);
+    w->cur_done += n;
+    if (w->cur_done == t->nbytes) {
+        w_pad(w->f, t->nbytes, w->align);
+        w->cur++;
+        w->cur_done = 0;
+    }
+    if (ferror(w->f)) {
+        slim_set_error("%s: write failed: %s", w->path, strerror(errno));
+        return gguf_writer_fail(w);
+    }
+    return 0;
+}
+
+int gguf_writer_finish(gguf_writer *w) {
+    if (!w->f) return slim_set_error("gguf writer: finish without gguf_writer_begin");
+    gguf_writer_skip_empty(w);
+    if (w->cur < w->n_t) {
+        slim_set_error("%s: gguf writer: tensor '%s' has %llu of its %llu bytes written", w->path,
+                       w->t[w->cur].name, (unsigned long long)w->cur_done, (unsigned long long)w->t[w->cur].nbytes);
+        return gguf_writer_fail(w);
+    }
+    if (fflush(w->f) != 0 || ferror(w->f) || fsync(fileno(w->f)) != 0) {
+        slim_set_error("%s: write failed: %s", w->path, strerror(errno));
+        return gguf_writer_fail(w);
+    }
+    int rc = slim_atomic_commit(w->f, w->tmp, w->path);
+    w->f = NULL;
+    free(w->path);
+    w->path = NULL;
+    return rc;
+}
+
+void gguf_writer_abort(gguf_writer *w) {
+    if (!w || !w->f) return;
+    slim_atomic_abort(w->f, w->tmp);
+    w->f = NULL;
+    free(w->path);
+    w->path = NULL;
+}
+
+int gguf_writer_write(gguf_writer *w, const char *path) {
+    if (gguf_writer_begin(w, path) != 0) return -1;
     for (size_t i = 0; i < w->n_t; i++) {
         const gguf_wtensor *t = &w->t[i];
-        if (t->nbytes) fwrite(t->data, 1, (size_t)t->nbytes, f);
-        w_pad(f, t->nbytes, align);
+        if (t->nbytes && !t->data) {
+            slim_set_error("%s: gguf writer: tensor '%s' was declared without data", path, t->name);
+            return gguf_writer_fail(w);
+        }
+        if (gguf_writer_write_data(w, t->data, (size_t)t->nbytes) != 0) return -1;
     }
-    if (ferror(f)) {
-        slim_atomic_abort(f, tmp);
-        return slim_set_error("%s: write failed", path);
-    }
-    return slim_atomic_commit(f, tmp, path);
+    return gguf_writer_finish(w);
 }

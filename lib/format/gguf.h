@@ -72,6 +72,11 @@ typedef struct gguf_file {
     uint64_t data_offset; /* file offset of the tensor data section */
     const uint8_t *map;   /* whole file, read-only mapping */
     size_t map_size;
+    int map_is_file;      /* 1: map is the file's own pages (gguf_open), 0: memory (hf_open) */
+    /* hf_open: tensors outside map point into files mapped by owner, which gguf_close releases with
+     * owner_close(owner); NULL for gguf_open */
+    void *owner;
+    void (*owner_close)(void *owner);
 } gguf_file;
 
 /* Opens and validates a GGUF file. Returns 0, or -1 with an error naming the path and the key or
@@ -81,6 +86,12 @@ typedef struct gguf_file {
 int gguf_open(gguf_file *g, const char *path);
 /* Unmaps the file and frees every key and tensor entry; *g is zeroed (safe on a zeroed g). */
 void gguf_close(gguf_file *g);
+
+/* Drops the resident pages of bytes [p, p + n) of a tensor's data (read and no longer needed), so that
+ * reading a large file once does not keep it all in the resident set; the pages come back from the
+ * file when read again. Only file pages are dropped: inside g->map when map_is_file, and (hf_open)
+ * anywhere outside g->map, where tensors point into the owner's file mappings. */
+void gguf_drop_pages(const gguf_file *g, const void *p, size_t n);
 
 /* Lookups: NULL when absent. */
 const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key);
@@ -105,11 +116,15 @@ const char *gguf_type_name(uint32_t type);
 float slim_fp16_to_fp32(uint16_t h);
 uint16_t slim_fp32_to_fp16(float f);
 
-/* Writer: builds a GGUF v3 file in memory order (kvs, then tensor infos, then aligned data) and
- * writes it atomically (temporary name, then rename). Tensor data is copied at add time. */
+/* Writer: a GGUF v3 file (kvs, then tensor infos, then aligned data), written atomically (temporary
+ * name, fsync, rename; a failure or gguf_writer_abort removes the temporary file). Two ways to use it:
+ *  - in memory: gguf_writer_add_tensor copies each tensor's data, gguf_writer_write writes it all;
+ *  - streaming (files larger than memory): declare every tensor with gguf_writer_add_tensor_info, then
+ *    gguf_writer_begin (writes the header), gguf_writer_write_data for the tensors' bytes in declaration
+ *    order (any chunking), then gguf_writer_finish. Both give the same bytes. */
 typedef struct gguf_writer gguf_writer;
 
-/* A new, empty writer (general.alignment 32); gguf_writer_free releases it. */
+/* A new, empty writer (general.alignment 32); gguf_writer_free releases it (aborting an open stream). */
 gguf_writer *gguf_writer_init(void);
 void gguf_writer_free(gguf_writer *w);
 /* Copies one key/value (any type, arrays included) as read from another file. Replaces an
@@ -123,7 +138,22 @@ void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
  * gguf_row_size(type, ne[0]) * ne[1] * ne[2] * ne[3] bytes. Returns 0 or -1 (bad shape/type, duplicate). */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const int64_t *ne, const void *data);
-/* Writes the file (alignment 32 unless general.alignment was set). Returns 0 or -1. */
+/* Declares a tensor whose data will be streamed (gguf_writer_write_data) after gguf_writer_begin; the
+ * checks of gguf_writer_add_tensor. Returns 0 or -1 (also when the header is already written). */
+int gguf_writer_add_tensor_info(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                const int64_t *ne);
+/* Writes the whole file of in-memory tensors (alignment 32 unless general.alignment was set). Returns 0 or -1. */
 int gguf_writer_write(gguf_writer *w, const char *path);
+/* Streaming: opens the temporary file for path and writes the header, the kvs and every declared tensor
+ * info. Returns 0 or -1. */
+int gguf_writer_begin(gguf_writer *w, const char *path);
+/* Streaming: appends n bytes of tensor data (the declared tensors' bytes in order; padding is added
+ * when a tensor is complete). More bytes than declared is an error. Returns 0, or -1 (stream aborted). */
+int gguf_writer_write_data(gguf_writer *w, const void *data, size_t n);
+/* Streaming: checks every declared byte was written, fsyncs and renames the file into place. Returns 0,
+ * or -1 (stream aborted, nothing left under path). */
+int gguf_writer_finish(gguf_writer *w);
+/* Streaming: closes and removes the temporary file (no-op when no stream is open). */
+void gguf_writer_abort(gguf_writer *w);
 
 #endif

@@ -509,6 +509,48 @@ static void hf_copy_rows(uint8_t *dst, const uint8_t *src, int64_t rows, size_t 
 
 static uint64_t hf_align(uint64_t n) { return (n + HF_ALIGN - 1) / HF_ALIGN * HF_ALIGN; }
 
+/* Whether plan p's tensor is used in place, in the safetensors file's mapping: no row permutation and
+ * data aligned to its element size. Otherwise it is copied (permuted) into hf_open's own memory. */
+static int hf_in_place(const hf_plan *p) {
+    const safetensors_tensor *t = p->src->t;
+    const uintptr_t esz = t->type == GGML_TYPE_F32 ? 4 : 2;
+    return p->perm_heads == 0 && (uintptr_t)t->data % esz == 0;
+}
+
+/* owner_close of an hf_open'ed gguf_file: closes the safetensors files its tensors point into. */
+static void hf_weights_release(void *owner) {
+    hf_weights_free(owner);
+    free(owner);
+}
+
+/* Fills g->tensors from the plans: tensors used in place point into the safetensors mappings, the
+ * others are copied (Q/K rows permuted) into map at their 32-aligned offsets. */
+static void hf_fill_tensors(gguf_file *g, const hf_plans *ps, uint8_t *map) {
+    uint64_t off = 0, copy_off = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const hf_plan *p = &ps->p[i];
+        const safetensors_tensor *t = p->src->t;
+        gguf_tensor *gt = &g->tensors[g->n_tensors++];
+        gt->name = slim_strdup(p->name);
+        gt->n_dims = (uint32_t)p->n_dims;
+        gt->ne[0] = p->n_dims == 2 ? p->shape[1] : p->shape[0];
+        gt->ne[1] = p->n_dims == 2 ? p->shape[0] : 1;
+        gt->ne[2] = gt->ne[3] = 1;
+        gt->type = t->type;
+        gt->offset = off; /* as if every tensor were laid out in one buffer (informational) */
+        gt->nbytes = t->nbytes;
+        off += hf_align(t->nbytes);
+        if (hf_in_place(p)) {
+            gt->data = t->data;
+            continue;
+        }
+        gt->data = map + copy_off;
+        size_t row_bytes = (size_t)(t->nbytes / (uint64_t)p->shape[0]);
+        if (p->shape[0]) hf_copy_rows(map + copy_off, t->data, p->shape[0], row_bytes, p->perm_heads);
+        copy_off += hf_align(t->nbytes);
+    }
+}
+
 int hf_is_model_dir(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
@@ -531,7 +573,7 @@ int hf_open(gguf_file *g, const char *dir) {
     cJSON_Delete(root);
     if (rc) return -1;
 
-    hf_weights w = { 0 };
+    hf_weights *w = slim_calloc(1, sizeof *w);
     hf_plans ps = { 0 };
     hf_kvs kvs = { 0 };
     uint8_t *map = NULL;
@@ -540,19 +582,20 @@ int hf_open(gguf_file *g, const char *dir) {
     if (access(st_path, F_OK) == 0) {
         char one[] = "model.safetensors";
         char *names[1] = { one };
-        snprintf(w.where, sizeof w.where, "model.safetensors");
-        if (hf_weights_open(&w, dir, names, 1)) goto fail;
+        snprintf(w->where, sizeof w->where, "model.safetensors");
+        if (hf_weights_open(w, dir, names, 1)) goto fail;
     } else if (access(idx_path, F_OK) == 0) {
-        snprintf(w.where, sizeof w.where, "the shards of model.safetensors.index.json");
-        if (hf_weights_open_index(&w, dir, idx_path)) goto fail;
+        snprintf(w->where, sizeof w->where, "the shards of model.safetensors.index.json");
+        if (hf_weights_open_index(w, dir, idx_path)) goto fail;
     } else {
         slim_set_error("%s: neither model.safetensors nor model.safetensors.index.json is there", dir);
         goto fail;
     }
-    if (hf_plan_all(&ps, &w, &c, dir)) goto fail;
+    if (hf_plan_all(&ps, w, &c, dir)) goto fail;
 
+    /* own memory only for the tensors that cannot be used in place, and rope_freqs */
     uint64_t total = 0;
-    for (int i = 0; i < ps.n; i++) total += hf_align(ps.p[i].src->t->nbytes);
+    for (int i = 0; i < ps.n; i++) total += hf_in_place(&ps.p[i]) ? 0 : hf_align(ps.p[i].src->t->nbytes);
     uint64_t freqs_off = total;
     if (c.llama3) total += hf_align((uint64_t)(c.head_dim / 2) * sizeof(float));
     map_size = (size_t)(total ? total : 1);
@@ -565,24 +608,7 @@ int hf_open(gguf_file *g, const char *dir) {
 
     int n_t = ps.n + (c.llama3 ? 1 : 0);
     g->tensors = slim_calloc((size_t)n_t, sizeof(gguf_tensor));
-    uint64_t off = 0;
-    for (int i = 0; i < ps.n; i++) {
-        const hf_plan *p = &ps.p[i];
-        const safetensors_tensor *t = p->src->t;
-        gguf_tensor *gt = &g->tensors[g->n_tensors++];
-        gt->name = slim_strdup(p->name);
-        gt->n_dims = (uint32_t)p->n_dims;
-        gt->ne[0] = p->n_dims == 2 ? p->shape[1] : p->shape[0];
-        gt->ne[1] = p->n_dims == 2 ? p->shape[0] : 1;
-        gt->ne[2] = gt->ne[3] = 1;
-        gt->type = t->type;
-        gt->offset = off;
-        gt->nbytes = t->nbytes;
-        gt->data = map + off;
-        size_t row_bytes = (size_t)(t->nbytes / (uint64_t)p->shape[0]);
-        if (p->shape[0]) hf_copy_rows(map + off, t->data, p->shape[0], row_bytes, p->perm_heads);
-        off += hf_align(t->nbytes);
-    }
+    hf_fill_tensors(g, &ps, map);
     if (c.llama3) {
         gguf_tensor *gt = &g->tensors[g->n_tensors++];
         gt->name = slim_strdup("rope_freqs.weight");
@@ -608,11 +634,13 @@ int hf_open(gguf_file *g, const char *dir) {
     g->data_offset = 0;
     g->map = map;
     g->map_size = map_size;
+    g->owner = w;
+    g->owner_close = hf_weights_release;
     rc = 0;
 fail:
     free(ps.p);
-    hf_weights_free(&w);
     if (rc) {
+        hf_weights_release(w);
         hf_kvs_free(&kvs);
         for (uint64_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
         free(g->tensors);

@@ -27,9 +27,11 @@
 #include "gguf.h"
 
 /* Loads the HF model directory dir into *g as if it were a GGUF file read by gguf_open(): kvs and
- * tensors as above, every tensor's data copied (permuted where needed) into one read-only anonymous
- * mapping held in g->map (so gguf_close() releases it with munmap); g->path is dir, g->version 3,
- * g->alignment 32, g->data_offset 0. Returns 0, or -1 with an error naming the file and the key or
+ * tensors as above. Tensors that need no row permutation (and are aligned to their element size) point
+ * into the safetensors files' read-only mappings, which g->owner keeps open (gguf_close() closes them);
+ * the others (permuted Q/K, rope_freqs) are copied into one read-only anonymous mapping held in g->map
+ * (32-aligned; gguf_close() releases it with munmap). g->path is dir, g->version 3, g->alignment 32,
+ * g->data_offset 0, g->map_is_file 0. Returns 0, or -1 with an error naming the file and the key or
  * tensor at fault (missing or ill-typed config key, unsupported model_type or rope_scaling, head_dim
  * != hidden_size / num_attention_heads, missing/unknown/mis-shaped tensor, bad safetensors file).
  * On failure *g is left freed. */

@@ -81,16 +81,31 @@ static const gguf_tensor *model_find(const gguf_file *g, const char *name, int64
     return t;
 }
 
-/* Dequantizes a whole tensor of rows x cols into dst (F32), checking every value is finite. */
-static int model_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, int64_t rows, int64_t cols, float *dst) {
+/* Dequantizes rows [r0, r1) of a tensor with rows of `cols` into dst [(r1 - r0) * cols] (F32), checking
+ * every value is finite (errors give the element's index in the whole tensor). */
+static int model_tensor_rows_f32(const gguf_file *g, const gguf_tensor *t, int64_t r0, int64_t r1, int64_t cols,
+                                 float *dst) {
     size_t rb = gguf_row_size(t->type, cols);
-    for (int64_t r = 0; r < rows; r++)
-        if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)r * cols, cols) != 0)
+    for (int64_t r = r0; r < r1; r++)
+        if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, dst + (size_t)(r - r0) * cols,
+                                 cols) != 0)
             return slim_set_error("%s: tensor %s: cannot decode type %s", g->path, t->name, gguf_type_name(t->type));
-    for (size_t i = 0; i < (size_t)rows * cols; i++)
+    for (size_t i = 0; i < (size_t)(r1 - r0) * cols; i++)
         if (!isfinite(dst[i]))
-            return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, t->name, i);
+            return slim_set_error("%s: tensor %s has a non-finite value at element %zu", g->path, t->name,
+                                  (size_t)r0 * cols + i);
     return 0;
+}
+
+/* Rows converted at a time for a matrix of rows x cols: about 2^20 elements, a whole number of NF4
+ * blocks (so that NF4 quantizes block by block), at most rows. */
+static int64_t model_block_rows(int64_t rows, int64_t cols) {
+    int64_t a = cols, b = NF4_BLOCK;
+    while (b) { int64_t r = a % b; a = b; b = r; }
+    const int64_t step = NF4_BLOCK / a;
+    int64_t rb = ((1 << 20) / cols + step - 1) / step * step;
+    if (rb < step) rb = step;
+    return rb < rows ? rb : rows;
 }
 
 /* The storage type of a weight matrix with rows of `cols` read from type `src` under `quant`. */
@@ -122,7 +137,7 @@ typedef struct weights_pass {
     int sizing;        /* first pass: only count */
     size_t n_f32, n_qbytes;
     size_t f32_used, q_used;
-    float *scratch;    /* F32 copy of the largest matrix (conversions) */
+    float *scratch;    /* F32 rows of one conversion block (model_block_rows) */
     size_t scratch_cap;
 } weights_pass;
 
@@ -145,7 +160,28 @@ static int weights_vector(weights_pass *wp, const char *name, int64_t n, float *
     if (wp->sizing) return 0;
     *dst = p;
     wp->m->weight_bytes += sizeof(float) * (size_t)n;
-    return model_tensor_to_f32(g, t, 1, n, p);
+    return model_tensor_rows_f32(g, t, 0, 1, n, p);
+}
+
+/* Converts the file's rows of t into W's storage (type set, NF4 begun) one block of rows at a time:
+ * NF4 quantized piece by piece, ggml types row by row, F32 decoded in place, keep only checked. */
+static int weights_convert(weights_pass *wp, const gguf_tensor *t, qmatrix *W, float *f32) {
+    const gguf_file *g = &wp->m->gguf;
+    const int64_t rows = W->rows, cols = W->cols, rb = model_block_rows(rows, cols);
+    float *absmax = W->type == SLIM_TYPE_NF4 ? nf4_begin(W->nf4, (size_t)rows * cols) : NULL;
+    for (int64_t r0 = 0; r0 < rows; r0 += rb) {
+        const int64_t r1 = r0 + rb < rows ? r0 + rb : rows;
+        float *dst = f32 ? f32 + (size_t)r0 * cols : wp->scratch;
+        if (model_tensor_rows_f32(g, t, r0, r1, cols, dst) != 0) { free(absmax); return -1; }
+        if (absmax) nf4_quantize_part(W->nf4, absmax, dst, (size_t)r0 * cols, (size_t)(r1 - r0) * cols);
+        else if (!f32 && wp->m->quant != QUANT_KEEP)
+            for (int64_t r = r0; r < r1; r++)
+                quant_quantize_row(W->type, dst + (size_t)(r - r0) * cols, (uint8_t *)W->data + (size_t)r * W->row_bytes,
+                                   cols);
+    }
+    if (absmax) nf4_end(W->nf4, absmax);
+    gguf_drop_pages(g, t->data, (size_t)t->nbytes); /* the file's pages are no longer needed in memory */
+    return 0;
 }
 
 /* Loads a weight matrix [rows = ne1, cols = ne0] into W in its storage type. */
@@ -160,7 +196,8 @@ static int weights_matrix(weights_pass *wp, const char *name, int64_t cols, int6
         m->n_params += n;
         if (type == GGML_TYPE_F32) wp->n_f32 += (m->quant == QUANT_KEEP && t->type == GGML_TYPE_F32) ? 0 : n;
         else if (type != SLIM_TYPE_NF4 && !(m->quant == QUANT_KEEP)) wp->n_qbytes += gguf_row_size(type, cols) * rows;
-        if (n > wp->scratch_cap) wp->scratch_cap = n;
+        size_t block = (size_t)model_block_rows(rows, cols) * cols;
+        if (block > wp->scratch_cap) wp->scratch_cap = block;
         if (m->quant == QUANT_Q8_0 && type != GGML_TYPE_Q8_0) m->n_fallback++;
         return 0;
     }
@@ -168,32 +205,26 @@ static int weights_matrix(weights_pass *wp, const char *name, int64_t cols, int6
     W->cols = cols;
     W->type = type;
     W->nf4 = NULL;
+    W->data = NULL;
+    W->row_bytes = 0;
+    float *f32 = NULL;
     if (type == SLIM_TYPE_NF4) {
-        if (model_tensor_to_f32(g, t, rows, cols, wp->scratch) != 0) return -1;
-        W->nf4 = slim_malloc(sizeof(nf4_tensor));
-        nf4_quantize(W->nf4, wp->scratch, n);
-        W->data = NULL;
-        W->row_bytes = 0;
+        W->nf4 = slim_calloc(1, sizeof(nf4_tensor));
     } else if (m->quant == QUANT_KEEP) {
-        /* the file's own bytes, in place (the mapping stays open); decoded once into scratch only to
-         * check that every value is finite */
+        /* the file's own bytes, in place (the mapping stays open); decoded block by block only to check
+         * that every value is finite */
         W->data = t->data;
         W->row_bytes = gguf_row_size(type, cols);
-        if (model_tensor_to_f32(g, t, rows, cols, wp->scratch) != 0) return -1;
     } else if (type == GGML_TYPE_F32) {
-        float *p = weights_f32(wp, n);
-        if (model_tensor_to_f32(g, t, rows, cols, p) != 0) return -1;
-        W->data = (const uint8_t *)p;
+        f32 = weights_f32(wp, n);
+        W->data = (const uint8_t *)f32;
         W->row_bytes = sizeof(float) * cols;
     } else {
-        if (model_tensor_to_f32(g, t, rows, cols, wp->scratch) != 0) return -1;
         W->row_bytes = gguf_row_size(type, cols);
-        uint8_t *p = m->qdata + wp->q_used;
+        W->data = m->qdata + wp->q_used;
         wp->q_used += W->row_bytes * rows;
-        for (int64_t r = 0; r < rows; r++)
-            quant_quantize_row(type, wp->scratch + (size_t)r * cols, p + (size_t)r * W->row_bytes, cols);
-        W->data = p;
     }
+    if (weights_convert(wp, t, W, f32) != 0) return -1;
     m->weight_bytes += qmatrix_nbytes(W);
     return 0;
 }

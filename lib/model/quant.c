@@ -761,8 +761,8 @@ static uint8_t dyn_quantize(const float *code, float x) {
     return (uint8_t)(x < midpoint ? lower_pivot : pivot);
 }
 
-void nf4_quantize(nf4_tensor *t, const float *x, size_t n) {
-    const float *code = quant_dynamic_map();
+float *nf4_begin(nf4_tensor *t, size_t n) {
+    (void)quant_dynamic_map(); /* initialises the tables, nf4_mid included */
     memset(t, 0, sizeof *t);
     t->n = n;
     t->n_blocks = (n + NF4_BLOCK - 1) / NF4_BLOCK;
@@ -770,23 +770,30 @@ void nf4_quantize(nf4_tensor *t, const float *x, size_t n) {
     t->qs = slim_calloc((n + 1) / 2 + 1, 1);
     t->absmax_q = slim_malloc(t->n_blocks + 1);
     t->absmax2 = slim_malloc((n_dq + 1) * sizeof(float));
-    float *absmax = slim_malloc((t->n_blocks + 1) * sizeof(float));
+    return slim_malloc((t->n_blocks + 1) * sizeof(float));
+}
 
+void nf4_quantize_part(nf4_tensor *t, float *absmax, const float *x, size_t start, size_t count) {
+    const size_t n = t->n, end = start + count;
     /* first level: kQuantizeBlockwise<NF4>: absmax per 64, q = tree(x * (1 / absmax)) */
-    for (size_t b = 0; b < t->n_blocks; b++) {
+    for (size_t b = start / NF4_BLOCK; b * NF4_BLOCK < end; b++) {
         const size_t s = b * NF4_BLOCK, e = QMIN(n, s + NF4_BLOCK);
         float amax = -FLT_MAX;
-        for (size_t i = s; i < e; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (size_t i = s; i < e; i++) amax = fmaxf(amax, fabsf(x[i - start]));
         absmax[b] = amax;
         const float inv = 1.0f / amax;
         for (size_t i = s; i < e; i++) {
-            const uint8_t q = nf4_index(x[i] * inv);
+            const uint8_t q = nf4_index(x[i - start] * inv);
             t->qs[i / 2] |= (i & 1) ? q : (uint8_t)(q << 4);
         }
         /* an odd tail is padded with 0.0 by the kernel's load, quantized like any value */
         if ((e & 1) && e == n) t->qs[e / 2] |= nf4_index(0.0f * inv);
     }
+}
 
+void nf4_end(nf4_tensor *t, float *absmax) {
+    const float *code = quant_dynamic_map();
+    const size_t n_dq = (t->n_blocks + NF4_DQ_BLOCK - 1) / NF4_DQ_BLOCK;
     /* second level: offset = mean(absmax); quantize_blockwise(absmax - offset, blocksize 256) */
     double sum = 0;
     for (size_t b = 0; b < t->n_blocks; b++) sum += absmax[b];
@@ -801,6 +808,12 @@ void nf4_quantize(nf4_tensor *t, const float *x, size_t n) {
         for (size_t b = s; b < e; b++) t->absmax_q[b] = dyn_quantize(code, absmax[b] * inv);
     }
     free(absmax);
+}
+
+void nf4_quantize(nf4_tensor *t, const float *x, size_t n) {
+    float *absmax = nf4_begin(t, n);
+    nf4_quantize_part(t, absmax, x, 0, n);
+    nf4_end(t, absmax);
 }
 
 void nf4_free(nf4_tensor *t) {

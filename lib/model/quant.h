@@ -49,8 +49,15 @@ typedef struct nf4_tensor {
     size_t n_blocks;     /* ceil(n / 64) */
 } nf4_tensor;
 
-/* Quantizes x [n] to NF4 with double quantization (allocates). */
+/* Quantizes x [n] to NF4 with double quantization (allocates): nf4_begin + one nf4_quantize_part + nf4_end. */
 void nf4_quantize(nf4_tensor *t, const float *x, size_t n);
+/* NF4 in pieces, with the same result as nf4_quantize: nf4_begin allocates t for n elements and returns
+ * the first-level absmax scratch [n_blocks]; nf4_quantize_part quantizes x [count] as elements
+ * [start, start + count) (start a multiple of NF4_BLOCK; count too unless the piece ends the tensor);
+ * nf4_end applies the double quantization once every piece is in, and frees absmax. */
+float *nf4_begin(nf4_tensor *t, size_t n);
+void nf4_quantize_part(nf4_tensor *t, float *absmax, const float *x, size_t start, size_t count);
+void nf4_end(nf4_tensor *t, float *absmax);
 /* Frees the blocks of an nf4_tensor (not the struct itself). */
 void nf4_free(nf4_tensor *t);
 /* Dequantizes elements [start, start + count) of the flattened tensor into out [count]. */

@@ -51,6 +51,28 @@ static float *logits_of(const model *m, const lora_adapter *lora) {
     return lg;
 }
 
+/* A delta that overflows in the last layer: the merge fails while streaming, after earlier tensors were
+ * written, naming the tensor; neither the file nor its temporary is left. */
+static void test_overflow(const model *base, const int *targets, const char *model_path, const char *dir) {
+    lora_adapter huge;
+    lora_init(&huge, &base->cfg, 4, 8.0f, targets, 1);
+    int last = base->cfg.n_layers - 1, in, out;
+    model_target_shape(&base->cfg, LORA_DOWN, &in, &out);
+    for (int i = 0; i < in * 4; i++) huge.A[last * LORA_N_TARGETS + LORA_DOWN][i] = 1e30f;
+    for (int i = 0; i < out * 4; i++) huge.B[last * LORA_N_TARGETS + LORA_DOWN][i] = 1e30f;
+    char huge_path[4300], out_huge[4300], tmp[4400], want[64];
+    snprintf(huge_path, sizeof huge_path, "%s/huge-adapter.gguf", dir);
+    snprintf(out_huge, sizeof out_huge, "%s/never2.gguf", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_huge, (int)getpid());
+    snprintf(want, sizeof want, "blk.%d.ffn_down.weight has a non-finite value", last);
+    CHECK(lora_save(&huge, base, huge_path) == 0, "%s", slim_last_error());
+    CHECK(export_merge(model_path, huge_path, out_huge) == -1 && strstr(slim_last_error(), want) &&
+              !file_exists(out_huge) && !file_exists(tmp),
+          "overflowing delta: %s", slim_last_error());
+    lora_free(&huge);
+    unlink(huge_path);
+}
+
 int main(void) {
     char model_path[4096], dir[4096] = "/tmp/slim-test-export-XXXXXX", adapter[4200], merged[4200];
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
@@ -216,6 +238,7 @@ int main(void) {
         lora_free(&bad);
         unlink(bad_path);
     }
+    test_overflow(&base, targets, model_path, dir);
 
     /* the command: export_main with a config writes both files */
     {

@@ -223,6 +223,91 @@ static void test_roundtrip(const gguf_file *g) {
     unlink(path);
 }
 
+/* The streaming writer: the same bytes as the in-memory writer for any chunking; a stream with too
+ * many or too few bytes, or aborted, leaves nothing behind (no file, no temporary). */
+static int dir_has_tmp(const char *path) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    return access(tmp, F_OK) == 0;
+}
+
+static gguf_writer *stream_writer(const gguf_file *g) {
+    gguf_writer *w = gguf_writer_init();
+    for (uint64_t i = 0; i < g->n_kv; i++) gguf_writer_copy_kv(w, &g->kv[i]);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        CHECK(gguf_writer_add_tensor_info(w, t->name, t->type, t->n_dims, t->ne) == 0, "declare %s: %s", t->name,
+              slim_last_error());
+    }
+    return w;
+}
+
+static void test_stream(const gguf_file *g) {
+    char path[1024];
+    tmp_path(path, sizeof path, "stream.gguf");
+    static const size_t chunks[] = { 1, 7, 4096, (size_t)1 << 30 };
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        gguf_writer *w = stream_writer(g);
+        CHECK(gguf_writer_add_tensor(w, "late", GGML_TYPE_F32, 1, (const int64_t[]){ 1 }, "abcd") == 0, "add");
+        CHECK(gguf_writer_begin(w, path) == 0, "begin: %s", slim_last_error());
+        CHECK(gguf_writer_add_tensor_info(w, "after", GGML_TYPE_F32, 1, (const int64_t[]){ 1 }) != 0,
+              "a tensor declared after begin is refused");
+        int ok = 1;
+        for (uint64_t i = 0; i < g->n_tensors && ok; i++)
+            for (uint64_t o = 0; o < g->tensors[i].nbytes && ok; o += chunks[c]) {
+                size_t k = g->tensors[i].nbytes - o < chunks[c] ? (size_t)(g->tensors[i].nbytes - o) : chunks[c];
+                ok = gguf_writer_write_data(w, (const uint8_t *)g->tensors[i].data + o, k) == 0;
+            }
+        ok = ok && gguf_writer_write_data(w, "abcd", 4) == 0;
+        CHECK(ok && gguf_writer_finish(w) == 0, "stream in chunks of %zu: %s", chunks[c], slim_last_error());
+        gguf_writer_free(w);
+        gguf_file c2;
+        if (gguf_open(&c2, path) != 0) {
+            CHECK(0, "re-read stream: %s", slim_last_error());
+            continue;
+        }
+        CHECK(c2.n_tensors == g->n_tensors + 1, "streamed tensor count");
+        int same = 1;
+        for (uint64_t i = 0; i < g->n_tensors; i++)
+            same &= memcmp(c2.tensors[i].data, g->tensors[i].data, g->tensors[i].nbytes) == 0;
+        CHECK(same && memcmp(c2.tensors[g->n_tensors].data, "abcd", 4) == 0, "streamed data (chunk %zu)", chunks[c]);
+        gguf_close(&c2);
+    }
+    /* in-memory and streamed files are the same bytes */
+    gguf_writer *w = stream_writer(g);
+    CHECK(gguf_writer_begin(w, path) == 0, "begin");
+    for (uint64_t i = 0; i < g->n_tensors; i++) gguf_writer_write_data(w, g->tensors[i].data, g->tensors[i].nbytes);
+    CHECK(gguf_writer_finish(w) == 0, "finish: %s", slim_last_error());
+    gguf_writer_free(w);
+    gguf_file c3;
+    int rc = gguf_open(&c3, path);
+    CHECK(rc == 0 && c3.map_size == g->map_size && memcmp(c3.map, g->map, g->map_size) == 0,
+          "streamed copy byte-identical");
+    if (rc == 0) gguf_close(&c3);
+    unlink(path);
+    /* too few bytes, too many bytes, abort, free while open: no file, no temporary */
+    for (int mode = 0; mode < 4; mode++) {
+        w = stream_writer(g);
+        CHECK(gguf_writer_begin(w, path) == 0, "begin");
+        CHECK(dir_has_tmp(path), "the temporary file exists while streaming");
+        const gguf_tensor *t0 = &g->tensors[0];
+        if (mode == 0) {
+            gguf_writer_write_data(w, t0->data, t0->nbytes);
+            CHECK(gguf_writer_finish(w) != 0 && strstr(slim_last_error(), g->tensors[1].name), "missing bytes: %s",
+                  slim_last_error());
+        } else if (mode == 1) {
+            uint8_t *big = calloc(1, g->map_size + 1);
+            CHECK(gguf_writer_write_data(w, big, g->map_size + 1) != 0 && strstr(slim_last_error(), t0->name),
+                  "too many bytes: %s", slim_last_error());
+            free(big);
+        } else if (mode == 2) {
+            gguf_writer_abort(w);
+        }
+        gguf_writer_free(w);
+        CHECK(access(path, F_OK) != 0 && !dir_has_tmp(path), "mode %d: nothing left behind", mode);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * writer features: every metadata type, replacement in place, alignment, quantized shapes */
 
@@ -650,6 +735,7 @@ int main(void) {
     if (rc == 0) {
         test_stories_facts(&g);
         test_roundtrip(&g);
+        test_stream(&g);
         test_bad_files(&g);
         gguf_close(&g);
     }

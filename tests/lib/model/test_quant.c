@@ -372,6 +372,37 @@ static float nf4_ref(const nf4_tensor *t, size_t i) {
     return nf4_code[nf4_q(t, i)] * a;
 }
 
+/* NF4 in pieces (nf4_begin, nf4_quantize_part over 64-aligned pieces, nf4_end: how the model loader
+ * converts a matrix block by block) gives exactly nf4_quantize's tensor, odd tails included. Runs first
+ * in main: nf4_begin must initialise the tables itself. */
+static void test_nf4_parts(void) {
+    static const size_t sizes[] = { 1, 63, 64, 65, 64 * 37 + 13, 64 * 300 };
+    static const size_t pieces[] = { 64, 128, 64 * 256 };
+    slim_rng r;
+    slim_rng_seed(&r, 5);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const size_t n = sizes[si];
+        float *x = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) x[i] = (float)(slim_rng_u32(&r) % 2001) / 1000.0f - 1.0f;
+        for (size_t pi = 0; pi < sizeof pieces / sizeof pieces[0]; pi++) {
+            nf4_tensor a, b;
+            float *absmax = nf4_begin(&b, n);
+            for (size_t s = 0; s < n; s += pieces[pi])
+                nf4_quantize_part(&b, absmax, x + s, s, n - s < pieces[pi] ? n - s : pieces[pi]);
+            nf4_end(&b, absmax);
+            nf4_quantize(&a, x, n);
+            size_t n_dq = (a.n_blocks + NF4_DQ_BLOCK - 1) / NF4_DQ_BLOCK;
+            CHECK(a.n_blocks == b.n_blocks && a.offset == b.offset && memcmp(a.qs, b.qs, (n + 1) / 2) == 0 &&
+                      memcmp(a.absmax_q, b.absmax_q, a.n_blocks) == 0 &&
+                      memcmp(a.absmax2, b.absmax2, n_dq * sizeof(float)) == 0,
+                  "NF4 of %zu elements in pieces of %zu differs from the whole", n, pieces[pi]);
+            nf4_free(&a);
+            nf4_free(&b);
+        }
+        free(x);
+    }
+}
+
 static void test_nf4(void) {
     /* code table */
     int ok = nf4_code[0] == -1.0f && nf4_code[7] == 0.0f && nf4_code[15] == 1.0f;
@@ -711,6 +742,7 @@ int main(void) {
     const char *ldir = getenv("SLIM_QUANT_LOGITS_DIR");
     if (ldir && *ldir) return logits_dir_mode(ldir);
 
+    test_nf4_parts();
     test_hand_blocks();
     test_round_trips();
     test_half_conversions();
