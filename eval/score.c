@@ -82,8 +82,8 @@ static int eval_check_examples(const slim_dataset *d, const int64_t *idx, int64_
 static void eval_score_rows(const model *m, const lora_adapter *lora, evalloader *L, const char *progress,
                             double *scores) {
     acts s = {0};
-    acts_init(&s, &m->cfg, L->B_max, L->T_max, lora ? lora->r : 0);
-    s.inference = 1; /* scoring only: no backward follows */
+    /* scoring only: one layer's activations, no backward buffers */
+    acts_init_inference(&s, &m->cfg, L->B_max, L->T_max, lora ? lora->r : 0);
     float *logprob = slim_malloc((size_t)L->B_max * L->T_max * sizeof(float));
     double t0 = slim_time_sec(), t_last = t0;
     while (evalloader_next(L) > 0) {

@@ -8,62 +8,83 @@
 #include "model.h"
 
 /* Every float buffer of acts, in its order inside acts.mem: X(field, floats). The sizes use the
- * locals of acts_layout (N = B*T, L layers, d dim, f ffn, V vocab, qd = H*hd, kvd = Hkv*hd, r rank,
- * chunk = min(N, HEAD_CHUNK), qs = the largest feature size). One list serves both the size
- * (acts_bytes) and the pointers (acts_init), so they cannot disagree. */
+ * locals of acts_layout (N = B*T, Ls layers whose activations are kept: L, or 1 for inference, Lx
+ * residual-stream slots: L + 1, or 1; g = 1 when the backward buffers exist, else 0; d dim, f ffn,
+ * V vocab, qd = H*hd, kvd = Hkv*hd, r rank, chunk = min(N, HEAD_CHUNK), qs = the largest feature
+ * size). One list serves both the size (acts_bytes) and the pointers (acts_init), so they cannot
+ * disagree. Attention keeps only its softmax statistics (lse, O(B*H*T)), never a [T,T] matrix. */
 #define ACTS_BUFFERS(X)                                                   \
-    X(x, (L + 1) * N * d)                                                 \
-    X(xn1, L * N * d) X(rstd1, L * N)                                     \
-    X(q, L * N * qd) X(k, L * N * kvd) X(v, L * N * kvd)                  \
-    X(att, L * B * H * T * T)                                             \
-    X(atty, L * N * qd)                                                   \
-    X(xmid, L * N * d)                                                    \
-    X(xn2, L * N * d) X(rstd2, L * N)                                     \
-    X(gate, L * N * f) X(up, L * N * f) X(h, L * N * f)                   \
-    X(lora_u, L * LORA_N_TARGETS * N * r)                                 \
+    X(x, Lx * N * d)                                                      \
+    X(xn1, Ls * N * d) X(rstd1, Ls * N)                                   \
+    X(q, Ls * N * qd) X(k, Ls * N * kvd) X(v, Ls * N * kvd)               \
+    X(lse, Ls * B * H * T)                                                \
+    X(atty, Ls * N * qd)                                                  \
+    X(xmid, Ls * N * d)                                                   \
+    X(xn2, Ls * N * d) X(rstd2, Ls * N)                                   \
+    X(gate, Ls * N * f) X(up, Ls * N * f) X(h, Ls * N * f)                \
+    X(lora_u, Ls * LORA_N_TARGETS * N * r)                                \
     X(xf, N * d) X(rstdf, N)                                              \
     X(sel_x, N * d) X(logits, chunk * V) X(losses, N)                     \
-    X(dx, N * d) X(dxn, N * d) X(dsel, N * d) X(dxf, N * d)               \
-    X(dq, N * qd) X(dk, N * kvd) X(dv, N * kvd) X(datty, N * qd)          \
-    X(dgate, N * f) X(dup, N * f) X(dh, N * f)                            \
-    X(dlora_u, N * r)                                                     \
-    X(att_scratch, (size_t)ops_attention_scratch_size(T))                 \
+    X(dx, g * N * d) X(dxn, g * N * d) X(dsel, g * N * d)                 \
+    X(dxf, g * N * d)                                                     \
+    X(dq, g * N * qd) X(dk, g * N * kvd) X(dv, g * N * kvd)               \
+    X(datty, g * N * qd)                                                  \
+    X(dgate, g * N * f) X(dup, g * N * f) X(dh, g * N * f)                \
+    X(dlora_u, g * N * r)                                                 \
     X(qscratch, (size_t)QMATMUL_TILE + qs)                                \
-    X(dlogits, chunk * V)
+    X(dlogits, g * chunk * V)
 
-/* Floats of every buffer of ACTS_BUFFERS for B x T tokens at rank lora_r; when s is not NULL, also
- * points each of s's buffers at its place in s->mem. */
-static size_t acts_layout(acts *s, const model_config *c, int B_, int T_, int lora_r) {
+/* Floats of every buffer of ACTS_BUFFERS for B x T tokens at rank lora_r (inference: one layer, no
+ * backward buffers); when s is not NULL, also points each of s's buffers at its place in s->mem
+ * (NULL for a buffer of no floats). */
+static size_t acts_layout(acts *s, const model_config *c, int B_, int T_, int lora_r, int inference) {
     const size_t B = B_, T = T_, N = B * T, L = c->n_layers, d = c->dim, f = c->ffn_dim, V = c->vocab_size;
     const size_t H = c->n_heads, qd = H * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     const size_t r = lora_r > 0 ? lora_r : 1, chunk = N < HEAD_CHUNK ? N : HEAD_CHUNK;
     const size_t qs = d > f ? (d > qd ? d : qd) : (f > qd ? f : qd);
+    const size_t Ls = inference ? 1 : L, Lx = inference ? 1 : L + 1, g = inference ? 0 : 1;
     size_t total = 0;
-#define ACTS_PLACE(field, floats)                 \
-    if (s) s->field = s->mem + total;             \
+#define ACTS_PLACE(field, floats)                                \
+    if (s) s->field = (floats) > 0 ? s->mem + total : NULL;      \
     total += (floats);
     ACTS_BUFFERS(ACTS_PLACE)
 #undef ACTS_PLACE
     return total;
 }
 
-size_t acts_bytes(const model_config *c, int B, int T, int lora_r) {
-    return acts_layout(NULL, c, B, T, lora_r) * sizeof(float) + 4 * sizeof(int32_t) * (size_t)B * T;
+/* Bytes of acts_layout's floats plus the four int32 [B*T] index arrays. */
+static size_t acts_size(const model_config *c, int B, int T, int lora_r, int inference) {
+    return acts_layout(NULL, c, B, T, lora_r, inference) * sizeof(float) + 4 * sizeof(int32_t) * (size_t)B * T;
 }
 
-void acts_init(acts *s, const model_config *c, int B, int T, int lora_r) {
+size_t acts_bytes(const model_config *c, int B, int T, int lora_r) { return acts_size(c, B, T, lora_r, 0); }
+
+size_t acts_inference_bytes(const model_config *c, int B, int T, int lora_r) {
+    return acts_size(c, B, T, lora_r, 1);
+}
+
+/* acts_init and acts_init_inference: allocates the layout for the mode and sets its flags. */
+static void acts_alloc(acts *s, const model_config *c, int B, int T, int lora_r, int inference) {
     memset(s, 0, sizeof *s);
     s->B = B;
     s->T = T;
     s->lora_r = lora_r;
+    s->inference = inference;
+    s->one_layer = inference;
     size_t N = (size_t)B * T;
-    s->mem = slim_calloc(acts_layout(NULL, c, B, T, lora_r), sizeof(float));
-    acts_layout(s, c, B, T, lora_r);
+    s->mem = slim_calloc(acts_layout(NULL, c, B, T, lora_r, inference), sizeof(float));
+    acts_layout(s, c, B, T, lora_r, inference);
     s->pos = slim_malloc(4 * N * sizeof(int32_t));
     s->seg_start = s->pos + N;
     s->sel_row = s->pos + 2 * N;
     s->sel_tgt = s->pos + 3 * N;
     rope_cache_init(&s->rope, c->head_dim, T, c->rope_theta, c->rope_neox, c->rope_freqs);
+}
+
+void acts_init(acts *s, const model_config *c, int B, int T, int lora_r) { acts_alloc(s, c, B, T, lora_r, 0); }
+
+void acts_init_inference(acts *s, const model_config *c, int B, int T, int lora_r) {
+    acts_alloc(s, c, B, T, lora_r, 1);
 }
 
 void acts_free(acts *s) {

@@ -1,5 +1,6 @@
 /* acts.h — the activations a forward pass saves for its backward, and the backward's scratch: one
- * allocation per micro-batch shape, laid out by ACTS_BUFFERS (acts.c). */
+ * allocation per micro-batch shape, laid out by ACTS_BUFFERS (acts.c). An inference acts
+ * (acts_init_inference) holds one layer's activations and no backward buffers. */
 #ifndef SLIM_ACTS_H
 #define SLIM_ACTS_H
 
@@ -15,7 +16,9 @@ struct model_config;
 
 /* Activations and scratch for micro-batches of up to B sequences of up to T tokens; allocated once.
  * Shapes: N = B*T rows, L layers, H*hd query features, Hkv*hd key/value features, r LoRA rank (1 when
- * there is no adapter), 7 = LORA_N_TARGETS. */
+ * there is no adapter), 7 = LORA_N_TARGETS. In an inference acts (one_layer) every [L] below is [1]
+ * (each layer reuses the slot), x is [1] (the residual stream is updated in place) and the backward
+ * scratch is NULL. */
 typedef struct acts {
     int B, T;            /* capacity */
     int cur_B, cur_T;    /* shape of the last forward */
@@ -29,7 +32,7 @@ typedef struct acts {
     float *x;            /* [L+1][N,dim] residual stream entering each layer; x[L] leaves the last */
     float *xn1, *rstd1;  /* [L][N,dim], [L][N] */
     float *q, *k, *v;    /* [L][N,H*hd], [L][N,Hkv*hd] x2 (after RoPE for q,k) */
-    float *att;          /* [L][B,H,T,T] */
+    float *lse;          /* [L][B,H,T] attention softmax log-sum-exp per query row (ops.h) */
     float *atty;         /* [L][N,H*hd] attention output before o */
     float *xmid;         /* [L][N,dim] */
     float *xn2, *rstd2;  /* [L][N,dim], [L][N] */
@@ -44,13 +47,14 @@ typedef struct acts {
     float *dq, *dk, *dv, *datty;     /* [N,H*hd], [N,Hkv*hd] x2, [N,H*hd] */
     float *dgate, *dup, *dh;         /* [N,ffn] */
     float *dlora_u;                  /* [N,r] */
-    float *att_scratch;              /* ops_attention_scratch_size(T) */
     float *qscratch;                 /* QMATMUL_TILE + max feature size: dequantized weight tiles */
     float *dlogits;                  /* [min(N, HEAD_CHUNK), vocab] one chunk's d(loss)/d(logits) */
     rope_cache rope;                 /* cos/sin for positions 0..T-1 */
     int lora_r;
     int inference;       /* no gradient: set to 1 when no backward will follow; the forward then skips
-                            the head's backward (training leaves it 0) */
+                            the head's backward (training leaves it 0; acts_init_inference sets it) */
+    int one_layer;       /* acts_init_inference: one layer's activations, no backward buffers; only a
+                            forward can run (model_backward aborts) */
     int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
                             default F16 KV cache does (to compare with figures taken with it) */
 } acts;
@@ -58,9 +62,14 @@ typedef struct acts {
 /* Allocates s for up to B x T tokens of a model of config c with LoRA rank lora_r (0: no adapter),
  * zeroed, with its RoPE table. Aborts when out of memory (slim_calloc). */
 void acts_init(acts *s, const struct model_config *c, int B, int T, int lora_r);
-/* Frees what acts_init allocated; *s is zeroed. */
+/* As acts_init, for scoring only (eval): one layer's activations, reused by every layer, no backward
+ * scratch, no dlogits; inference and one_layer are set. Same results as acts_init + inference = 1. */
+void acts_init_inference(acts *s, const struct model_config *c, int B, int T, int lora_r);
+/* Frees what acts_init or acts_init_inference allocated; *s is zeroed. */
 void acts_free(acts *s);
 /* Bytes of the activations and scratch acts_init allocates for B x T tokens at LoRA rank r. */
 size_t acts_bytes(const struct model_config *c, int B, int T, int lora_r);
+/* Bytes acts_init_inference allocates for B x T tokens at LoRA rank r. */
+size_t acts_inference_bytes(const struct model_config *c, int B, int T, int lora_r);
 
 #endif

@@ -11,22 +11,29 @@
 #include "model.h"
 
 /* Views of layer l's saved activations inside s for the shape of the current forward (cur_B x cur_T);
- * shapes as in acts, without the leading [L]. */
+ * shapes as in acts, without the leading [L]. An inference acts (one_layer) gives every layer the same
+ * slot, with xnext == x: the residual stream is updated in place. */
 typedef struct acts_layer {
-    float *x, *xnext, *xn1, *rstd1, *q, *k, *v, *att, *atty, *xmid, *xn2, *rstd2, *gate, *up, *h;
+    float *x, *xnext, *xn1, *rstd1, *q, *k, *v, *lse, *atty, *xmid, *xn2, *rstd2, *gate, *up, *h;
     float *lora_u[LORA_N_TARGETS]; /* [N,r] x A^T of each projection */
 } acts_layer;
 
-static acts_layer acts_layer_view(const acts *s, const model_config *c, int l) {
+static acts_layer acts_layer_view(const acts *s, const model_config *c, int layer) {
+    const size_t l = s->one_layer ? 0 : layer, next = s->one_layer ? 0 : l + 1;
     const size_t B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads;
     const size_t qd = H * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, r = s->lora_r > 0 ? s->lora_r : 1;
     acts_layer a = {
-        .x = s->x + l * N * d, .xnext = s->x + (l + 1) * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
-        .q = s->q + l * N * qd, .k = s->k + l * N * kvd, .v = s->v + l * N * kvd, .att = s->att + l * B * H * T * T,
+        .x = s->x + l * N * d, .xnext = s->x + next * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
+        .q = s->q + l * N * qd, .k = s->k + l * N * kvd, .v = s->v + l * N * kvd, .lse = s->lse + l * B * H * T,
         .atty = s->atty + l * N * qd, .xmid = s->xmid + l * N * d, .xn2 = s->xn2 + l * N * d,
         .rstd2 = s->rstd2 + l * N, .gate = s->gate + l * N * f, .up = s->up + l * N * f, .h = s->h + l * N * f};
     for (int t = 0; t < LORA_N_TARGETS; t++) a.lora_u[t] = s->lora_u + (l * LORA_N_TARGETS + (size_t)t) * N * r;
     return a;
+}
+
+/* The residual stream [N,dim] leaving the last layer (the final norm's input). */
+static float *acts_x_last(const acts *s, const model_config *c) {
+    return s->x + (s->one_layer ? 0 : (size_t)c->n_layers * s->cur_B * s->cur_T * c->dim);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -67,7 +74,8 @@ static void proj_backward(float *dx, float *dlora, const float *dy, const float 
 /* transformer block */
 
 /* Layer l: x_{l+1} = xmid + down(swiglu(gate(xn2), up(xn2))), xn2 = rmsnorm(xmid),
- * xmid = x_l + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(x_l); saved in s. */
+ * xmid = x_l + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(x_l); saved in s
+ * (x_l is last read by the residual into xmid, so x_{l+1} may overwrite it: one_layer). */
 static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int l) {
     const model_config *c = &m->cfg;
     const model_layer *L = &m->layers[l];
@@ -86,7 +94,7 @@ static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int
             a.k[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(a.k[i]));
             a.v[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(a.v[i]));
         }
-    attention_forward(a.atty, a.att, a.q, a.k, a.v, s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
+    attention_forward(a.atty, a.lse, a.q, a.k, a.v, s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
     proj_forward(a.xmid, a.lora_u[LORA_O], a.atty, m, lora, s, l, LORA_O, N);
     residual_forward(a.xmid, a.xmid, a.x, (long)N * d);
     rmsnorm_forward(a.xn2, a.rstd2, a.xmid, L->ffn_norm, N, d, c->norm_eps);
@@ -122,8 +130,8 @@ static void layer_backward(const model *m, const lora_adapter *lora, acts *s, fl
     memset(s->dq, 0, sizeof(float) * N * qd);
     memset(s->dk, 0, sizeof(float) * N * kvd);
     memset(s->dv, 0, sizeof(float) * N * kvd);
-    attention_backward(s->dq, s->dk, s->dv, s->att_scratch, s->datty, a.q, a.k, a.v, a.att,
-                       s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
+    attention_backward(s->dq, s->dk, s->dv, s->datty, a.q, a.k, a.v, a.atty, a.lse, s->packed ? s->seg_start : NULL,
+                       B, T, H, Hkv, hd);
     rope_backward(s->dq, s->pos, N, H, &s->rope);
     rope_backward(s->dk, s->pos, N, Hkv, &s->rope);
     memset(s->dxn, 0, sizeof(float) * N * d);
@@ -220,7 +228,7 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
         for (int n = 0; n < N; n++) qmatrix_dequantize_rows(&m->tok_embd, tokens[n], tokens[n] + 1, s->x + (size_t)n * d);
     }
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, lora, s, l);
-    rmsnorm_forward(s->xf, s->rstdf, s->x + (size_t)c->n_layers * N * d, m->output_norm, N, d, c->norm_eps);
+    rmsnorm_forward(s->xf, s->rstdf, acts_x_last(s, c), m->output_norm, N, d, c->norm_eps);
     if (all_logits) qmatmul_forward(all_logits, s->xf, &m->output, N, 0.0f, s->qscratch);
 
     /* the output head runs only on rows that carry a target */
@@ -246,6 +254,10 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
 void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora, float loss_scale) {
     const model_config *c = &m->cfg;
     const int N = s->cur_B * s->cur_T, d = c->dim, M = s->n_sel;
+    if (s->inference) { /* a caller bug: the forward kept no backward state (or no dsel) */
+        fprintf(stderr, "slimtune: model_backward: the forward ran with an inference acts\n");
+        abort();
+    }
     /* head: dsel [M,d] (from the forward) * loss_scale, scattered into dxf [N,d] -> final RMSNorm -> dx */
     memset(s->dxf, 0, sizeof(float) * N * d);
     memset(s->dx, 0, sizeof(float) * N * d);
@@ -254,6 +266,6 @@ void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dl
         float *dst = s->dxf + (size_t)s->sel_row[i] * d;
         for (int j = 0; j < d; j++) dst[j] = loss_scale * src[j];
     }
-    rmsnorm_backward(s->dx, NULL, s->dxf, s->x + (size_t)c->n_layers * N * d, m->output_norm, s->rstdf, N, d);
+    rmsnorm_backward(s->dx, NULL, s->dxf, acts_x_last(s, c), m->output_norm, s->rstdf, N, d);
     for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, lora, s, dlora, l);
 }

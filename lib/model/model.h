@@ -110,8 +110,9 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits);
 
-/* Backward pass of the last forward (which must not have had s->inference set): dlora (same layout
- * as lora->params) += d(loss_scale * summed loss)/d(lora params). Frozen weights get no gradient. */
+/* Backward pass of the last forward (which must not have had s->inference set, as acts_init_inference
+ * does: aborts with a message): dlora (same layout as lora->params) += d(loss_scale * summed
+ * loss)/d(lora params). Frozen weights get no gradient. */
 void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora,
                     float loss_scale);
 

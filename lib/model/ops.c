@@ -3,7 +3,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,76 +192,171 @@ void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, f
     }
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
-    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const float *Q = q + (long)b * T * ldq + h * hd;
-            const float *K = k + (long)b * T * ldk + (h / group) * hd;
-            const float *V = v + (long)b * T * ldk + (h / group) * hd;
-            float *S = att + ((long)b * H + h) * T * T;
-            float *O = out + (long)b * T * ldq + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, S, T);
-            for (int i = 0; i < T; i++) {
-                float *row = S + (long)i * T;
-                int j0 = seg_start ? seg_start[b * T + i] : 0; /* keys j0..i are visible */
-                float mx = row[j0];
-                for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = 0.0;
-                for (int j = j0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < j0; j++) row[j] = 0.0f;
-                for (int j = j0; j <= i; j++) row[j] *= inv;
-                for (int j = i + 1; j < T; j++) row[j] = 0.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
+/* ---- attention (FlashAttention-2: Dao 2023, "FlashAttention-2: Faster Attention with Better
+ * Parallelism and Work Partitioning", Algorithms 1 and 2), causal, GQA, packed rows */
+
+/* 0 when key tile [j0, j1) is invisible to every query row of [i0, i1): wholly above the causal
+ * diagonal, or wholly before every row's example start (seg: the sequence's seg_start, or NULL). */
+static int att_tile_visible(const int32_t *seg, int i0, int i1, int j0, int j1) {
+    if (j0 > i1 - 1) return 0;
+    if (!seg) return 1;
+    int first = seg[i0];
+    for (int i = i0 + 1; i < i1; i++) first = seg[i] < first ? seg[i] : first;
+    return j1 > first;
+}
+
+/* Visible columns [*c0, *c1) of query row i inside key tile [j0, j0 + nj): keys seg[i] .. i (seg:
+ * the sequence's seg_start, or NULL for 0); 0 <= *c0 <= *c1 <= nj, empty when none is. */
+static void att_row_range(const int32_t *seg, int i, int j0, int nj, int *c0, int *c1) {
+    int lo = (seg ? seg[i] : 0) - j0, hi = i - j0 + 1;
+    *c1 = hi < 0 ? 0 : hi < nj ? hi : nj;
+    *c0 = lo < 0 ? 0 : lo < *c1 ? lo : *c1;
+}
+
+/* Score tile S [ni,nj] = scale * Q[i0..i0+ni) K[j0..j0+nj)^T; Q, K point at the head's row 0. Entries
+ * outside each row's att_row_range are masked by the callers. */
+static void att_scores(float *S, const float *Q, int ldq, const float *K, int ldk, int i0, int ni, int j0, int nj,
+                       int hd, float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, hd, scale, Q + (long)i0 * ldq, ldq,
+                K + (long)j0 * ldk, ldk, 0.0f, S, nj);
+}
+
+/* Online softmax over one score tile of query rows i0.. (Algorithm 1, lines 9-10): S [ni,nj] becomes
+ * exp(S - m_new) on each row's visible keys and 0 elsewhere, the running maxima m [ni] and sums l [ni]
+ * are updated, and the rows of O [ni,hd] (stride ldo) accumulated so far are rescaled by
+ * exp(m_old - m_new). */
+static void att_online_softmax(float *S, float *m, float *l, float *O, int ldo, const int32_t *seg, int i0,
+                               int ni, int j0, int nj, int hd) {
+    for (int r = 0; r < ni; r++) {
+        float *row = S + (long)r * nj;
+        int c0, c1;
+        att_row_range(seg, i0 + r, j0, nj, &c0, &c1);
+        float mx = m[r];
+        for (int c = c0; c < c1; c++) mx = row[c] > mx ? row[c] : mx;
+        float alpha = c0 < c1 ? expf(m[r] - mx) : 1.0f, sum = 0.0f; /* exp(-inf) = 0 on a row's first keys */
+        for (int c = 0; c < c0; c++) row[c] = 0.0f;
+        for (int c = c0; c < c1; c++) {
+            row[c] = expf(row[c] - mx);
+            sum += row[c];
         }
+        for (int c = c1; c < nj; c++) row[c] = 0.0f;
+        l[r] = alpha * l[r] + sum;
+        m[r] = mx;
+        if (alpha != 1.0f)
+            for (int e = 0; e < hd; e++) O[(long)r * ldo + e] *= alpha;
     }
 }
 
-long ops_attention_scratch_size(int T) { return (long)omp_get_max_threads() * T * T; }
-
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *q, const float *k, const float *v, const float *att,
-                        const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
-    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
+    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv, n_tiles = (T + ATT_TILE - 1) / ATT_TILE;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* one task per (sequence, kv head): the query heads of a group add into the same dk/dv columns */
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++) {
-        for (int g = 0; g < Hkv; g++) {
-            float *dS = scratch + (long)omp_get_thread_num() * T * T; /* [T,T] */
-            const float *K = k + (long)b * T * ldk + g * hd;
-            const float *V = v + (long)b * T * ldk + g * hd;
-            float *dK = dk + (long)b * T * ldk + g * hd;
-            float *dV = dv + (long)b * T * ldk + g * hd;
-            for (int h = g * group; h < (g + 1) * group; h++) {
-                const float *Q = q + (long)b * T * ldq + h * hd;
-                const float *dO = dout + (long)b * T * ldq + h * hd;
-                const float *P = att + ((long)b * H + h) * T * T;
-                float *dQ = dq + (long)b * T * ldq + h * hd;
-                /* dP = dO V^T; dV += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, ldq, V, ldk, 0.0f, dS, T);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
-                /* softmax backward: dS = P * (dP - rowsum(P * dP)) * scale */
-                for (int i = 0; i < T; i++) {
-                    const float *p = P + (long)i * T;
-                    float *d = dS + (long)i * T;
-                    int j0 = seg_start ? seg_start[b * T + i] : 0;
-                    double dot = 0.0;
-                    for (int j = j0; j <= i; j++) dot += (double)p[j] * d[j];
-                    for (int j = 0; j < j0; j++) d[j] = 0.0f;
-                    for (int j = j0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot) * scale;
-                    for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+#pragma omp parallel
+    {
+        float *S = slim_malloc(sizeof(float) * ATT_TILE * (ATT_TILE + 2)); /* [Br,Bc] scores, then m, l [Br] */
+        float *m = S + ATT_TILE * ATT_TILE, *l = m + ATT_TILE;
+        /* one task per query tile Q_i of one head: O_i, lse_i (Algorithm 1, outer loop) */
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < H; h++) {
+                for (int it = 0; it < n_tiles; it++) {
+                    const int i0 = it * ATT_TILE, ni = T - i0 < ATT_TILE ? T - i0 : ATT_TILE;
+                    const int32_t *seg = seg_start ? seg_start + (long)b * T : NULL;
+                    const float *Q = q + (long)b * T * ldq + h * hd;
+                    const float *K = k + (long)b * T * ldk + (h / group) * hd;
+                    const float *V = v + (long)b * T * ldk + (h / group) * hd;
+                    float *O = out + ((long)b * T + i0) * ldq + h * hd; /* [ni,hd], stride ldq */
+                    for (int r = 0; r < ni; r++) {
+                        m[r] = -INFINITY;
+                        l[r] = 0.0f;
+                        memset(O + (long)r * ldq, 0, sizeof(float) * hd);
+                    }
+                    /* key tiles K_j, V_j up to the diagonal (causal blocks skipped) */
+                    for (int j0 = 0; j0 < i0 + ni; j0 += ATT_TILE) {
+                        const int nj = T - j0 < ATT_TILE ? T - j0 : ATT_TILE;
+                        if (!att_tile_visible(seg, i0, i0 + ni, j0, j0 + nj)) continue;
+                        att_scores(S, Q, ldq, K, ldk, i0, ni, j0, nj, hd, scale);
+                        att_online_softmax(S, m, l, O, ldq, seg, i0, ni, j0, nj, hd);
+                        /* O_i += P~ V_j */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, hd, nj, 1.0f, S, nj,
+                                    V + (long)j0 * ldk, ldk, 1.0f, O, ldq);
+                    }
+                    /* O_i = diag(l)^-1 O_i, L_i = m_i + log(l_i) (lines 12-13); every row sees its own key */
+                    float *L = lse + ((long)b * H + h) * T + i0;
+                    for (int r = 0; r < ni; r++) {
+                        float inv = 1.0f / l[r];
+                        for (int e = 0; e < hd; e++) O[(long)r * ldq + e] *= inv;
+                        L[r] = m[r] + logf(l[r]);
+                    }
                 }
-                /* dQ += dS K; dK += dS^T Q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, K, ldk, 1.0f, dQ, ldq);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, Q, ldq, 1.0f, dK, ldk);
             }
         }
+        free(S);
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int32_t *seg_start, int B, int T,
+                        int H, int Hkv, int hd) {
+    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        /* P [Br,Bc], dS [Br,Bc], D [T] */
+        float *P = slim_malloc(sizeof(float) * (2 * ATT_TILE * ATT_TILE + (size_t)T));
+        float *dS = P + ATT_TILE * ATT_TILE, *D = dS + ATT_TILE * ATT_TILE;
+        /* one task per (sequence, kv head): the query heads of a group add into the same dk/dv rows, and
+         * each head's dq is written by this task alone, so no two threads touch the same gradient */
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++) {
+            for (int g = 0; g < Hkv; g++) {
+                const int32_t *seg = seg_start ? seg_start + (long)b * T : NULL;
+                const float *K = k + (long)b * T * ldk + g * hd, *V = v + (long)b * T * ldk + g * hd;
+                float *dK = dk + (long)b * T * ldk + g * hd, *dV = dv + (long)b * T * ldk + g * hd;
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *Q = q + (long)b * T * ldq + h * hd, *dO = dout + (long)b * T * ldq + h * hd;
+                    const float *O = out + (long)b * T * ldq + h * hd, *L = lse + ((long)b * H + h) * T;
+                    float *dQ = dq + (long)b * T * ldq + h * hd;
+                    /* D_i = rowsum(dO_i * O_i) (Algorithm 2, line 4) */
+                    for (int i = 0; i < T; i++) {
+                        double acc = 0.0;
+                        for (int e = 0; e < hd; e++) acc += (double)dO[(long)i * ldq + e] * O[(long)i * ldq + e];
+                        D[i] = (float)acc;
+                    }
+                    /* outer loop over key tiles K_j, V_j; inner over the query tiles at or below them */
+                    for (int j0 = 0; j0 < T; j0 += ATT_TILE) {
+                        const int nj = T - j0 < ATT_TILE ? T - j0 : ATT_TILE;
+                        for (int i0 = j0; i0 < T; i0 += ATT_TILE) {
+                            const int ni = T - i0 < ATT_TILE ? T - i0 : ATT_TILE;
+                            if (!att_tile_visible(seg, i0, i0 + ni, j0, j0 + nj)) continue;
+                            /* P_ij = exp(S_ij - L_i) on the visible keys, 0 elsewhere */
+                            att_scores(P, Q, ldq, K, ldk, i0, ni, j0, nj, hd, scale);
+                            for (int r = 0; r < ni; r++) {
+                                float *p = P + (long)r * nj;
+                                int c0, c1;
+                                att_row_range(seg, i0 + r, j0, nj, &c0, &c1);
+                                for (int c = 0; c < nj; c++) p[c] = c >= c0 && c < c1 ? expf(p[c] - L[i0 + r]) : 0.0f;
+                            }
+                            /* dV_j += P_ij^T dO_i; dP_ij = dO_i V_j^T */
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nj, hd, ni, 1.0f, P, nj,
+                                        dO + (long)i0 * ldq, ldq, 1.0f, dV + (long)j0 * ldk, ldk);
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, nj, hd, 1.0f, dO + (long)i0 * ldq,
+                                        ldq, V + (long)j0 * ldk, ldk, 0.0f, dS, nj);
+                            /* dS_ij = P_ij * (dP_ij - D_i), times the score scale (0 where P is) */
+                            for (int r = 0; r < ni; r++)
+                                for (int c = 0; c < nj; c++)
+                                    dS[r * nj + c] = P[r * nj + c] * (dS[r * nj + c] - D[i0 + r]) * scale;
+                            /* dQ_i += dS_ij K_j; dK_j += dS_ij^T Q_i */
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, hd, nj, 1.0f, dS, nj,
+                                        K + (long)j0 * ldk, ldk, 1.0f, dQ + (long)i0 * ldq, ldq);
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nj, hd, ni, 1.0f, dS, nj,
+                                        Q + (long)i0 * ldq, ldq, 1.0f, dK + (long)j0 * ldk, ldk);
+                        }
+                    }
+                }
+            }
+        }
+        free(P);
     }
 }
 

@@ -77,23 +77,28 @@ void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, f
 /* Floats of scratch the q-matmuls need for W (0 for F32). */
 long ops_qmatmul_scratch_size(const qmatrix *W);
 
-/* Causal grouped-query attention for B sequences of T tokens.
- * q [B,T,H*hd], k and v [B,T,Hkv*hd] (query head h reads kv head h / (H/Hkv)),
- * out [B,T,H*hd]; att [B,H,T,T] saves the softmax probabilities (row i has zeros for j > i).
- * Scores are scaled by 1/sqrt(hd). Positions beyond a sequence's real length (right padding) only
- * attend to earlier positions, so they never affect real positions.
+/* Query rows and key rows per tile of the tiled attention (B_r = B_c in FlashAttention-2's notation). */
+#define ATT_TILE 64
+
+/* Causal grouped-query attention for B sequences of T tokens, tiled with an online softmax
+ * (FlashAttention-2: Dao 2023, Algorithm 1), so that no [T,T] matrix is ever stored.
+ * q [B,T,H*hd], k and v [B,T,Hkv*hd] (query head h reads kv head h / (H/Hkv)), out [B,T,H*hd];
+ * lse [B,H,T] saves each query row's log-sum-exp of its scaled scores, all the backward needs to
+ * recompute the softmax. Scores are scaled by 1/sqrt(hd). Key tiles wholly above the diagonal, or
+ * wholly before every row's example, are skipped. Positions beyond a sequence's real length (right
+ * padding) only attend to earlier positions, so they never affect real positions.
  * seg_start [B*T] (may be NULL): packed rows hold several examples; the token at row position i
  * attends only to positions seg_start[i] .. i (the start of its own example), so attention never
- * crosses examples. NULL means every row is one sequence (seg_start = 0). */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+ * crosses examples. NULL means every row is one sequence (seg_start = 0).
+ * Scratch: each thread allocates ATT_TILE x (ATT_TILE + 2) floats for the call. */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        const int32_t *seg_start, int B, int T, int H, int Hkv, int hd);
-/* dq [B,T,H*hd], dk and dv [B,T,Hkv*hd] += ...; dout [B,T,H*hd]; scratch [n_threads][T*T] floats
- * (ops_attention_scratch_size gives the total). */
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *q, const float *k, const float *v, const float *att,
-                        const int32_t *seg_start, int B, int T, int H, int Hkv, int hd);
-/* Floats of scratch attention_backward needs for sequences of length T. */
-long ops_attention_scratch_size(int T);
+/* dq [B,T,H*hd], dk and dv [B,T,Hkv*hd] += ...; dout [B,T,H*hd]; out and lse as the forward left them.
+ * Recomputes the probabilities tile by tile from lse (Dao 2023, Algorithm 2). Scratch: each thread
+ * allocates 2 x ATT_TILE^2 + T floats for the call. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                        const float *v, const float *out, const float *lse, const int32_t *seg_start, int B, int T,
+                        int H, int Hkv, int hd);
 
 /* SwiGLU (Shazeer 2020): out = silu(gate) * up, all [N,F]. */
 void swiglu_forward(float *out, const float *gate, const float *up, int N, int F);

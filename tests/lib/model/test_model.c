@@ -107,17 +107,24 @@ static void test_packed_rows(void) {
     free(lp);
 }
 
+/* A rank-4 adapter on every projection of g_model (initialised with seed init_seed) whose zero
+ * parameters (B) are drawn from N(0, 0.02^2) with rng seeded by seed, so that it changes the outputs;
+ * rng is left for the caller's further draws. */
+static void random_lora(lora_adapter *lora, slim_rng *rng, uint64_t init_seed, uint64_t seed) {
+    int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
+    lora_init(lora, &g_model.cfg, 4, 8.0f, targets_on, init_seed);
+    slim_rng_seed(rng, seed);
+    for (size_t i = 0; i < lora->n_params; i++)
+        if (lora->params[i] == 0.0f) lora->params[i] = 0.02f * slim_rng_normal(rng);
+}
+
 /* More target rows than HEAD_CHUNK: the chunked head must give the gradient of the whole batch, equal
  * to the sum of the gradients of its rows taken one at a time (each within one chunk). */
 static void test_head_chunks(void) {
     const int B = 2, T = 200; /* 2 x 199 targets > HEAD_CHUNK */
-    int targets_on[LORA_N_TARGETS] = {1, 1, 1, 1, 1, 1, 1};
     lora_adapter lora;
-    lora_init(&lora, &g_model.cfg, 4, 8.0f, targets_on, 5);
     slim_rng rng;
-    slim_rng_seed(&rng, 9);
-    for (size_t i = 0; i < lora.n_params; i++)
-        if (lora.params[i] == 0.0f) lora.params[i] = 0.02f * slim_rng_normal(&rng);
+    random_lora(&lora, &rng, 5, 9);
     int32_t *tok = slim_malloc(sizeof(int32_t) * B * T), *tgt = slim_malloc(sizeof(int32_t) * B * T);
     for (int i = 0; i < B * T; i++) tok[i] = 3 + (int32_t)(slim_rng_u32(&rng) % 500);
     for (int b = 0; b < B; b++)
@@ -148,6 +155,62 @@ static void test_head_chunks(void) {
     free(tgt);
     free(g_all);
     free(g_rows);
+    lora_free(&lora);
+}
+
+/* Scoring with an inference acts (one layer's activations, no backward buffers) gives the training
+ * acts' log-probabilities and logits bit for bit, plain and packed, with an adapter; the inference
+ * acts' size does not grow with the layer count; and for a Llama-3.2-1B shape (dim 2048, 16 layers,
+ * 32/8 heads, FFN 8192, vocab 128256) at 8 x 256 the figures are printed and inference needs less
+ * than a tenth of training. */
+static void test_inference_acts(void) {
+    const int B = 3, T = 90, N = B * T, V = g_model.cfg.vocab_size; /* T > ATT_TILE: two attention tiles */
+    lora_adapter lora;
+    slim_rng rng;
+    random_lora(&lora, &rng, 7, 11);
+    int32_t *tok = slim_malloc(sizeof(int32_t) * N * 4), *tgt = tok + N, *pos = tok + 2 * N, *seg = tok + 3 * N;
+    for (int i = 0; i < N; i++) tok[i] = 3 + (int32_t)(slim_rng_u32(&rng) % 500);
+    for (int n = 0; n < N; n++) {
+        int t = n % T, start = t < 37 ? 0 : 37; /* two examples a row */
+        tgt[n] = t + 1 < T && t + 1 != 37 && t > 20 ? tok[n + 1] : -1;
+        pos[n] = t - start;
+        seg[n] = start;
+    }
+    float *lp_train = slim_malloc(sizeof(float) * N * 2), *lp_inf = lp_train + N;
+    float *lg_train = slim_malloc(sizeof(float) * (size_t)N * V * 2), *lg_inf = lg_train + (size_t)N * V;
+    for (int packed = 0; packed < 2; packed++) {
+        acts s, si;
+        acts_init(&s, &g_model.cfg, B, T, lora.r);
+        s.inference = 1;
+        acts_init_inference(&si, &g_model.cfg, B, T, lora.r);
+        CHECK(si.inference && si.one_layer && !si.dx && !si.dq && !si.dlogits && !si.dlora_u,
+              "acts_init_inference allocated backward buffers");
+        double l1 = model_forward_packed(&g_model, &lora, &s, tok, tgt, packed ? pos : NULL, packed ? seg : NULL, B, T,
+                                         lp_train, lg_train);
+        double l2 = model_forward_packed(&g_model, &lora, &si, tok, tgt, packed ? pos : NULL, packed ? seg : NULL, B,
+                                         T, lp_inf, lg_inf);
+        int same = l1 == l2 && memcmp(lp_train, lp_inf, sizeof(float) * N) == 0 &&
+                   memcmp(lg_train, lg_inf, sizeof(float) * (size_t)N * V) == 0;
+        printf("inference acts%s: loss %.6f vs %.6f (training acts), %s\n", packed ? " (packed)" : "", l2, l1,
+               same ? "bit-identical" : "DIFFERENT");
+        CHECK(same, "inference acts scores differ from the training acts'%s", packed ? " (packed rows)" : "");
+        acts_free(&s);
+        acts_free(&si);
+    }
+    model_config one = g_model.cfg, many = g_model.cfg;
+    one.n_layers = 1;
+    many.n_layers = 40;
+    CHECK(acts_inference_bytes(&one, B, T, 4) == acts_inference_bytes(&many, B, T, 4),
+          "inference acts grow with the layer count");
+    model_config c = {.dim = 2048, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .ffn_dim = 8192,
+                      .vocab_size = 128256};
+    size_t tr = acts_bytes(&c, 8, 256, 8), inf = acts_inference_bytes(&c, 8, 256, 8);
+    printf("1B shape, 8 x 256, r=8: training activations %.1f MiB, inference %.1f MiB\n", tr / 1048576.0,
+           inf / 1048576.0);
+    CHECK(inf * 10 < tr, "inference acts %zu bytes, not under a tenth of training's %zu", inf, tr);
+    free(tok);
+    free(lp_train);
+    free(lg_train);
     lora_free(&lora);
 }
 
@@ -584,6 +647,7 @@ int main(void) {
     test_padding_and_batching();
     test_packed_rows();
     test_head_chunks();
+    test_inference_acts();
     test_lora_gradients(path, QUANT_F32);
     test_lora_gradients(path, QUANT_Q8_0);
     test_lora_gradients(path, QUANT_NF4);

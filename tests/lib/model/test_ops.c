@@ -23,12 +23,16 @@
  *
  * Forwards are checked against naive double-precision loops (matmul, lora, attention with GQA,
  * rope, rmsnorm, swiglu, embedding, residual, crossentropy), and attention is checked to be
- * unaffected by right padding. */
+ * unaffected by right padding. The tiled attention (FlashAttention-2) is also compared with the [T,T]
+ * kernel it replaced (tt_attention_*, kept here as a reference): within TT_TOL, with GQA, packed
+ * rows, T = 1 and T not a multiple of ATT_TILE. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "common.h"
 #include "model/ops.h"
@@ -426,12 +430,89 @@ static void test_rope(void) {
 
 /* ---------------------------------------------------------------- attention */
 
+#define TT_TOL 1e-5 /* tiled attention vs the [T,T] kernel it replaced: max |diff| / max |reference| */
+
+/* The attention kernel before tiling (stored [B,H,T,T] probabilities), kept as a float reference for
+ * the tiled one: out [B,T,H*hd], att [B,H,T,T]. Serial; same sgemm calls and softmax loops. */
+static void tt_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                                 const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
+    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *Q = q + (long)b * T * ldq + h * hd, *K = k + (long)b * T * ldk + (h / group) * hd;
+            const float *V = v + (long)b * T * ldk + (h / group) * hd;
+            float *S = att + ((long)b * H + h) * T * T, *O = out + (long)b * T * ldq + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, S, T);
+            for (int i = 0; i < T; i++) {
+                float *row = S + (long)i * T;
+                int j0 = seg_start ? seg_start[b * T + i] : 0;
+                float mx = row[j0];
+                for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+                double sum = 0.0;
+                for (int j = j0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j < T; j++) row[j] = j < j0 || j > i ? 0.0f : row[j] * inv;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
+        }
+}
+
+/* Its backward: dq, dk, dv += ... from att (one [T,T] scratch). */
+static void tt_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                                  const float *v, const float *att, const int32_t *seg_start, int B, int T, int H,
+                                  int Hkv, int hd) {
+    const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *dS = slim_malloc(sizeof(float) * T * T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int g = h / group;
+            const float *K = k + (long)b * T * ldk + g * hd, *V = v + (long)b * T * ldk + g * hd;
+            const float *Q = q + (long)b * T * ldq + h * hd, *dO = dout + (long)b * T * ldq + h * hd;
+            const float *P = att + ((long)b * H + h) * T * T;
+            float *dK = dk + (long)b * T * ldk + g * hd, *dV = dv + (long)b * T * ldk + g * hd;
+            float *dQ = dq + (long)b * T * ldq + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, ldq, V, ldk, 0.0f, dS, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
+            for (int i = 0; i < T; i++) {
+                const float *p = P + (long)i * T;
+                float *d = dS + (long)i * T;
+                int j0 = seg_start ? seg_start[b * T + i] : 0;
+                double dot = 0.0;
+                for (int j = j0; j <= i; j++) dot += (double)p[j] * d[j];
+                for (int j = 0; j < T; j++) d[j] = j < j0 || j > i ? 0.0f : p[j] * (d[j] - (float)dot) * scale;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, K, ldk, 1.0f, dQ, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dS, T, Q, ldq, 1.0f, dK, ldk);
+        }
+    free(dS);
+}
+
+/* max |a - ref| / max |ref| over n floats (the comparison with the [T,T] kernel) */
+static double rel_diff(const float *a, const float *ref, long n) {
+    double worst = 0.0, big = 1e-30;
+    for (long i = 0; i < n; i++) {
+        big = fmax(big, fabs(ref[i]));
+        double e = fabs((double)a[i] - ref[i]);
+        worst = isnan(e) ? INFINITY : fmax(worst, e);
+    }
+    return worst / big;
+}
+
+static void check_tt(const char *what, const float *a, const float *ref, long n) {
+    double e = rel_diff(a, ref, n);
+    printf("  %-34s n=%-5ld rel diff=%.3g\n", what, n, e);
+    CHECK(e < TT_TOL, "%s: tiled attention differs from the [T,T] kernel by %.3g", what, e);
+}
+
 typedef struct { float *q, *k, *v, *R; const int32_t *seg; int B, T, H, Hkv, hd; } att_ctx;
 
-/* Naive causal softmax attention with GQA in double: out [B,T,H*hd], att [B,H,T,T]; with seg (packed
- * rows) position i sees only keys seg[b*T+i] .. i. */
-static void att_ref(double *out, double *att, const float *q, const float *k, const float *v, const int32_t *seg,
-                    int B, int T, int H, int Hkv, int hd) {
+/* Naive causal softmax attention with GQA in double: out [B,T,H*hd], att [B,H,T,T], lse [B,H,T] (may
+ * be NULL: log-sum-exp of each row's scaled scores); with seg (packed rows) position i sees only keys
+ * seg[b*T+i] .. i. */
+static void att_ref(double *out, double *att, double *lse, const float *q, const float *k, const float *v,
+                    const int32_t *seg, int B, int T, int H, int Hkv, int hd) {
     int group = H / Hkv;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
@@ -451,6 +532,7 @@ static void att_ref(double *out, double *att, const float *q, const float *k, co
                 }
                 for (int j = j0; j <= i; j++) { P[j] = exp(P[j] - mx); sum += P[j]; }
                 for (int j = j0; j <= i; j++) P[j] /= sum;
+                if (lse) lse[((long)b * H + h) * T + i] = mx + log(sum);
                 for (int d = 0; d < hd; d++) {
                     double o = 0.0;
                     for (int j = j0; j <= i; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
@@ -466,57 +548,39 @@ typedef struct { att_ctx *c; double *out, *att; } attref_ctx;
 static double attref_loss(void *p) {
     attref_ctx *r = p;
     att_ctx *c = r->c;
-    att_ref(r->out, r->att, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->Hkv, c->hd);
+    att_ref(r->out, r->att, NULL, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->Hkv, c->hd);
     double s = 0.0;
     for (long i = 0; i < (long)c->B * c->T * c->H * c->hd; i++) s += r->out[i] * c->R[i];
     return s;
 }
 
-static void test_attention(int B, int T, int H, int Hkv, int hd, int packed) {
-    char name[64];
-    printf("attention B=%d T=%d H=%d Hkv=%d hd=%d%s\n", B, T, H, Hkv, hd, packed ? " packed" : "");
-    /* packed rows: row b holds examples of lengths 2, b + 1, then the rest */
-    int32_t *seg = NULL;
-    if (packed) {
-        seg = slim_malloc(sizeof(int32_t) * B * T);
-        for (int b = 0; b < B; b++) {
-            int cut1 = 2, cut2 = 2 + b + 1 < T ? 2 + b + 1 : T;
-            for (int t = 0; t < T; t++) seg[b * T + t] = t < cut1 ? 0 : t < cut2 ? cut1 : cut2;
+/* Packed rows: row b holds examples of lengths 2, b + 1, then 40 + 13 b each (crossing tile
+ * boundaries when T > ATT_TILE, so that whole key tiles fall before a row's example), the last cut by T. */
+static int32_t *att_segments(int B, int T) {
+    int32_t *seg = slim_malloc(sizeof(int32_t) * B * T);
+    for (int b = 0; b < B; b++) {
+        int start = 0, len = 2;
+        for (int t = 0; t < T; t++) {
+            if (t - start == len) {
+                start = t;
+                len = start == 2 ? b + 1 : 40 + 13 * b;
+            }
+            seg[b * T + t] = start;
         }
     }
-    long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T;
-    float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1), *R = rand_buf(nq, 0, 1);
-    float *out = slim_malloc(sizeof(float) * nq), *att = slim_malloc(sizeof(float) * na);
-    for (long i = 0; i < na; i++) att[i] = NAN; /* the masked part must be written as zeros */
-    attention_forward(out, att, q, k, v, seg, B, T, H, Hkv, hd);
-    double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
-    att_ref(ref, ref_att, q, k, v, seg, B, T, H, Hkv, hd);
-    snprintf(name, sizeof name, "attention_forward out hd=%d H=%d/%d", hd, H, Hkv);
-    check_fwd(name, out, ref, nq);
-    snprintf(name, sizeof name, "attention_forward att hd=%d H=%d/%d", hd, H, Hkv);
-    check_fwd(name, att, ref_att, na);
+    return seg;
+}
 
-    att_ctx c = {q, k, v, R, seg, B, T, H, Hkv, hd};
-    attref_ctx rc = {&c, ref, ref_att}; /* reuses ref, ref_att: the forward checks are done */
-    float *dq = pre_buf(nq), *dk = pre_buf(nk), *dv = pre_buf(nk);
-    float *scratch = slim_malloc(sizeof(float) * ops_attention_scratch_size(T));
-    attention_forward(out, att, q, k, v, seg, B, T, H, Hkv, hd);
-    attention_backward(dq, dk, dv, scratch, R, q, k, v, att, seg, B, T, H, Hkv, hd);
-    unpre(dq, nq);
-    unpre(dk, nk);
-    unpre(dv, nk);
-    snprintf(name, sizeof name, "attention dq hd=%d H=%d/%d", hd, H, Hkv);
-    check_grad(name, dq, q, nq, attref_loss, &rc);
-    snprintf(name, sizeof name, "attention dk hd=%d H=%d/%d", hd, H, Hkv);
-    check_grad(name, dk, k, nk, attref_loss, &rc);
-    snprintf(name, sizeof name, "attention dv hd=%d H=%d/%d", hd, H, Hkv);
-    check_grad(name, dv, v, nk, attref_loss, &rc);
-
-    /* right padding: sequence b has real length L; changing q, k, v at positions >= L must leave
-     * out (and att) at positions < L bit-identical. */
+/* Right padding: sequence b has real length L = T/2 + 1; q, k, v at positions >= L are replaced by
+ * large random values. out and lse at positions < L must stay bit-identical, and a loss on positions
+ * < L only must give exactly zero gradient at positions >= L. */
+static void test_attention_padding(const float *q, const float *k, const float *v, const float *R, int B, int T,
+                                   int H, int Hkv, int hd) {
+    long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, nl = (long)B * H * T;
     int L = T / 2 + 1;
-    attention_forward(out, att, q, k, v, NULL, B, T, H, Hkv, hd);
-    float *out0 = copy_buf(out, nq), *att0 = copy_buf(att, na);
+    float *out = slim_malloc(sizeof(float) * nq), *lse = slim_malloc(sizeof(float) * nl);
+    attention_forward(out, lse, q, k, v, NULL, B, T, H, Hkv, hd);
+    float *out0 = copy_buf(out, nq), *lse0 = copy_buf(lse, nl);
     float *q2 = copy_buf(q, nq), *k2 = copy_buf(k, nk), *v2 = copy_buf(v, nk);
     for (int b = 0; b < B; b++)
         for (int t = L; t < T; t++) {
@@ -526,33 +590,26 @@ static void test_attention(int B, int T, int H, int Hkv, int hd, int packed) {
                 v2[((long)b * T + t) * Hkv * hd + i] = 50.0f * slim_rng_normal(&rng);
             }
         }
-    attention_forward(out, att, q2, k2, v2, NULL, B, T, H, Hkv, hd);
-    int same = 1, changed = 0;
+    attention_forward(out, lse, q2, k2, v2, NULL, B, T, H, Hkv, hd);
+    int same = 1, changed = T == 1; /* T = 1 has no padding position */
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
+        for (int t = 0; t < T; t++) {
             for (int i = 0; i < H * hd; i++) {
                 long o = ((long)b * T + t) * H * hd + i;
                 if (t < L && out[o] != out0[o]) same = 0;
                 if (t >= L && out[o] != out0[o]) changed = 1;
             }
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < L; i++)
-                for (int j = 0; j < T; j++) {
-                    long o = (((long)b * H + h) * T + i) * T + j;
-                    if (att[o] != att0[o]) same = 0;
-                }
+            for (int h = 0; h < H; h++)
+                if (t < L && lse[((long)b * H + h) * T + t] != lse0[((long)b * H + h) * T + t]) same = 0;
+        }
     CHECK(same, "attention: outputs at positions < %d changed when padding tokens changed", L);
     CHECK(changed, "attention: padding positions did not change at all (the padding test is vacuous)");
-    /* and backward: a loss on positions < L only gives exactly zero gradient at positions >= L */
-    float *Rm = copy_buf(R, nq);
+    float *Rm = copy_buf(R, nq), *dq = slim_calloc(nq, sizeof(float)), *dk = slim_calloc(nk, sizeof(float)),
+          *dv = slim_calloc(nk, sizeof(float));
     for (int b = 0; b < B; b++)
         for (int t = L; t < T; t++)
             for (int i = 0; i < H * hd; i++) Rm[((long)b * T + t) * H * hd + i] = 0.0f;
-    memset(dq, 0, sizeof(float) * nq);
-    memset(dk, 0, sizeof(float) * nk);
-    memset(dv, 0, sizeof(float) * nk);
-    attention_backward(dq, dk, dv, scratch, Rm, q2, k2, v2, att, NULL, B, T, H, Hkv, hd);
+    attention_backward(dq, dk, dv, Rm, q2, k2, v2, out, lse, NULL, B, T, H, Hkv, hd);
     int zero = 1;
     for (int b = 0; b < B; b++)
         for (int t = L; t < T; t++) {
@@ -561,10 +618,71 @@ static void test_attention(int B, int T, int H, int Hkv, int hd, int packed) {
                 zero &= dk[((long)b * T + t) * Hkv * hd + i] == 0.0f && dv[((long)b * T + t) * Hkv * hd + i] == 0.0f;
         }
     CHECK(zero, "attention: gradient reaches padding positions >= %d from a loss on positions < %d", L, L);
+    free(out); free(lse); free(out0); free(lse0); free(q2); free(k2); free(v2); free(Rm);
+    free(dq); free(dk); free(dv);
+}
 
-    free(q); free(k); free(v); free(R); free(out); free(att); free(ref); free(ref_att); free(seg);
-    free(dq); free(dk); free(dv); free(scratch); free(out0); free(att0); free(q2); free(k2); free(v2);
-    free(Rm);
+/* The tiled attention (forward: out and lse; backward: dq, dk, dv) against the double reference, the
+ * [T,T] kernel it replaced (TT_TOL) and, when fd, central differences of the double reference. */
+static void test_attention(int B, int T, int H, int Hkv, int hd, int packed, int fd) {
+    char name[64];
+    printf("attention B=%d T=%d H=%d Hkv=%d hd=%d%s%s\n", B, T, H, Hkv, hd, packed ? " packed" : "",
+           T % ATT_TILE && T > ATT_TILE ? " (T not a multiple of the tile)" : "");
+    int32_t *seg = packed ? att_segments(B, T) : NULL;
+    long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T, nl = (long)B * H * T;
+    float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1), *R = rand_buf(nq, 0, 1);
+    float *out = slim_malloc(sizeof(float) * nq), *lse = slim_malloc(sizeof(float) * nl);
+    attention_forward(out, lse, q, k, v, seg, B, T, H, Hkv, hd);
+    double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
+    double *ref_lse = slim_malloc(sizeof(double) * nl);
+    att_ref(ref, ref_att, ref_lse, q, k, v, seg, B, T, H, Hkv, hd);
+    snprintf(name, sizeof name, "attention_forward out hd=%d H=%d/%d", hd, H, Hkv);
+    check_fwd(name, out, ref, nq);
+    snprintf(name, sizeof name, "attention_forward lse hd=%d H=%d/%d", hd, H, Hkv);
+    check_fwd(name, lse, ref_lse, nl);
+
+    float *dq = pre_buf(nq), *dk = pre_buf(nk), *dv = pre_buf(nk);
+    attention_backward(dq, dk, dv, R, q, k, v, out, lse, seg, B, T, H, Hkv, hd);
+    unpre(dq, nq);
+    unpre(dk, nk);
+    unpre(dv, nk);
+
+    /* against the [T,T] kernel */
+    float *tt_out = slim_malloc(sizeof(float) * nq), *tt_att = slim_malloc(sizeof(float) * na);
+    float *tt_dq = slim_calloc(nq, sizeof(float)), *tt_dk = slim_calloc(nk, sizeof(float)),
+          *tt_dv = slim_calloc(nk, sizeof(float));
+    tt_attention_forward(tt_out, tt_att, q, k, v, seg, B, T, H, Hkv, hd);
+    tt_attention_backward(tt_dq, tt_dk, tt_dv, R, q, k, v, tt_att, seg, B, T, H, Hkv, hd);
+    check_tt("vs [T,T] kernel: out", out, tt_out, nq);
+    check_tt("vs [T,T] kernel: dv", dv, tt_dv, nk);
+    if (T == 1) { /* a softmax over one key is constant: dq and dk vanish (up to rounding) */
+        double worst = 0.0;
+        for (long i = 0; i < nq; i++) worst = fmax(worst, fabs(dq[i]));
+        for (long i = 0; i < nk; i++) worst = fmax(worst, fabs(dk[i]));
+        printf("  T = 1: max |dq|, |dk| = %.3g\n", worst);
+        CHECK(worst < 1e-6, "attention T = 1: dq, dk should vanish, max %.3g", worst);
+    } else {
+        check_tt("vs [T,T] kernel: dq", dq, tt_dq, nq);
+        check_tt("vs [T,T] kernel: dk", dk, tt_dk, nk);
+    }
+    if (fd && T > 1) {
+        att_ctx c = {q, k, v, R, seg, B, T, H, Hkv, hd};
+        attref_ctx rc = {&c, ref, ref_att}; /* reuses ref, ref_att: the forward checks are done */
+        snprintf(name, sizeof name, "attention dq hd=%d H=%d/%d", hd, H, Hkv);
+        check_grad(name, dq, q, nq, attref_loss, &rc);
+        snprintf(name, sizeof name, "attention dk hd=%d H=%d/%d", hd, H, Hkv);
+        check_grad(name, dk, k, nk, attref_loss, &rc);
+    }
+    if (fd) {
+        att_ctx c = {q, k, v, R, seg, B, T, H, Hkv, hd};
+        attref_ctx rc = {&c, ref, ref_att};
+        snprintf(name, sizeof name, "attention dv hd=%d H=%d/%d", hd, H, Hkv);
+        check_grad(name, dv, v, nk, attref_loss, &rc);
+    }
+    if (!packed) test_attention_padding(q, k, v, R, B, T, H, Hkv, hd);
+
+    free(q); free(k); free(v); free(R); free(out); free(lse); free(ref); free(ref_att); free(ref_lse); free(seg);
+    free(dq); free(dk); free(dv); free(tt_out); free(tt_att); free(tt_dq); free(tt_dk); free(tt_dv);
 }
 
 /* ---------------------------------------------------------------- swiglu */
@@ -682,11 +800,18 @@ int main(void) {
     test_matmul();
     test_lora();
     test_rope();
-    test_attention(2, 5, 4, 2, 4, 0); /* GQA */
-    test_attention(2, 5, 4, 4, 4, 0); /* H == Hkv */
-    test_attention(2, 5, 4, 2, 8, 0); /* hd = 8 */
-    test_attention(1, 7, 4, 1, 8, 0); /* one kv head for all */
-    test_attention(2, 7, 4, 2, 4, 1); /* packed rows: three examples a row */
+    test_attention(2, 5, 4, 2, 4, 0, 1); /* GQA */
+    test_attention(2, 5, 4, 4, 4, 0, 1); /* H == Hkv */
+    test_attention(2, 5, 4, 2, 8, 0, 1); /* hd = 8 */
+    test_attention(1, 7, 4, 1, 8, 0, 1); /* one kv head for all */
+    test_attention(2, 7, 4, 2, 4, 1, 1); /* packed rows: three examples a row */
+    test_attention(2, 1, 4, 2, 4, 0, 1); /* T = 1 */
+    test_attention(2, 1, 4, 2, 4, 1, 1); /* T = 1, packed */
+    test_attention(1, 70, 2, 1, 4, 0, 1); /* two tiles, the second partial */
+    test_attention(2, 70, 4, 2, 4, 1, 1); /* packed across a tile boundary, GQA */
+    test_attention(2, 150, 4, 2, 8, 1, 0); /* three tiles; whole key tiles before an example skipped */
+    test_attention(2, 200, 4, 1, 16, 0, 0); /* four tiles, one kv head */
+    test_attention(1, 2 * ATT_TILE, 2, 2, 8, 0, 0); /* T a multiple of the tile */
     test_swiglu();
     test_crossentropy();
     test_residual();
