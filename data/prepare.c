@@ -335,6 +335,8 @@ uint64_t prep_config_fingerprint(const slim_config *cfg, int shape, char **names
     h = slim_fnv1a(h, v, sizeof v);
     double f = cfg->has_split ? cfg->split_test_fraction : 0.0;
     h = slim_fnv1a(h, &f, sizeof f);
+    if (cfg->has_split && cfg->split_val_fraction > 0) /* only then: older fingerprints stay as they were */
+        h = slim_fnv1a(h, &cfg->split_val_fraction, sizeof cfg->split_val_fraction);
     return h;
 }
 
@@ -462,10 +464,10 @@ typedef struct prep_example {
 
 /* Per-split state and statistics. */
 typedef struct prep_split {
-    const char *name;          /* "train" / "test" */
+    const char *name;          /* "train" / "test" / "val" */
     const char *source;        /* data file */
     data_reader *rd;           /* rows (shared by both splits when splitting data.train) */
-    const int8_t *assign;      /* NULL, or per row: 0 train, 1 test, -1 bad */
+    const int8_t *assign;      /* NULL, or per row: 0 train, 1 test, 2 val, -1 bad */
     int8_t want;               /* the assign value of this split */
     int64_t n_read, n_bad, n_truncated, n_chunked;
     int64_t bad_by_reason[READ_N_REASONS];
@@ -477,13 +479,14 @@ typedef struct prep_split {
 
 static void prep_usage(FILE *f) {
     fprintf(f,
-            "usage: slimtune data prepare --config FILE [--split train|test|all] [--out DIR]\n"
+            "usage: slimtune data prepare --config FILE [--split train|test|val|all] [--out DIR]\n"
             "\n"
-            "Renders the config's data.train / data.test files (CSV, TSV or JSONL; shapes text_label,\n"
+            "Renders the config's data.train / data.test / data.val files (CSV, TSV or JSONL; shapes text_label,\n"
             "prompt_completion, alpaca, chat, text) with the base model's tokenizer and writes\n"
-            "<out>/data/train.h5 and <out>/data/test.h5 (with data.split and no data.test, both from data.train).\n"
+            "<out>/data/train.h5, test.h5 (with data.split and no data.test, both from data.train) and val.h5\n"
+            "(data.val, or data.split.val_fraction of data.train).\n"
             "  --config FILE   run configuration (JSON), required\n"
-            "  --split S       train, test or all (default all: every split the config names)\n"
+            "  --split S       train, test, val or all (default all: every split the config names)\n"
             "  --out DIR       output directory (default: the config's out_dir)\n"
             "  --help          this text\n");
 }
@@ -631,9 +634,13 @@ static void prep_fill_provenance(prep_split *s, const prep_renderer *rr, const s
     d->source_bytes = (int64_t)s->rd->size;
     d->split = slim_strdup(s->name);
     char rule[200];
-    if (s->assign)
+    const char *strat = rr->shape == SHAPE_TEXT_LABEL ? "label" : "none";
+    if (s->assign && cfg->split_val_fraction > 0)
+        snprintf(rule, sizeof rule, "hash: seed=%d test_fraction=%g val_fraction=%g stratified=%s", cfg->split_seed,
+                 cfg->test_file ? 0.0 : cfg->split_test_fraction, cfg->split_val_fraction, strat);
+    else if (s->assign)
         snprintf(rule, sizeof rule, "hash: seed=%d test_fraction=%g stratified=%s", cfg->split_seed,
-                 cfg->split_test_fraction, rr->shape == SHAPE_TEXT_LABEL ? "label" : "none");
+                 cfg->split_test_fraction, strat);
     else
         snprintf(rule, sizeof rule, "file");
     d->split_rule = slim_strdup(rule);
@@ -725,8 +732,8 @@ int data_prepare_parse_args(data_prepare_opts *o, int argc, char **argv) {
         *dst[k] = v;
     }
     if (!o->config) return slim_set_error("--config FILE is required");
-    if (strcmp(o->split, "train") && strcmp(o->split, "test") && strcmp(o->split, "all"))
-        return slim_set_error("--split must be train, test or all, not \"%s\"", o->split);
+    if (strcmp(o->split, "train") && strcmp(o->split, "test") && strcmp(o->split, "val") && strcmp(o->split, "all"))
+        return slim_set_error("--split must be train, test, val or all, not \"%s\"", o->split);
     return SLIM_OK;
 }
 
@@ -765,23 +772,28 @@ char **prep_train_labels(const data_reader *rd, int *n) {
     return names;
 }
 
+#define PREP_N_SPLITS 3
+
 /* Everything data_prepare_run opens and builds (freed by prep_state_free). */
 typedef struct prep_state {
     gguf_file g;
     tokenizer tok;
     prep_renderer rr;
-    data_reader rds[2];
-    prep_split sp[2];
-    int opened[2], have_gguf, have_tok, have_rr;
-    int want[2];               /* the splits to write */
-    int splitting;             /* both splits from data.train by data.split */
+    data_reader rds[PREP_N_SPLITS];    /* the files data.train, data.test, data.val */
+    prep_split sp[PREP_N_SPLITS];      /* train, test, val */
+    int opened[PREP_N_SPLITS], have_gguf, have_tok, have_rr;
+    int want[PREP_N_SPLITS];           /* the splits to write */
+    int from_train[PREP_N_SPLITS];     /* test / val carved out of data.train by data.split */
+    int splitting;                     /* some split is carved out of data.train */
     int shape;
     int8_t *assign;
     char **names;              /* the label set (strings of cfg or of the train reader) */
     int n_names;
-    char paths[2][4200];
-    int written[2];
+    char paths[PREP_N_SPLITS][4200];
+    int written[PREP_N_SPLITS];
 } prep_state;
+
+static const char *const prep_split_names[PREP_N_SPLITS] = {"train", "test", "val"};
 
 /* The label set of text_label rows when data.labels is not declared: the train file's good rows'. */
 static int prep_collect_labels(prep_state *st, const char *train_file) {
@@ -808,15 +820,21 @@ static int prep_collect_labels(prep_state *st, const char *train_file) {
 /* Opens the model's tokenizer and the data files, settles the shape and the label set, and prepares
  * the renderer. Returns 0 or -1. */
 static int prep_open_inputs(prep_state *st, const slim_config *cfg, const char *split) {
-    st->splitting = cfg->has_split && !cfg->test_file;
-    st->want[0] = strcmp(split, "test") != 0;
-    st->want[1] = strcmp(split, "train") != 0;
+    const char *files[PREP_N_SPLITS] = {cfg->train_file, cfg->test_file, cfg->val_file};
+    st->from_train[1] = cfg->has_split && !cfg->test_file;
+    st->from_train[2] = cfg->has_split && cfg->split_val_fraction > 0;
+    st->splitting = st->from_train[1] || st->from_train[2];
     if (!cfg->train_file) return slim_set_error("%s: data.train: required by data prepare", cfg->path);
-    if (strcmp(split, "test") == 0 && !cfg->test_file && !st->splitting)
-        return slim_set_error("%s: data.test: --split test asks for it but the config names no test file (nor "
-                              "data.split)",
-                              cfg->path);
-    if (!cfg->test_file && !st->splitting) st->want[1] = 0;
+    for (int s = 0; s < PREP_N_SPLITS; s++) {
+        const char *name = prep_split_names[s];
+        st->want[s] = strcmp(split, "all") == 0 || strcmp(split, name) == 0;
+        if (s == 0 || files[s] || st->from_train[s]) continue;
+        if (strcmp(split, name) == 0)
+            return slim_set_error("%s: data.%s: --split %s asks for it but the config names no %s file (nor "
+                                  "data.split%s)",
+                                  cfg->path, name, name, name, s == 2 ? ".val_fraction" : "");
+        st->want[s] = 0;
+    }
     if (slim_model_open(&st->g, cfg->model)) return -1;
     st->have_gguf = 1;
     if (tokenizer_init_model(&st->tok, &st->g, cfg->model)) return -1;
@@ -834,10 +852,11 @@ static int prep_open_inputs(prep_state *st, const slim_config *cfg, const char *
     }
     if (st->shape != SHAPE_TEXT_LABEL) st->n_names = 0; /* labels only exist in text_label rows */
     else if (st->n_names == 0 && prep_collect_labels(st, cfg->train_file)) return -1;
-    if (st->want[1] && !st->splitting) {
+    for (int s = 1; s < PREP_N_SPLITS; s++) {
+        if (!st->want[s] || st->from_train[s]) continue;
         prep_reader_opts(&ro, cfg, st->shape, st->names, st->n_names);
-        if (reader_open_ex(&st->rds[1], cfg->test_file, &ro)) return -1;
-        st->opened[1] = 1;
+        if (reader_open_ex(&st->rds[s], files[s], &ro)) return -1;
+        st->opened[s] = 1;
     }
     st->have_rr = 1;
     return prep_renderer_init(&st->rr, &st->tok, cfg, st->shape, st->names, st->n_names,
@@ -849,21 +868,22 @@ static int prep_open_inputs(prep_state *st, const slim_config *cfg, const char *
 static int prep_build_and_write(prep_state *st, const slim_config *cfg, const char *out_dir) {
     uint64_t cfg_fp = prep_config_fingerprint(cfg, st->shape, st->names, st->n_names);
     prep_split *sp = st->sp;
-    sp[0].name = "train";
-    sp[1].name = "test";
-    sp[0].source = cfg->train_file;
-    sp[1].source = st->splitting ? cfg->train_file : cfg->test_file;
-    sp[0].rd = &st->rds[0];
-    sp[1].rd = st->splitting ? &st->rds[0] : &st->rds[1];
-    if (st->splitting) {
+    const char *files[PREP_N_SPLITS] = {cfg->train_file, cfg->test_file, cfg->val_file};
+    for (int s = 0; s < PREP_N_SPLITS; s++) {
+        sp[s].name = prep_split_names[s];
+        sp[s].source = st->from_train[s] ? cfg->train_file : files[s];
+        sp[s].rd = st->from_train[s] ? &st->rds[0] : &st->rds[s];
+    }
+    if (st->splitting) { /* train keeps what no other split takes (bad rows included, for the report) */
         st->assign = slim_malloc((size_t)(st->rds[0].n_rows ? st->rds[0].n_rows : 1));
-        split_assign(st->rds[0].rows, st->rds[0].n_rows, st->shape, cfg->split_test_fraction,
-                     (uint64_t)cfg->split_seed, st->assign);
-        for (int s = 0; s < 2; s++) { sp[s].assign = st->assign; sp[s].want = (int8_t)s; }
+        split_assign3(st->rds[0].rows, st->rds[0].n_rows, st->shape, st->from_train[1] ? cfg->split_test_fraction : 0,
+                      st->from_train[2] ? cfg->split_val_fraction : 0, (uint64_t)cfg->split_seed, st->assign, NULL);
+        for (int s = 0; s < PREP_N_SPLITS; s++)
+            if (s == 0 || st->from_train[s]) { sp[s].assign = st->assign; sp[s].want = (int8_t)s; }
     }
     int n_threads = cfg->threads > 0 ? cfg->threads : omp_get_max_threads();
     int failed = 0;
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < PREP_N_SPLITS; s++) {
         if (!st->want[s]) continue;
         if (prep_build_split(&sp[s], &st->rr, cfg, st->names, st->n_names, cfg_fp, n_threads)) return -1;
         prep_print_summary(&sp[s]);
@@ -872,20 +892,20 @@ static int prep_build_and_write(prep_state *st, const slim_config *cfg, const ch
     if (failed) return -1;
     char dir[4096];
     if (slim_format_path(dir, sizeof dir, "%s/data", out_dir) || slim_mkdir_p(dir)) return -1;
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < PREP_N_SPLITS; s++) {
         if (!st->want[s]) continue;
         if (slim_format_path(st->paths[s], sizeof st->paths[s], "%s/%s.h5", dir, sp[s].name)) return -1;
         if (dataset_write(&sp[s].ds, st->paths[s])) return -1;
         st->written[s] = 1;
     }
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < PREP_N_SPLITS; s++)
         if (st->want[s]) fprintf(stderr, "data prepare: wrote %s\n", st->paths[s]);
     return 0;
 }
 
 /* Frees st and everything it holds. */
 static void prep_state_free(prep_state *st) {
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < PREP_N_SPLITS; s++) {
         if (st->opened[s]) reader_free(&st->rds[s]);
         dataset_free(&st->sp[s].ds);
     }
@@ -902,7 +922,7 @@ int data_prepare_run(const slim_config *cfg, const data_prepare_opts *o) {
     int rc = prep_open_inputs(st, cfg, o->split);
     if (rc == 0) rc = prep_build_and_write(st, cfg, o->out ? o->out : cfg->out_dir);
     if (rc) /* all or nothing: remove a split already written in this run */
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < PREP_N_SPLITS; s++)
             if (st->written[s]) unlink(st->paths[s]);
     prep_state_free(st);
     return rc ? -1 : SLIM_OK;

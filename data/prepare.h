@@ -1,6 +1,6 @@
 /* prepare.h — `slimtune data prepare`: raw CSV/TSV/JSONL rows -> tokenized HDF5 datasets (dataset.h).
  *
- *   slimtune data prepare --config FILE [--split train|test|all] [--out DIR]
+ *   slimtune data prepare --config FILE [--split train|test|val|all] [--out DIR]
  *
  * Each row (example.h) is rendered by its shape into tokens and a loss mask (1 = training target):
  *
@@ -37,7 +37,9 @@
  *
  * Splits: with data.test, <out>/data/test.h5 comes from that file; without it but with data.split,
  * both splits come from data.train by the seeded, stratified hash split of split.h (bad rows are
- * counted with train). Writes <out>/data/train.h5 and test.h5 (out defaults to the config's out_dir),
+ * counted with train). A validation split, <out>/data/val.h5, comes from data.val, or from data.train
+ * by data.split.val_fraction (split_assign3: the same test rows, val from the hashes after them; allowed
+ * together with data.test). Writes <out>/data/train.h5, test.h5 and val.h5 (out defaults to the config's out_dir),
  * with provenance attributes (dataset.h): the sources' SHA-256, the shape, the templates and the
  * config fingerprint (prep_config_fingerprint). Either every requested split is written or none is. */
 #ifndef SLIM_PREPARE_H
@@ -135,10 +137,10 @@ const char *prep_completion_template(const slim_config *cfg, int shape);
  * the sorted label set, max_seq_len, data.invalid_utf8 and data.split. */
 uint64_t prep_config_fingerprint(const slim_config *cfg, int shape, char **names, int n_names);
 
-/* Options of `slimtune data prepare --config FILE [--split train|test|all] [--out DIR]`. */
+/* Options of `slimtune data prepare --config FILE [--split train|test|val|all] [--out DIR]`. */
 typedef struct data_prepare_opts {
     const char *config;
-    const char *split;         /* "train", "test" or "all" */
+    const char *split;         /* "train", "test", "val" or "all" */
     const char *out;           /* NULL: the config's out_dir */
 } data_prepare_opts;
 

@@ -20,6 +20,13 @@
 int64_t split_assign(const data_example *rows, int64_t n, int shape, double test_fraction, uint64_t seed,
                      int8_t *out);
 
+/* As split_assign, with a validation split too: within each stratum the smallest hashes go to test as
+ * above, the groups after them to val (out[i] = 2) until the stratum has round(val_fraction * n) val
+ * rows, so the test rows are those of split_assign and the three splits never share an input. n_val
+ * (may be NULL) gets the val rows. Returns the number of test rows. */
+int64_t split_assign3(const data_example *rows, int64_t n, int shape, double test_fraction, double val_fraction,
+                      uint64_t seed, int8_t *out, int64_t *n_val);
+
 /* The split hash of one good row (see above). */
 uint64_t split_row_hash(const data_example *row, int shape, uint64_t seed);
 

@@ -278,6 +278,17 @@ static int ckpt_write_attr(hid_t f, const char *path, const char *name, hid_t ft
     return rc;
 }
 
+/* Writes the early-stopping state of s (when s->best_params is set) into f. */
+static int ckpt_write_best(hid_t f, const char *path, const ckpt_state *s) {
+    if (!s->best_params) return 0;
+    int rc = ckpt_write_array(f, path, "best_params", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s->n_params, s->best_params);
+    if (rc == 0) rc = ckpt_write_attr(f, path, "best_step", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->best_step);
+    if (rc == 0)
+        rc = ckpt_write_attr(f, path, "evals_since_best", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->evals_since_best);
+    if (rc == 0) rc = ckpt_write_attr(f, path, "best_value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &s->best_value);
+    return rc;
+}
+
 /* The file and the three arrays of a state, with the stored and memory type of each. */
 #define CKPT_ARRAYS(s) {{"params", (s)->params}, {"adam_m", (s)->adam_m}, {"adam_v", (s)->adam_v}}
 
@@ -297,6 +308,7 @@ int ckpt_write_state(const ckpt_writer *w, const ckpt_state *s) {
         rc = ckpt_write_array(f, path, arrays[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s->n_params, arrays[i].v);
     if (rc == 0)
         rc = ckpt_write_array(f, path, "dataset_sha256", H5T_STD_U8LE, H5T_NATIVE_UINT8, 32, s->dataset_sha256);
+    if (rc == 0) rc = ckpt_write_best(f, path, s);
     const int64_t version = CKPT_FORMAT_VERSION;
     if (rc == 0) rc = ckpt_write_attr(f, path, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version);
     if (rc == 0) rc = ckpt_write_attr(f, path, "n_params", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->n_params);
@@ -371,6 +383,21 @@ static int ckpt_read_attrs(hid_t f, const char *path, ckpt_state *s) {
     return 0;
 }
 
+/* Reads the early-stopping state into s when s->best_params is set and f holds one (else best_step 0). */
+static int ckpt_read_best(hid_t f, const char *path, ckpt_state *s) {
+    s->best_step = s->evals_since_best = 0;
+    if (!s->best_params || H5Lexists(f, "best_params", H5P_DEFAULT) <= 0) return 0;
+    int rc = ckpt_read_array(f, path, "best_params", H5T_NATIVE_FLOAT, s->n_params, s->best_params);
+    if (rc == 0) rc = ckpt_read_attr(f, path, "best_step", H5T_INTEGER, H5T_NATIVE_INT64, &s->best_step);
+    if (rc == 0)
+        rc = ckpt_read_attr(f, path, "evals_since_best", H5T_INTEGER, H5T_NATIVE_INT64, &s->evals_since_best);
+    if (rc == 0) rc = ckpt_read_attr(f, path, "best_value", H5T_FLOAT, H5T_NATIVE_DOUBLE, &s->best_value);
+    if (rc == 0 && (s->best_step < 0 || s->best_step > s->step || s->evals_since_best < 0))
+        rc = slim_set_error("%s: best_step %lld / evals_since_best %lld: out of range", path, (long long)s->best_step,
+                            (long long)s->evals_since_best);
+    return rc;
+}
+
 int ckpt_read_state(const char *dir, ckpt_state *s) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     char path[4300];
@@ -384,6 +411,7 @@ int ckpt_read_state(const char *dir, ckpt_state *s) {
     for (size_t i = 0; i < 3 && rc == 0; i++)
         rc = ckpt_read_array(f, path, arrays[i].name, H5T_NATIVE_FLOAT, s->n_params, arrays[i].v);
     if (rc == 0) rc = ckpt_read_array(f, path, "dataset_sha256", H5T_NATIVE_UINT8, 32, s->dataset_sha256);
+    if (rc == 0) rc = ckpt_read_best(f, path, s);
     H5Fclose(f);
     return rc;
 }

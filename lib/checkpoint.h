@@ -18,7 +18,10 @@
  *   attributes (int64)           format_version (1), step, adam_t, loader_epoch, loader_cursor, threads,
  *                                n_params, targets_since, tokens_since, real_since, tokens_total,
  *                                real_total, targets_total
- *   attributes (float64)         loss_since, elapsed_s */
+ *   attributes (float64)         loss_since, elapsed_s
+ * and, only in a run that tracks the best validation (train.early_stopping; absent otherwise):
+ *   /best_params                 float32 [n_params]: the LoRA parameters at best_step
+ *   attributes                   best_step, evals_since_best (int64), best_value (float64) */
 #ifndef SLIM_CHECKPOINT_H
 #define SLIM_CHECKPOINT_H
 
@@ -50,6 +53,12 @@ typedef struct ckpt_state {
     int64_t n_params;
     float *params, *adam_m, *adam_v;
     ckpt_log log;
+    /* early stopping (optional in the file): the best validation so far */
+    float *best_params;         /* [n_params] the parameters at best_step; NULL: not tracked (nothing written,
+                                   nothing read) */
+    int64_t best_step;          /* optimizer steps done at the best validation (0: none yet) */
+    int64_t evals_since_best;   /* validations since then without improvement */
+    double best_value;          /* the metric there */
 } ckpt_state;
 
 /* A checkpoint being written: ckpt_begin, files written into tmp, ckpt_commit (or ckpt_abort). */
@@ -81,7 +90,8 @@ int ckpt_commit(ckpt_writer *w, int keep);
 /* Removes the temporary directory and what is in it. */
 void ckpt_abort(ckpt_writer *w);
 
-/* Reads <dir>/state.h5 into *s; s->n_params and the three arrays must be set by the caller. Returns 0,
+/* Reads <dir>/state.h5 into *s; s->n_params and the three arrays must be set by the caller (and
+ * best_params, to read the early-stopping state: a file without it leaves best_step 0). Returns 0,
  * or -1 with an error naming the file and field: missing, truncated or corrupt (checksums), another
  * format version, or a parameter count other than s->n_params. */
 int ckpt_read_state(const char *dir, ckpt_state *s);

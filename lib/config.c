@@ -67,6 +67,7 @@ static const config_field config_fields[] = {
     CHOICE("base.quant", base_quant, "f32", "f32, f16, bf16, q8_0, nf4, keep"), /* model.h enum base_quant */
     STR0("data.train", train_file),
     STR0("data.test", test_file),
+    STR0("data.val", val_file),
     CHOICE("data.format", format, "auto", "csv, tsv, jsonl, auto"),
     CHOICE("data.shape", shape, "auto", "auto, text_label, prompt_completion, alpaca, chat, text"),
     STR("data.columns.text", text_column, "text"),
@@ -82,6 +83,7 @@ static const config_field config_fields[] = {
     FLAG("data.chat_loss", chat_loss_last, "all, last"),
     REAL("data.split.test_fraction", split_test_fraction, 0, 1, 1, 1, 0.1),
     INT("data.split.seed", split_seed, 0, BIG, 1),
+    REAL("data.split.val_fraction", split_val_fraction, 0, 0, 1, 1, 0),
     STR("data.template.prompt", prompt_template, "Text: {text}\nLabel:"),
     STR("data.template.completion", completion_template, " {label}"),
     LIST("data.labels", labels, n_labels, SLIM_MAX_LABELS, NULL),
@@ -106,6 +108,10 @@ static const config_field config_fields[] = {
     INT("train.log_every", log_every, 1, BIG, 10),
     INT("train.save_every", save_every, 0, BIG, 100),
     INT("train.keep_checkpoints", keep_checkpoints, 0, BIG, 3),
+    INT("train.eval_every", eval_every, -1, BIG, -1),
+    CHOICE("train.early_stopping.metric", es_metric, "val_loss", "val_loss, val_accuracy"),
+    INT("train.early_stopping.patience", es_patience, 0, BIG, 0),
+    REAL("train.early_stopping.min_delta", es_min_delta, 0, 0, 1e9, 0, 0),
     BOOL("train.packing", packing),
     INT("train.threads", threads, 0, 4096, 0),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
@@ -425,12 +431,32 @@ static int config_parse_object(slim_config *c, const char *file, const char *pat
     return 0;
 }
 
+/* The rules of the validation set (data.val, data.split.val_fraction) and of train.eval_every /
+ * train.early_stopping, which need one. */
+static int config_check_val(const slim_config *c, const char *file) {
+    int has_val = c->val_file || (c->has_split && c->split_val_fraction > 0);
+    if (c->val_file && c->has_split && c->split_val_fraction > 0)
+        return slim_set_error("%s: data.val: given together with data.split.val_fraction; name a file or split "
+                              "data.train, not both", file);
+    if (c->has_split && !c->test_file && c->split_test_fraction + c->split_val_fraction >= 1)
+        return slim_set_error("%s: data.split: test_fraction %g + val_fraction %g leave no training rows", file,
+                              c->split_test_fraction, c->split_val_fraction);
+    if (c->eval_every > 0 && !has_val)
+        return slim_set_error("%s: train.eval_every: needs a validation set (data.val or data.split.val_fraction)",
+                              file);
+    if (c->es_patience > 0 && (!has_val || c->eval_every == 0))
+        return slim_set_error("%s: train.early_stopping: needs validation during training (data.val or "
+                              "data.split.val_fraction, and train.eval_every not 0)", file);
+    return 0;
+}
+
 /* The rules that join several settings. */
 static int config_check(const slim_config *c, const char *file) {
-    if (c->has_split && c->test_file)
+    if (c->has_split && c->test_file && c->split_val_fraction == 0)
         return slim_set_error("%s: data.split: given together with data.test; split data.train or name a test file, "
-                              "not both",
+                              "not both (with data.test, data.split may only carve out val_fraction)",
                               file);
+    if (config_check_val(c, file)) return -1;
     if (strcmp(c->text_column, c->label_column) == 0)
         return slim_set_error("%s: data.columns: text and label name the same column \"%s\"", file, c->text_column);
     if (c->val_max_imbalance > 0 && c->val_max_imbalance < 1)

@@ -19,6 +19,7 @@ typedef struct slim_config {
     /* "data": { ... } */
     char *train_file;        /* data.train: CSV or JSONL (required for data prepare) */
     char *test_file;         /* data.test: CSV or JSONL, optional */
+    char *val_file;          /* data.val: CSV or JSONL, optional: the validation set of train.eval_every */
     char *format;            /* data.format: "csv" | "tsv" | "jsonl" | "auto" (default auto: by extension, then
                                 content; data/reader.h) */
     char *shape;             /* data.shape: "auto" | "text_label" | "prompt_completion" | "alpaca" | "chat" |
@@ -38,6 +39,8 @@ typedef struct slim_config {
     int has_split;           /* data.split given: data prepare splits data.train into train and test */
     double split_test_fraction; /* data.split.test_fraction: in (0, 1) (default 0.1) */
     int split_seed;          /* data.split.seed (default 1) */
+    double split_val_fraction; /* data.split.val_fraction: in [0, 1) (default 0: none): a validation split of
+                                data.train, made like the test split (allowed together with data.test) */
     char *prompt_template;   /* data.template.prompt (default "Text: {text}\nLabel:") */
     char *completion_template; /* data.template.completion (default " {label}"); EOS is appended */
     int max_seq_len;         /* data.max_seq_len: prompt + completion tokens (default 256) */
@@ -83,6 +86,14 @@ typedef struct slim_config {
     int save_every;          /* train.save_every: steps between checkpoints (default 100; 0 = only at the end of
                                 each epoch, at the end of the run and on SIGINT/SIGTERM, which always save) */
     int keep_checkpoints;    /* train.keep_checkpoints: newest checkpoints kept (default 3; 0 = all) */
+    int eval_every;          /* train.eval_every: steps between validations (val loss, val accuracy) and at
+                                the last step; 0 = off; -1 (default) = with a validation set, every
+                                train.save_every steps (each epoch's end when that is 0), else off */
+    char *es_metric;         /* train.early_stopping.metric: "val_loss" (default) | "val_accuracy" */
+    int es_patience;         /* train.early_stopping.patience: validations without improvement before the run
+                                stops (default 0 = no early stopping) */
+    double es_min_delta;     /* train.early_stopping.min_delta: the least change that counts as improvement
+                                (default 0) */
     int packing;             /* train.packing: pack examples into rows of the dataset's max_seq_len
                                 (best-fit decreasing; attention never crosses examples; default false) */
     int threads;             /* train.threads: OpenMP threads, 0 = default */

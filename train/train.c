@@ -10,10 +10,21 @@
  * Checkpoints (lib/checkpoint.h) go to <out_dir>/train/checkpoints/step-NNNNNN every train.save_every
  * steps, at the end of each epoch and of the run, and when SIGINT or SIGTERM arrives (the step in
  * progress is finished first; the run then ends with SLIM_STOPPED + signal: exit 130 / 143). --resume
- * continues from one exactly: the same adapter bytes as a run never stopped, given the same threads. */
+ * continues from one exactly: the same adapter bytes as a run never stopped, given the same threads.
+ *
+ * Validation (a validation set: data.val or data.split.val_fraction, prepared as
+ * <out_dir>/data/val.h5): every train.eval_every steps and at the last step, the mean loss per target
+ * token of the validation set (forward only, in the training activations with their inference flag
+ * set, through a loader of its own: the training loader, the adapter and the optimizer are untouched,
+ * so the adapter is the same as without validation) and, for text_label data, label accuracy
+ * (eval_score: every label scored, the best-scoring predicted). Early stopping
+ * (train.early_stopping.patience > 0) keeps a copy of the parameters at the best validation and ends
+ * the run after `patience` validations without an improvement of min_delta; train/adapter.gguf is
+ * then the best adapter and train/adapter-last.gguf the last. */
 #include "train.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
@@ -31,6 +42,7 @@
 #include "loader.h"
 #include "model/model.h"
 #include "optim.h"
+#include "../eval/eval.h"
 
 static void train_usage(FILE *f) {
     fprintf(f,
@@ -94,6 +106,17 @@ typedef struct trainer {
     int threads;             /* OpenMP threads of the run */
     char dir[4096];          /* <out_dir>/train */
     char ckpt_dir[4200];     /* <out_dir>/train/checkpoints */
+    /* validation (train.eval_every) and early stopping */
+    int has_val;             /* val was read: must be freed */
+    slim_dataset val;        /* <out_dir>/data/val.h5 */
+    loader val_loader;       /* its batches: one pass from the start of epoch 0 per validation */
+    int eval_every;          /* steps between validations (0: none) */
+    int val_labels;          /* 1: text_label data, label accuracy is measured */
+    int es_on, es_acc;       /* early stopping; its metric is val_accuracy (higher is better) */
+    float *best;             /* [lora.n_params] the parameters at best_step (es_on) */
+    long best_step;          /* steps done at the best validation, 0: none yet */
+    long evals_since_best;   /* validations since then without improvement */
+    double best_value;       /* the metric there */
 } trainer;
 
 /* Checks the dataset at path against model m (loaded from model_path): same tokenizer, at least one
@@ -122,6 +145,33 @@ static int train_load(trainer *t, const slim_config *c) {
     return train_check_data(&t->data, path, &t->model, c->model);
 }
 
+/* With a validation set in the config (data.val or data.split.val_fraction) and train.eval_every not 0:
+ * reads and checks <out_dir>/data/val.h5, sets up its loader (batch_size examples, no packing, padded
+ * with pad_id), resolves train.eval_every (-1: every save_every steps, else once an epoch) and early
+ * stopping. Needs t->steps_per_epoch. Returns 0 or -1 with an error. */
+static int train_setup_val(trainer *t, const slim_config *c, int pad_id) {
+    if (!(c->val_file || (c->has_split && c->split_val_fraction > 0)) || c->eval_every == 0) return 0;
+    char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/data/val.h5", c->out_dir) != 0) return -1;
+    if (access(path, F_OK) != 0)
+        return slim_set_error("%s: no validation set: the config names one (%s), make it with slimtune data prepare "
+                              "--config %s", path, c->val_file ? "data.val" : "data.split.val_fraction", c->path);
+    if (dataset_read(&t->val, path) != 0) return -1;
+    t->has_val = 1;
+    if (train_check_data(&t->val, path, &t->model, c->model) != 0) return -1;
+    if (loader_init(&t->val_loader, &t->val, c->batch_size, 0, pad_id, (uint64_t)c->seed) != 0) return -1;
+    t->eval_every = c->eval_every > 0 ? c->eval_every : c->save_every > 0 ? c->save_every : (int)t->steps_per_epoch;
+    t->val_labels = t->val.n_labels > 0;
+    for (int64_t i = 0; i < t->val.n_examples && t->val_labels; i++) t->val_labels = t->val.labels[i] >= 0;
+    t->es_on = c->es_patience > 0;
+    t->es_acc = strcmp(c->es_metric, "val_accuracy") == 0;
+    if (t->es_on && t->es_acc && !t->val_labels)
+        return slim_set_error("%s: train.early_stopping.metric: val_accuracy needs labelled (text_label) data; %s has "
+                              "none (use val_loss)", c->path, path);
+    if (t->es_on) t->best = slim_malloc(t->lora.n_params * sizeof(float));
+    return 0;
+}
+
 /* Sets up a run: model and data (train_load), a fresh adapter (lora.*, seeded), its gradient and
  * AdamW state, the loader (batch_size units, packing, shuffled with train.seed), activations for its
  * largest micro-batch, the step counts and the output directories. Returns 0 or -1 with an error; *t
@@ -141,10 +191,12 @@ static int train_setup(trainer *t, const slim_config *c) {
                 "real (%.1f%% without packing)\n", (long long)t->data.n_examples, (long long)L->plan.n_rows, L->T_max,
                 100.0 * pack_plan_efficiency(&L->plan),
                 100.0 * t->data.n_tokens / ((double)t->data.n_examples * L->T_max));
-    acts_init(&t->acts, &t->model.cfg, c->batch_size, L->T_max, t->lora.r);
     t->steps_per_epoch = (loader_batches_per_epoch(L) + c->grad_accum - 1) / c->grad_accum;
     t->total_steps = t->steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
+    if (train_setup_val(t, c, pad_id) != 0) return -1;
+    int T = t->has_val && t->val_loader.T_max > L->T_max ? t->val_loader.T_max : L->T_max;
+    acts_init(&t->acts, &t->model.cfg, c->batch_size, T, t->lora.r);
     t->threads = omp_get_max_threads();
     if (slim_format_path(t->dir, sizeof t->dir, "%s/train", c->out_dir) != 0) return -1;
     if (slim_format_path(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", t->dir) != 0) return -1;
@@ -153,6 +205,9 @@ static int train_setup(trainer *t, const slim_config *c) {
 
 /* Frees what train_setup set up. */
 static void train_free(trainer *t) {
+    free(t->best);
+    loader_free(&t->val_loader);
+    if (t->has_val) dataset_free(&t->val);
     acts_free(&t->acts);
     loader_free(&t->loader);
     adamw_free(&t->opt);
@@ -285,6 +340,99 @@ static void train_log_step(train_log *g, const train_stats *st, long step, long 
     k->loss_since = 0.0;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* validation and early stopping */
+
+/* Label accuracy of the adapter on the validation set: every label of every example scored by
+ * eval_score (forward only, activations of its own), the best-scoring one predicted. Returns 0 with
+ * *acc set, or -1 with an error. */
+static int train_val_accuracy(const trainer *t, int batch, double *acc) {
+    const slim_dataset *v = &t->val;
+    double *scores = slim_malloc((size_t)v->n_examples * (size_t)v->n_labels * sizeof(double));
+    int32_t *pred = slim_malloc((size_t)v->n_examples * sizeof(int32_t));
+    int rc = eval_score(&t->model, &t->lora, v, NULL, v->n_examples, batch, NULL, scores);
+    if (rc == 0) {
+        eval_argmax(scores, v->n_examples, v->n_labels, pred);
+        int64_t right = 0;
+        for (int64_t i = 0; i < v->n_examples; i++) right += pred[i] == v->labels[i];
+        *acc = (double)right / (double)v->n_examples;
+    }
+    free(scores);
+    free(pred);
+    return rc;
+}
+
+/* The mean cross-entropy per target token over the whole validation set (one pass of its loader from
+ * the start; the training activations run forward only, their inference flag set) into *loss, and
+ * the label accuracy into *acc (NAN without labels). Returns 0 or -1 with an error. */
+static int train_validate(trainer *t, const slim_config *c, double *loss, double *acc) {
+    loader *V = &t->val_loader;
+    double sum = 0.0;
+    long n = 0;
+    loader_reset(V);
+    t->acts.inference = 1;
+    do {
+        loader_next(V);
+        if (V->n_targets > 0)
+            sum += model_forward_packed(&t->model, &t->lora, &t->acts, V->tokens, V->targets, V->pos, NULL, V->rows,
+                                        V->T, NULL, NULL);
+        n += V->n_targets;
+    } while (!V->epoch_end);
+    t->acts.inference = 0;
+    *loss = n > 0 ? sum / (double)n : NAN;
+    *acc = NAN;
+    if (!isfinite(*loss)) return slim_set_error("validation loss is %g after %ld targets", *loss, n);
+    return t->val_labels ? train_val_accuracy(t, c->batch_size, acc) : 0;
+}
+
+/* Counts a validation of metric value v at `done` steps for early stopping: an improvement of more
+ * than min_delta over the best (or the first validation) copies the parameters to t->best. Returns 1
+ * when patience has run out (the run stops), else 0. */
+static int train_early_stop(trainer *t, const slim_config *c, long done, double v) {
+    int better = t->best_step == 0 || (t->es_acc ? v > t->best_value + c->es_min_delta
+                                                 : v < t->best_value - c->es_min_delta);
+    if (better) {
+        memcpy(t->best, t->lora.params, t->lora.n_params * sizeof(float));
+        t->best_step = done;
+        t->best_value = v;
+        t->evals_since_best = 0;
+        return 0;
+    }
+    return ++t->evals_since_best >= c->es_patience;
+}
+
+/* A JSON number, or null when x is not finite, into buf. */
+static const char *train_json_num(char *buf, size_t cap, double x) {
+    if (isfinite(x)) snprintf(buf, cap, "%.6f", x);
+    else snprintf(buf, cap, "null");
+    return buf;
+}
+
+/* Validates at `done` steps (of total): the progress line, a metrics line ({"step", "val_loss",
+ * "val_accuracy", and with early stopping "best_step", "best_<metric>"}), the early-stopping count.
+ * Returns 1 when early stopping ends the run, 0 to go on, -1 with an error. */
+static int train_eval(trainer *t, const slim_config *c, train_log *g, long done, long total) {
+    double loss, acc, t0 = slim_time_sec();
+    if (train_validate(t, c, &loss, &acc) != 0) return -1;
+    g->t_last += slim_time_sec() - t0; /* the next progress line's tokens/s counts training only */
+    int stop = t->es_on ? train_early_stop(t, c, done, t->es_acc ? acc : loss) : 0;
+    char a[32], b[32], best[160] = "", best_json[160] = "";
+    if (t->es_on) {
+        snprintf(best, sizeof best, " | best step %ld (%s %.4f)%s", t->best_step, c->es_metric, t->best_value,
+                 stop ? ": stopping" : "");
+        snprintf(best_json, sizeof best_json, ", \"best_step\": %ld, \"best_%s\": %s", t->best_step, c->es_metric,
+                 train_json_num(b, sizeof b, t->best_value));
+    }
+    char acc_s[40] = "";
+    if (isfinite(acc)) snprintf(acc_s, sizeof acc_s, " | val accuracy %.4f", acc);
+    fprintf(stderr, "val  %5ld/%ld | val loss %.4f%s | %lld examples%s\n", done, total, loss, acc_s,
+            (long long)t->val.n_examples, best);
+    fprintf(g->metrics, "{\"step\": %ld, \"val_loss\": %.6f, \"val_accuracy\": %s, \"val_examples\": %lld%s}\n", done,
+            loss, train_json_num(a, sizeof a, acc), (long long)t->val.n_examples, best_json);
+    fflush(g->metrics);
+    return stop;
+}
+
 /* The two lines on the base model and the run that precede the steps. */
 static void train_banner(const trainer *t, const slim_config *c) {
     const model *m = &t->model;
@@ -298,6 +446,12 @@ static void train_banner(const trainer *t, const slim_config *c) {
             c->model, (long long)t->data.n_examples, (long long)t->data.n_tokens, t->lora.r, t->lora.alpha,
             c->n_targets, m->cfg.n_layers, t->lora.n_params, t->total_steps, c->epochs, t->steps_per_epoch,
             c->batch_size, c->grad_accum, t->threads);
+    if (t->eval_every > 0)
+        fprintf(stderr, "slimtune train: validation on %lld examples every %d steps%s", (long long)t->val.n_examples,
+                t->eval_every, t->es_on ? "" : "\n");
+    if (t->es_on)
+        fprintf(stderr, "; early stopping on %s: patience %d validations, min_delta %g\n", c->es_metric,
+                c->es_patience, c->es_min_delta);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -331,7 +485,8 @@ static void train_signals(int on, struct sigaction old[2]) {
 static int train_checkpoint(const trainer *t, const slim_config *c, train_log *g, long step) {
     ckpt_state s = {.step = step, .adam_t = t->opt.t, .loader = loader_get_state(&t->loader), .threads = t->threads,
                     .n_params = (int64_t)t->lora.n_params, .params = t->lora.params, .adam_m = t->opt.m,
-                    .adam_v = t->opt.v, .log = g->c};
+                    .adam_v = t->opt.v, .log = g->c, .best_params = t->best, .best_step = t->best_step,
+                    .evals_since_best = t->evals_since_best, .best_value = t->best_value};
     s.log.elapsed_s += slim_time_sec() - g->t_start;
     memcpy(s.dataset_sha256, t->data_sha256, sizeof s.dataset_sha256);
     ckpt_writer w;
@@ -373,7 +528,7 @@ static int train_check_config(const trainer *t, const slim_config *c, const char
 static int train_restore(trainer *t, const slim_config *c, const char *from, train_log *g) {
     if (train_check_config(t, c, from) != 0) return -1;
     ckpt_state s = {.n_params = (int64_t)t->lora.n_params, .params = t->lora.params, .adam_m = t->opt.m,
-                    .adam_v = t->opt.v};
+                    .adam_v = t->opt.v, .best_params = t->best};
     if (ckpt_read_state(from, &s) != 0) return -1;
     if (memcmp(s.dataset_sha256, t->data_sha256, sizeof s.dataset_sha256) != 0) {
         char was[65], now[65];
@@ -393,6 +548,9 @@ static int train_restore(trainer *t, const slim_config *c, const char *from, tra
     t->opt.t = (long)s.adam_t;
     t->step0 = (long)s.step;
     g->c = s.log;
+    t->best_step = (long)s.best_step;
+    t->evals_since_best = (long)s.evals_since_best;
+    t->best_value = s.best_value;
     fprintf(stderr, "slimtune train: resuming from %s at step %ld of %ld\n", from, t->step0, t->total_steps);
     return 0;
 }
@@ -427,15 +585,20 @@ static int train_loop(trainer *t, const slim_config *c, train_log *g) {
     struct sigaction old[2];
     train_signals(1, old);
     g->t_start = g->t_last = slim_time_sec();
-    int rc = 0, stop = 0;
+    int rc = 0, stop = 0, es = t->es_on && t->evals_since_best >= c->es_patience; /* resumed after stopping */
     long step = t->step0;
-    for (; step < t->total_steps && rc == 0 && !stop; step++) {
+    for (; step < t->total_steps && rc == 0 && !stop && !es; step++) {
         train_stats st;
         rc = train_step(t, c, step, &st);
         if (rc != 0) break;
         train_log_step(g, &st, step, t->step0, t->total_steps, c->log_every);
+        if (t->eval_every > 0 && ((step + 1) % t->eval_every == 0 || step + 1 == t->total_steps)) {
+            es = train_eval(t, c, g, step + 1, t->total_steps);
+            if (es < 0) { rc = -1; break; }
+        }
         stop = train_stop_signal;
-        if (stop || st.epoch_end || step + 1 == t->total_steps || (c->save_every > 0 && (step + 1) % c->save_every == 0))
+        if (stop || es || st.epoch_end || step + 1 == t->total_steps ||
+            (c->save_every > 0 && (step + 1) % c->save_every == 0))
             rc = train_checkpoint(t, c, g, step + 1);
     }
     train_signals(0, old);
@@ -448,18 +611,36 @@ static int train_loop(trainer *t, const slim_config *c, train_log *g) {
     double elapsed = slim_time_sec() - g->t_start + 1e-9;
     fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", step - t->step0, elapsed,
             g->c.tokens_total / (g->c.elapsed_s + elapsed));
+    if (es)
+        fprintf(stderr, "slimtune train: early stopping after step %ld: %s has not improved by more than %g for %d "
+                "validations; the best was at step %ld (%s %.4f)\n", step, c->es_metric, c->es_min_delta,
+                c->es_patience, t->best_step, c->es_metric, t->best_value);
     if (stop)
         fprintf(stderr, "slimtune train: stopped by %s after step %ld: saved %s/step-%06ld; continue with --resume\n",
                 stop == SIGINT ? "SIGINT" : "SIGTERM", step, t->ckpt_dir, step);
     return stop ? SLIM_STOPPED + stop : SLIM_OK;
 }
 
-/* Writes <dir>/adapter.gguf and <dir>/config.json (the resolved config). Returns 0 or -1 with an error. */
-static int train_save(const trainer *t, const slim_config *c, const char *dir) {
+/* Writes <dir>/adapter.gguf and <dir>/config.json (the resolved config). With early stopping the last
+ * adapter goes to <dir>/adapter-last.gguf and adapter.gguf is the best one (t->lora then holds it);
+ * without, a stale adapter-last.gguf of an earlier run is removed. Returns 0 or -1 with an error. */
+static int train_save(trainer *t, const slim_config *c, const char *dir) {
     char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/adapter-last.gguf", dir) != 0) return -1;
+    if (t->es_on && t->best_step > 0) {
+        if (lora_save(&t->lora, &t->model, path) != 0) return -1;
+        fprintf(stderr, "slimtune train: wrote %s (the last adapter)\n", path);
+        memcpy(t->lora.params, t->best, t->lora.n_params * sizeof(float));
+    } else if (unlink(path) != 0 && errno != ENOENT) {
+        return slim_set_error("%s: cannot remove: %s", path, strerror(errno));
+    }
     if (slim_format_path(path, sizeof path, "%s/adapter.gguf", dir) != 0) return -1;
     if (lora_save(&t->lora, &t->model, path) != 0) return -1;
-    fprintf(stderr, "slimtune train: wrote %s\n", path);
+    if (t->es_on && t->best_step > 0)
+        fprintf(stderr, "slimtune train: wrote %s (the best adapter: step %ld, %s %.4f)\n", path, t->best_step,
+                c->es_metric, t->best_value);
+    else
+        fprintf(stderr, "slimtune train: wrote %s\n", path);
     if (slim_format_path(path, sizeof path, "%s/config.json", dir) != 0) return -1;
     return config_save(c, path);
 }

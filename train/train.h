@@ -22,7 +22,9 @@ int train_parse_args(train_opts *o, int argc, char **argv);
 /* Trains LoRA adapters on <out_dir>/data/train.h5 with config cfg overridden by o; writes
  * <out_dir>/train/adapter.gguf, config.json (the resolved config) and metrics.jsonl, progress on
  * stderr, and checkpoints under <out_dir>/train/checkpoints (see train.c); with o->resume, continues
- * from one. Returns SLIM_OK; SLIM_STOPPED + signal when SIGINT/SIGTERM stopped it after saving a
+ * from one. With a validation set (<out_dir>/data/val.h5) it validates every train.eval_every steps
+ * (val_loss, val_accuracy in metrics.jsonl); with train.early_stopping it may stop early, and then
+ * adapter.gguf is the best adapter and adapter-last.gguf the last. Returns SLIM_OK; SLIM_STOPPED + signal when SIGINT/SIGTERM stopped it after saving a
  * checkpoint (no adapter written); or -1 with an error (unreadable model or data, another tokenizer, a
  * token outside the vocabulary, a checkpoint of another config, data or thread count, divergence, a
  * failed write): then no adapter is written. */

@@ -748,6 +748,86 @@ static void test_cli_and_labels(void) {
     CHECK(!exists(path), "--split test writes no train.h5");
 }
 
+/* Reads tmpdir/out-<cfg>/data/<split>.h5 into *d. Returns 0 or -1 (a failed check). */
+static int read_split(const char *cfg, const char *split, slim_dataset *d) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/out-%s/data/%s.h5", tmpdir, cfg, split);
+    int rc = dataset_read(d, path);
+    CHECK(rc == 0, "read %s: %s", path, slim_last_error());
+    return rc;
+}
+
+/* Examples of d with label index k. */
+static int64_t count_label(const slim_dataset *d, int k) {
+    int64_t n = 0;
+    for (int64_t e = 0; e < d->n_examples; e++) n += d->labels[e] == k;
+    return n;
+}
+
+/* data.split.val_fraction: val.h5 carved out of data.train, stratified (round(f * n) per label), no
+ * source line in two splits, the test split the same as without val; data.val as a file; the rules. */
+static void test_val_split(void) {
+    const int n = 120; /* 80 ham, 40 spam, every text distinct */
+    size_t cap = (size_t)n * 80 + 32, len = (size_t)snprintf(NULL, 0, "text,label\n");
+    char *csv = slim_malloc(cap);
+    snprintf(csv, cap, "text,label\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(csv + len, cap - len, "message number %d here,%s\n", i, i % 3 == 0 ? "spam" : "ham");
+    write_bytes(tmp_path("val_rows.csv"), csv, len);
+    free(csv);
+    char body[1200], *err;
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"split\": {\"test_fraction\": "
+             "0.1, \"val_fraction\": 0.25, \"seed\": 3}", tmp_path("val_rows.csv"));
+    int rc = run_prepare(&err, "--config", write_data_config("val3.json", body), NULL);
+    CHECK(rc == 0 && strstr(err, "val.h5"), "prepare with val_fraction writes val.h5: %s", err);
+    free(err);
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"split\": {\"test_fraction\": "
+             "0.1, \"seed\": 3}", tmp_path("val_rows.csv"));
+    rc = run_prepare(&err, "--config", write_data_config("val2.json", body), NULL);
+    CHECK(rc == 0, "prepare without val_fraction: %s", err);
+    free(err);
+    slim_dataset d[3], t2;
+    const char *names[3] = {"train", "test", "val"};
+    int ok = 1;
+    for (int s = 0; s < 3; s++) ok &= read_split("val3.json", names[s], &d[s]) == 0;
+    ok &= read_split("val2.json", "test", &t2) == 0;
+    if (!ok) return;
+    /* ham 80, spam 40: test round(8) + round(4), val round(20) + round(10) */
+    CHECK(count_label(&d[1], 0) == 8 && count_label(&d[1], 1) == 4, "test: 8 ham, 4 spam (%lld, %lld)",
+          (long long)count_label(&d[1], 0), (long long)count_label(&d[1], 1));
+    CHECK(count_label(&d[2], 0) == 20 && count_label(&d[2], 1) == 10, "val: 20 ham, 10 spam (%lld, %lld)",
+          (long long)count_label(&d[2], 0), (long long)count_label(&d[2], 1));
+    CHECK(d[0].n_examples == 78, "train keeps the other 78 rows (%lld)", (long long)d[0].n_examples);
+    char *side = slim_calloc((size_t)n + 2, 1);
+    int overlap = 0;
+    for (int s = 0; s < 3; s++)
+        for (int64_t e = 0; e < d[s].n_examples; e++) overlap += side[d[s].source_line[e]]++ != 0;
+    CHECK(overlap == 0, "no row in two splits (%d)", overlap);
+    free(side);
+    int same_test = t2.n_examples == d[1].n_examples &&
+                    !memcmp(t2.source_line, d[1].source_line, (size_t)t2.n_examples * sizeof(int64_t));
+    CHECK(same_test, "the test split is the same with and without val_fraction");
+    CHECK(strcmp(d[2].split, "val") == 0 && strstr(d[2].split_rule, "val_fraction=0.25"), "val attributes: %s %s",
+          d[2].split, d[2].split_rule);
+    for (int s = 0; s < 3; s++) dataset_free(&d[s]);
+    dataset_free(&t2);
+    /* data.val as a file, and with data.test: data.split may carve out val only */
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"test\": \"%s\", \"val\": \"%s\", \"labels\": [\"ham\", \"spam\"]",
+             FIX "/good.csv", FIX "/good.jsonl", FIX "/good.jsonl");
+    rc = run_prepare(&err, "--config", write_data_config("valfile.json", body), "--split", "val", NULL);
+    CHECK(rc == 0 && strstr(err, "val.h5") && !strstr(err, "train.h5"), "--split val with data.val: %s", err);
+    free(err);
+    snprintf(body, sizeof body, "\"train\": \"%s\", \"test\": \"%s\", \"labels\": [\"ham\", \"spam\"], \"split\": "
+             "{\"val_fraction\": 0.3}", tmp_path("val_rows.csv"), FIX "/good.jsonl");
+    rc = run_prepare(&err, "--config", write_data_config("valtest.json", body), NULL);
+    CHECK(rc == 0 && strstr(err, "val: ") && strstr(err, "36 examples"), "val_fraction with data.test: %s", err);
+    free(err);
+    rc = run_prepare(&err, "--config", write_data_config("noval.json", "\"train\": \"" FIX "/good.csv\""), "--split",
+                     "val", NULL);
+    CHECK(rc == 2 && strstr(err, "data.val"), "--split val without a val set: %s", err);
+    free(err);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/slimtune-test-prepare-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -769,6 +849,7 @@ int main(void) {
     test_bare_cr();
     test_json_nul_escape();
     test_cli_and_labels();
+    test_val_split();
 
     tokenizer_free(&g_tok);
     char cmd[600];

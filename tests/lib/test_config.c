@@ -221,6 +221,53 @@ static void test_data_keys(void) {
                "minhash", "1024");
 }
 
+/* data.val, data.split.val_fraction, train.eval_every and train.early_stopping: parsed, saved, refused. */
+static void test_val_keys(void) {
+    const char *path = write_tmp("val_ok.json", "{\"model\": \"m\", \"data\": {\"test\": \"t.csv\", \"split\": "
+                                 "{\"val_fraction\": 0.2, \"seed\": 4}}, \"train\": {\"eval_every\": 7, "
+                                 "\"early_stopping\": {\"metric\": \"val_accuracy\", \"patience\": 3, \"min_delta\": 0.01}}}");
+    slim_config c;
+    int rc = config_load(&c, path);
+    CHECK(rc == 0, "val keys: %s", slim_last_error());
+    if (rc == 0) {
+        CHECK(c.has_split && c.split_val_fraction == 0.2 && c.eval_every == 7 && !strcmp(c.es_metric, "val_accuracy") &&
+                  c.es_patience == 3 && c.es_min_delta == 0.01,
+              "val keys read");
+        const char *saved = write_tmp("val_saved.json", "");
+        slim_config d;
+        CHECK(config_save(&c, saved) == 0 && config_load(&d, saved) == 0, "val keys saved: %s", slim_last_error());
+        CHECK(d.split_val_fraction == 0.2 && d.eval_every == 7 && d.es_patience == 3 && d.es_min_delta == 0.01 &&
+                  !strcmp(d.es_metric, "val_accuracy"),
+              "val keys round trip");
+        config_free(&d);
+        config_free(&c);
+    }
+    rc = config_load(&c, write_tmp("val_def.json", "{\"model\": \"m\", \"data\": {\"val\": \"v.csv\"}}"));
+    CHECK(rc == 0 && !strcmp(c.val_file, "v.csv") && c.eval_every == -1 && c.es_patience == 0 &&
+              !strcmp(c.es_metric, "val_loss") && c.split_val_fraction == 0,
+          "val defaults: %s", slim_last_error());
+    config_free(&c);
+    expect_bad("val_both.json", "{\"model\": \"m\", \"data\": {\"val\": \"v.csv\", \"split\": {\"val_fraction\": 0.1}}}",
+               "data.val", "val_fraction");
+    expect_bad("val_frac.json", "{\"model\": \"m\", \"data\": {\"split\": {\"val_fraction\": 1}}}",
+               "data.split.val_fraction", "range");
+    expect_bad("val_sum.json", "{\"model\": \"m\", \"data\": {\"split\": {\"test_fraction\": 0.5, \"val_fraction\": 0.5}}}",
+               "data.split", "no training rows");
+    expect_bad("val_every.json", "{\"model\": \"m\", \"train\": {\"eval_every\": 5}}", "train.eval_every",
+               "validation set");
+    expect_bad("val_every_neg.json", "{\"model\": \"m\", \"train\": {\"eval_every\": -2}}", "train.eval_every", "range");
+    expect_bad("es_noval.json", "{\"model\": \"m\", \"train\": {\"early_stopping\": {\"patience\": 2}}}",
+               "train.early_stopping", "validation");
+    expect_bad("es_off.json", "{\"model\": \"m\", \"data\": {\"val\": \"v.csv\"}, \"train\": {\"eval_every\": 0, "
+               "\"early_stopping\": {\"patience\": 2}}}", "train.early_stopping", "eval_every");
+    expect_bad("es_metric.json", "{\"model\": \"m\", \"train\": {\"early_stopping\": {\"metric\": \"loss\"}}}",
+               "train.early_stopping.metric", "not one of");
+    expect_bad("es_key.json", "{\"model\": \"m\", \"train\": {\"early_stopping\": {\"patients\": 2}}}",
+               "train.early_stopping.patients", "unknown key");
+    expect_bad("es_delta.json", "{\"model\": \"m\", \"train\": {\"early_stopping\": {\"min_delta\": -1}}}",
+               "train.early_stopping.min_delta", "range");
+}
+
 static void test_bad(void) {
     expect_bad("unknown_top.json", "{\"model\": \"m\", \"modle\": 1}", "modle", "unknown key");
     expect_bad("type_packing.json", "{\"model\": \"m\", \"train\": {\"packing\": 1}}", "train.packing", "true or false");
@@ -278,6 +325,7 @@ int main(void) {
     test_round_trip();
     test_data_keys();
     test_bad();
+    test_val_keys();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
