@@ -22,9 +22,10 @@
  *   LoRA:  forward  x A^T 2*N*in*r, u B^T 2*N*r*out;
  *          backward du = dy B 2*N*out*r, dB 2*out*r*N, dA 2*r*in*N, dX += du A 2*N*r*in
  *          -> 6*N*r*(in+out)                                                      per layer and p
- *   attention (as executed: full T x T score matrices, the causal half is not skipped):
- *          forward QK^T and PV 2 * 2*B*H*T*T*hd; backward dP = dO V^T, dV = P^T dO, dQ = dS K,
- *          dK = dS^T Q: 4 * 2*B*H*T*T*hd                                          per layer
+ *   attention (as executed by the tiled kernel, ops.h: query tiles of ATT_TILE rows meet only the key
+ *          tiles up to the diagonal, so P = sum over query tiles of rows x keys-up-to-the-tile's-end
+ *          (query, key) pairs, about T*T/2): forward QK^T and PV 2 * 2*P*hd; backward recomputes QK^T,
+ *          then dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q: 5 * 2*P*hd; times B*H  per layer
  *   output head: forward 2*M*D*V, backward dX 2*M*D*V (the head is frozen)
  *   element-wise work (norms, RoPE, softmax, SwiGLU, cross-entropy, AdamW) is ignored.
  * Layer 0's projections also compute dX although nothing below needs it; that work is executed, so it
@@ -151,7 +152,12 @@ static bench_flops bench_count_flops(const model_config *c, const lora_adapter *
     }
     f.proj *= c->n_layers;
     f.lora *= c->n_layers;
-    f.attn = 12.0 * B * c->n_heads * (double)T * T * c->head_dim * c->n_layers;
+    double pairs = 0.0; /* (query, key) pairs the tiled kernel computes per sequence and head */
+    for (int i0 = 0; i0 < T; i0 += ATT_TILE) {
+        int ni = T - i0 < ATT_TILE ? T - i0 : ATT_TILE;
+        pairs += (double)ni * (i0 + ni);
+    }
+    f.attn = 14.0 * B * c->n_heads * pairs * c->head_dim * c->n_layers;
     f.head = 4.0 * M * (double)c->dim * c->vocab_size;
     f.total = f.proj + f.lora + f.attn + f.head;
     return f;
