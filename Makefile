@@ -39,7 +39,7 @@ TEST_SRC  := $(wildcard tests/*/test_*.c tests/*/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all deps test test-run demo bench validate train golden fuzz clean
+.PHONY: all deps test test-run demo bench bench-scale validate train golden fuzz clean
 all: $(BUILD)/slimtune
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -85,6 +85,10 @@ train: $(BUILD)/slimtune
 
 bench: $(BUILD)/slimtune
 	BUILD=$(BUILD) scripts/bench
+
+# memory and speed at the Llama-3.2-1B shape, checkpointing none vs layers, and the 8B plan (~15 min)
+bench-scale: $(BUILD)/slimtune
+	BUILD=$(BUILD) scripts/bench-scale
 
 # regenerate tests/golden fixtures: tiny models, slimtune quantize, the PyTorch reference (python3-torch)
 golden: $(BUILD)/slimtune

@@ -11,6 +11,7 @@
  *
  * Every subcommand's X_main returns SLIM_OK, SLIM_GATE_FAILED or -1 (lib/cli.h); the exit status is
  * slim_exit_status()'s: 0 ok, 1 a gate failed (data validate, eval), 2 an error, printed here once. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "config.h"
 #include "../data/prepare.h"
 #include "../data/tokenize.h"
 #include "../data/validate.h"
@@ -28,6 +30,7 @@
 #include "format/gguf.h"
 #include "format/model_file.h"
 #include "model/model.h"
+#include "model/plan.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -44,13 +47,15 @@ static void usage(FILE *f) {
 
 /* Options of `slimtune info`. */
 typedef struct info_opts {
-    const char *path; /* MODEL: a GGUF file or a Hugging Face directory */
+    const char *path;   /* MODEL: a GGUF file or a Hugging Face directory */
+    const char *config; /* --config: plan this run's memory */
     long batch, seq, rank;
 } info_opts;
 
-#define INFO_USAGE "usage: slimtune info MODEL [--batch B] [--seq T] [--rank R]"
+#define INFO_USAGE "usage: slimtune info MODEL [--config FILE | --batch B --seq T --rank R]"
 
-/* Parses `info MODEL [--batch B] [--seq T] [--rank R]`: SLIM_OK, SLIM_HELP (usage printed) or -1. */
+/* Parses `info MODEL [--config FILE] [--batch B] [--seq T] [--rank R]`: SLIM_OK, SLIM_HELP (usage
+ * printed) or -1. */
 static int info_parse_args(info_opts *o, int argc, char **argv) {
     *o = (info_opts){.path = NULL, .batch = 8, .seq = 256, .rank = 8};
     for (int i = 1; i < argc; i++) {
@@ -60,8 +65,13 @@ static int info_parse_args(info_opts *o, int argc, char **argv) {
             printf(INFO_USAGE "\n"
                    "  MODEL is a GGUF file or a Hugging Face directory. Prints architecture, parameter count,\n"
                    "  tensor types and bytes, tokenizer, and the memory of a LoRA training run (rank R on all seven\n"
-                   "  projections, micro-batches of B x T tokens; default 8 x 256, r 8) at each base.quant.\n");
+                   "  projections, micro-batches of B x T tokens; default 8 x 256, r 8) at each base.quant.\n"
+                   "  --config FILE: instead, the memory plan of that config's training run (train.batch_size x\n"
+                   "  data.max_seq_len tokens, base.quant, lora.*, validation, train.checkpointing), as train\n"
+                   "  prints it before it starts, and whether it fits the memory available.\n");
             return SLIM_HELP;
+        } else if (!strcmp(a, "--config") && i + 1 < argc) {
+            o->config = argv[++i];
         } else if (num && i + 1 < argc) {
             if (slim_parse_long(a, argv[++i], 1, 1L << 20, num)) return -1;
         } else if (!o->path && a[0] != '-') {
@@ -141,17 +151,47 @@ static void info_print_memory(const gguf_file *g, const model_config *c, const i
     }
 }
 
+/* Prints the memory plan (lib/model/plan.h) of config path's training run on the model g: rows of
+ * data.max_seq_len tokens (the prepared data's longest example, which train plans with, is at most
+ * that), the datasets left out (unknown before data prepare). Returns 0 or -1 with an error. */
+static int info_print_plan(const gguf_file *g, const model_config *c, const char *path) {
+    slim_config cfg;
+    if (config_load(&cfg, path) != 0) { config_free(&cfg); return -1; }
+    int has_val = (cfg.val_file || (cfg.has_split && cfg.split_val_fraction > 0)) && cfg.eval_every != 0;
+    plan_run r = {.quant = base_quant_index(cfg.base_quant), .B = cfg.batch_size, .T = cfg.max_seq_len,
+                  .lora_r = cfg.lora_r, .keep_best = has_val && cfg.es_patience > 0,
+                  .val_B = has_val ? cfg.batch_size : 0, .val_T = cfg.max_seq_len,
+                  .threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads()};
+    for (int i = 0; i < cfg.n_targets; i++) r.targets_on[lora_target_index(cfg.targets[i])] = 1;
+    mem_plan p;
+    mem_plan_make(&p, g, c, &r);
+    size_t avail = cfg.memory_limit_mib > 0 ? (size_t)cfg.memory_limit_mib << 20 : mem_available();
+    int layers = !strcmp(cfg.checkpointing, "layers") || (!strcmp(cfg.checkpointing, "auto") && avail > 0 &&
+                                                         p.total[0] > avail);
+    printf("memory plan   %s: micro-batch %d x %d tokens, base.quant %s, LoRA r=%d on %d projections, %d threads; "
+           "train.checkpointing %s -> %s\n", path, r.B, r.T, cfg.base_quant, r.lora_r, cfg.n_targets, r.threads,
+           cfg.checkpointing, layers ? "layers" : "none");
+    mem_plan_print(stdout, &p, "  ", layers);
+    printf("  available            %9.1f MiB (%s): %s\n", avail / 1048576.0,
+           cfg.memory_limit_mib > 0 ? "train.memory_limit_mib" : "MemAvailable",
+           !avail || p.total[layers] <= avail ? "fits" : "does not fit: train would refuse it");
+    config_free(&cfg);
+    return 0;
+}
+
 /* `slimtune info MODEL`: what the model holds and the memory a training run would take at each
- * base.quant. Reads metadata only. Returns SLIM_OK or -1. */
+ * base.quant, or with --config that run's memory plan. Reads metadata only. Returns SLIM_OK or -1. */
 static int info_run(const info_opts *o) {
     gguf_file g;
     model_config c;
     if (slim_model_open(&g, o->path) != 0) return -1;
     if (model_read_config(&g, &c) != 0) { gguf_close(&g); return -1; }
     info_print_model(&g, &c, o->path);
-    info_print_memory(&g, &c, o);
+    int rc = 0;
+    if (o->config) rc = info_print_plan(&g, &c, o->config);
+    else info_print_memory(&g, &c, o);
     gguf_close(&g);
-    return SLIM_OK;
+    return rc ? -1 : SLIM_OK;
 }
 
 /* Entry point of `slimtune info`; argv[0] = "info". Returns SLIM_OK or -1. */

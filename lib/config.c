@@ -113,6 +113,8 @@ static const config_field config_fields[] = {
     INT("train.early_stopping.patience", es_patience, 0, BIG, 0),
     REAL("train.early_stopping.min_delta", es_min_delta, 0, 0, 1e9, 0, 0),
     BOOL("train.packing", packing),
+    CHOICE("train.checkpointing", checkpointing, "auto", "auto, none, layers"),
+    INT("train.memory_limit_mib", memory_limit_mib, 0, BIG, 0),
     INT("train.threads", threads, 0, 4096, 0),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
     REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),

@@ -97,6 +97,12 @@ typedef struct slim_config {
     int packing;             /* train.packing: pack examples into rows of the dataset's max_seq_len
                                 (best-fit decreasing; attention never crosses examples; default false) */
     int threads;             /* train.threads: OpenMP threads, 0 = default */
+    char *checkpointing;     /* train.checkpointing: "auto" (default: "layers" when the memory plan with "none"
+                                exceeds the memory available) | "none" (every layer's activations kept) |
+                                "layers" (each layer's input kept, the layer recomputed in the backward;
+                                gradients bit-identical) */
+    int memory_limit_mib;    /* train.memory_limit_mib: the memory train plans against (default 0: what the
+                                machine has available, lib/model/plan.h mem_available) */
 
     /* "eval": { ... } */
     double min_accuracy;     /* eval.min_accuracy: fail below this (default 0 = no gate) */

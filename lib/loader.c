@@ -123,6 +123,13 @@ static long loader_fill_row(loader *L, int b, int64_t u) {
     return n_targets;
 }
 
+int loader_row_tokens(const slim_dataset *d, int packing) {
+    int T = 1;
+    for (int64_t e = 0; e < d->n_examples; e++)
+        if (d->offsets[e + 1] - d->offsets[e] > T) T = (int)(d->offsets[e + 1] - d->offsets[e]);
+    return packing && d->max_seq_len > T ? d->max_seq_len : T;
+}
+
 int loader_init(loader *L, const slim_dataset *d, int B, int packing, int pad_id, uint64_t seed) {
     memset(L, 0, sizeof *L);
     if (d->n_examples < 1) return slim_set_error("loader: the dataset has no examples");

@@ -83,6 +83,9 @@ typedef struct loader {
  * examples. pad_id: the padding token. Returns 0, or -1 with an error (no examples, B < 1, an example
  * that does not fit a row); *L is safe to loader_free either way. */
 int loader_init(loader *L, const slim_dataset *d, int B, int packing, int pad_id, uint64_t seed);
+/* Tokens per row a loader over d would use (its T_max): the longest example, or with packing
+ * max(longest example, d->max_seq_len). */
+int loader_row_tokens(const slim_dataset *d, int packing);
 /* Fills the next micro-batch (fields rows .. units) and returns its rows (>= 1). */
 int loader_next(loader *L);
 /* Back to the start of epoch 0. */

@@ -29,6 +29,7 @@
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@
 #include "dataset.h"
 #include "loader.h"
 #include "model/model.h"
+#include "format/model_file.h"
+#include "model/plan.h"
 #include "optim.h"
 #include "../eval/eval.h"
 
@@ -96,6 +99,8 @@ typedef struct trainer {
     slim_dataset data;
     uint8_t data_sha256[32]; /* ckpt_dataset_sha256 of data */
     lora_adapter lora;
+    mem_plan plan;           /* the memory plan (train_plan) */
+    acts_mode acts_mode;     /* train.checkpointing resolved: ACTS_TRAIN (none) or ACTS_CHECKPOINT (layers) */
     float *grads;            /* [lora.n_params] */
     adamw opt;
     loader loader;
@@ -131,34 +136,135 @@ static int train_check_data(const slim_dataset *d, const char *path, const model
     return 0;
 }
 
-/* Loads the base model (config "model", "base.quant") and <out_dir>/data/train.h5, checks them and
- * hashes the data. Returns 0 or -1 with an error. */
-static int train_load(trainer *t, const slim_config *c) {
+/* Reads <out_dir>/data/train.h5 and hashes it; with a validation set in the config (data.val or
+ * data.split.val_fraction) and train.eval_every not 0, also reads <out_dir>/data/val.h5. Returns 0 or -1
+ * with an error. */
+static int train_read_data(trainer *t, const slim_config *c) {
     char path[4096];
-    if (model_load_quant(&t->model, c->model, base_quant_index(c->base_quant)) != 0) return -1;
-    t->has_model = 1;
-    if (model_require_tokenizer(&t->model) != 0) return -1;
     if (slim_format_path(path, sizeof path, "%s/data/train.h5", c->out_dir) != 0) return -1;
     if (dataset_read(&t->data, path) != 0) return -1;
     t->has_data = 1;
     ckpt_dataset_sha256(&t->data, t->data_sha256);
-    return train_check_data(&t->data, path, &t->model, c->model);
-}
-
-/* With a validation set in the config (data.val or data.split.val_fraction) and train.eval_every not 0:
- * reads and checks <out_dir>/data/val.h5, sets up its loader (batch_size examples, no packing, padded
- * with pad_id), resolves train.eval_every (-1: every save_every steps, else once an epoch) and early
- * stopping. Needs t->steps_per_epoch. Returns 0 or -1 with an error. */
-static int train_setup_val(trainer *t, const slim_config *c, int pad_id) {
     if (!(c->val_file || (c->has_split && c->split_val_fraction > 0)) || c->eval_every == 0) return 0;
-    char path[4096];
     if (slim_format_path(path, sizeof path, "%s/data/val.h5", c->out_dir) != 0) return -1;
     if (access(path, F_OK) != 0)
         return slim_set_error("%s: no validation set: the config names one (%s), make it with slimtune data prepare "
                               "--config %s", path, c->val_file ? "data.val" : "data.split.val_fraction", c->path);
     if (dataset_read(&t->val, path) != 0) return -1;
     t->has_val = 1;
-    if (train_check_data(&t->val, path, &t->model, c->model) != 0) return -1;
+    return 0;
+}
+
+/* Bytes a dataset's arrays take in memory. */
+static size_t train_data_bytes(const slim_dataset *d) {
+    return (size_t)d->n_tokens * (sizeof(int32_t) + 1) + (size_t)d->n_examples * 32;
+}
+
+/* Appends to buf [cap] "; " + the formatted text. */
+static void train_append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void train_append(char *buf, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(buf);
+    if (n > 0 && n + 2 < cap) { strcpy(buf + n, "; "); n += 2; }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/* The error of a run r whose plan (need bytes, with checkpointing `layers`) exceeds avail: names the
+ * settings that would fit, each planned again: checkpointing layers, the largest smaller batch with
+ * grad_accum raised to keep the effective batch, a smaller base.quant. Returns -1. */
+static int train_plan_refuse(const gguf_file *g, const model_config *mc, const plan_run *r0, const slim_config *c,
+                             size_t need, size_t avail, int layers) {
+    char fits[1024] = "";
+    mem_plan p;
+    mem_plan_make(&p, g, mc, r0);
+    if (!layers && p.total[1] <= avail)
+        train_append(fits, sizeof fits, "train.checkpointing \"layers\" (%.0f MiB)", p.total[1] / 1048576.0);
+    for (int b = r0->B / 2; b >= 1; b /= 2) {
+        plan_run r = *r0;
+        r.B = b;
+        r.val_B = r0->val_B ? b : 0;
+        mem_plan_make(&p, g, mc, &r);
+        if (p.total[1] > avail) continue;
+        train_append(fits, sizeof fits, "train.batch_size %d with train.grad_accum %d and checkpointing layers "
+                     "(%.0f MiB)", b, c->grad_accum * ((r0->B + b - 1) / b), p.total[1] / 1048576.0);
+        break;
+    }
+    const int cheaper[2] = {QUANT_Q8_0, QUANT_NF4};
+    for (int i = 0; i < 2; i++) {
+        plan_run r = *r0;
+        r.quant = cheaper[i];
+        mem_plan_make(&p, g, mc, &r);
+        size_t now = layers ? need : p.total[1];
+        if (r.quant != r0->quant && p.total[1] <= avail && p.total[1] < now)
+            train_append(fits, sizeof fits, "base.quant \"%s\" with checkpointing layers (%.0f MiB)",
+                         base_quant_names[r.quant], p.total[1] / 1048576.0);
+    }
+    return slim_set_error("%s: the run needs %.0f MiB (the plan above) but %.0f MiB is available%s; settings that "
+                          "fit: %s", c->path, need / 1048576.0, avail / 1048576.0,
+                          c->memory_limit_mib > 0 ? " (train.memory_limit_mib)" : "",
+                          fits[0] ? fits : "none found (a smaller model or more memory)");
+}
+
+/* The memory plan of the run (lib/model/plan.h) from the base's header and the data read: prints it,
+ * resolves train.checkpointing (auto: none when that fits the memory available, else layers) into
+ * t->acts_mode, and refuses a run whose plan exceeds the memory available (train.memory_limit_mib,
+ * else mem_available) with the figures and settings that would fit. Returns 0 or -1 with an error. */
+static int train_plan(trainer *t, const slim_config *c) {
+    gguf_file g;
+    model_config mc;
+    if (slim_model_open(&g, c->model) != 0) return -1;
+    if (model_read_config(&g, &mc) != 0) { gguf_close(&g); return -1; }
+    plan_run r = {.quant = base_quant_index(c->base_quant), .B = c->batch_size, .lora_r = c->lora_r,
+                  .keep_best = t->has_val && c->es_patience > 0, .threads = omp_get_max_threads()};
+    for (int i = 0; i < c->n_targets; i++) r.targets_on[lora_target_index(c->targets[i])] = 1;
+    r.T = loader_row_tokens(&t->data, c->packing);
+    r.data_bytes = train_data_bytes(&t->data);
+    if (t->has_val) {
+        r.val_B = c->batch_size;
+        r.val_T = loader_row_tokens(&t->val, 0);
+        if (r.val_T > r.T) r.T = r.val_T;
+        r.data_bytes += train_data_bytes(&t->val);
+    }
+    mem_plan_make(&t->plan, &g, &mc, &r);
+    size_t avail = c->memory_limit_mib > 0 ? (size_t)c->memory_limit_mib << 20 : mem_available();
+    int layers = !strcmp(c->checkpointing, "layers") ||
+                 (!strcmp(c->checkpointing, "auto") && avail > 0 && t->plan.total[0] > avail);
+    t->acts_mode = layers ? ACTS_CHECKPOINT : ACTS_TRAIN;
+    fprintf(stderr, "slimtune train: memory plan for %d x %d tokens a micro-batch, base.quant %s, checkpointing %s%s "
+            "(%.1f MiB available%s):\n", r.B, r.T, c->base_quant, layers ? "layers" : "none",
+            !strcmp(c->checkpointing, "auto") ? " (auto)" : "", avail / 1048576.0,
+            c->memory_limit_mib > 0 ? ", train.memory_limit_mib" : "");
+    mem_plan_print(stderr, &t->plan, "  ", layers);
+    int rc = 0;
+    if (avail > 0 && t->plan.total[layers] > avail)
+        rc = train_plan_refuse(&g, &mc, &r, c, t->plan.total[layers], avail, layers);
+    gguf_close(&g);
+    return rc;
+}
+
+/* Loads the base model (config "model", "base.quant") and checks the data read against it. Returns 0
+ * or -1 with an error. */
+static int train_load(trainer *t, const slim_config *c) {
+    if (model_load_quant(&t->model, c->model, base_quant_index(c->base_quant)) != 0) return -1;
+    t->has_model = 1;
+    if (model_require_tokenizer(&t->model) != 0) return -1;
+    char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/data/train.h5", c->out_dir) != 0) return -1;
+    if (train_check_data(&t->data, path, &t->model, c->model) != 0) return -1;
+    if (!t->has_val) return 0;
+    if (slim_format_path(path, sizeof path, "%s/data/val.h5", c->out_dir) != 0) return -1;
+    return train_check_data(&t->val, path, &t->model, c->model);
+}
+
+/* With the validation set read (train_read_data): sets up its loader (batch_size examples, no packing,
+ * padded with pad_id), resolves train.eval_every (-1: every save_every steps, else once an epoch) and
+ * early stopping. Needs t->steps_per_epoch. Returns 0 or -1 with an error. */
+static int train_setup_val(trainer *t, const slim_config *c, int pad_id) {
+    if (!t->has_val) return 0;
+    char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/data/val.h5", c->out_dir) != 0) return -1;
     if (loader_init(&t->val_loader, &t->val, c->batch_size, 0, pad_id, (uint64_t)c->seed) != 0) return -1;
     t->eval_every = c->eval_every > 0 ? c->eval_every : c->save_every > 0 ? c->save_every : (int)t->steps_per_epoch;
     t->val_labels = t->val.n_labels > 0;
@@ -177,7 +283,7 @@ static int train_setup_val(trainer *t, const slim_config *c, int pad_id) {
  * largest micro-batch, the step counts and the output directories. Returns 0 or -1 with an error; *t
  * is freeable either way. */
 static int train_setup(trainer *t, const slim_config *c) {
-    if (train_load(t, c) != 0) return -1;
+    if (train_read_data(t, c) != 0 || train_plan(t, c) != 0 || train_load(t, c) != 0) return -1;
     int targets_on[LORA_N_TARGETS] = {0};
     for (int i = 0; i < c->n_targets; i++) targets_on[lora_target_index(c->targets[i])] = 1;
     lora_init(&t->lora, &t->model.cfg, c->lora_r, c->lora_alpha, targets_on, (uint64_t)c->seed);
@@ -196,7 +302,7 @@ static int train_setup(trainer *t, const slim_config *c) {
     if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
     if (train_setup_val(t, c, pad_id) != 0) return -1;
     int T = t->has_val && t->val_loader.T_max > L->T_max ? t->val_loader.T_max : L->T_max;
-    acts_init(&t->acts, &t->model.cfg, c->batch_size, T, t->lora.r);
+    acts_init_mode(&t->acts, &t->model.cfg, c->batch_size, T, t->lora.r, t->acts_mode);
     t->threads = omp_get_max_threads();
     if (slim_format_path(t->dir, sizeof t->dir, "%s/train", c->out_dir) != 0) return -1;
     if (slim_format_path(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", t->dir) != 0) return -1;
@@ -458,10 +564,12 @@ static void train_banner(const trainer *t, const slim_config *c) {
 /* checkpoints, signals and resuming */
 
 /* Keys that may differ between a checkpoint's config and the resumed run's: they do not change what
- * is computed (data.* is checked through the data's hash, train.threads through the thread count). */
+ * is computed (data.* is checked through the data's hash, train.threads through the thread count;
+ * checkpointing gives the same gradients bit for bit). */
 static const char *const train_resume_free_keys[] = {"out_dir",          "data",          "eval",
                                                      "validate",         "train.log_every", "train.save_every",
-                                                     "train.keep_checkpoints", "train.threads", NULL};
+                                                     "train.keep_checkpoints", "train.threads",
+                                                     "train.checkpointing",    "train.memory_limit_mib", NULL};
 
 static volatile sig_atomic_t train_stop_signal; /* SIGINT / SIGTERM received: stop after the step */
 

@@ -1,6 +1,8 @@
 /* acts.h — the activations a forward pass saves for its backward, and the backward's scratch: one
- * allocation per micro-batch shape, laid out by ACTS_BUFFERS (acts.c). An inference acts
- * (acts_init_inference) holds one layer's activations and no backward buffers. */
+ * allocation per micro-batch shape, laid out by ACTS_BUFFERS (acts.c). Three modes (acts_mode): every
+ * layer's activations (ACTS_TRAIN); gradient checkpointing (ACTS_CHECKPOINT: each layer's input kept,
+ * one layer's activations recomputed inside the backward); scoring (ACTS_INFERENCE: one layer's
+ * activations, no backward buffers). */
 #ifndef SLIM_ACTS_H
 #define SLIM_ACTS_H
 
@@ -11,14 +13,24 @@
 
 struct model_config;
 
+/* What an acts keeps (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost", for
+ * ACTS_CHECKPOINT with one checkpoint per layer). */
+typedef enum acts_mode {
+    ACTS_TRAIN,      /* every layer's activations: the backward reads them */
+    ACTS_CHECKPOINT, /* the residual stream entering each layer [L+1] and one layer's slot: the backward
+                        reruns each layer's forward (but its output projection) into the slot before
+                        its backward; gradients bit-identical to ACTS_TRAIN (same kernels, same order) */
+    ACTS_INFERENCE   /* one layer's slot, residual stream in place, no backward buffers */
+} acts_mode;
+
 /* Rows of the output head computed at a time (bounds the logits buffer to HEAD_CHUNK x vocab). */
 #define HEAD_CHUNK 256
 
 /* Activations and scratch for micro-batches of up to B sequences of up to T tokens; allocated once.
  * Shapes: N = B*T rows, L layers, H*hd query features, Hkv*hd key/value features, r LoRA rank (1 when
- * there is no adapter), 7 = LORA_N_TARGETS. In an inference acts (one_layer) every [L] below is [1]
- * (each layer reuses the slot), x is [1] (the residual stream is updated in place) and the backward
- * scratch is NULL. */
+ * there is no adapter), 7 = LORA_N_TARGETS. In a checkpointed or inference acts (one_layer) every [L]
+ * below is [1] (each layer reuses the slot); in an inference acts x is also [1] (the residual stream
+ * is updated in place) and the backward scratch is NULL. */
 typedef struct acts {
     int B, T;            /* capacity */
     int cur_B, cur_T;    /* shape of the last forward */
@@ -53,8 +65,8 @@ typedef struct acts {
     int lora_r;
     int inference;       /* no gradient: set to 1 when no backward will follow; the forward then skips
                             the head's backward (training leaves it 0; acts_init_inference sets it) */
-    int one_layer;       /* acts_init_inference: one layer's activations, no backward buffers; only a
-                            forward can run (model_backward aborts) */
+    acts_mode mode;
+    int one_layer;       /* ACTS_CHECKPOINT or ACTS_INFERENCE: one slot of per-layer activations */
     int kv_f16;          /* inference only: round K and V to IEEE half before attention, as llama.cpp's
                             default F16 KV cache does (to compare with figures taken with it) */
 } acts;
@@ -62,14 +74,21 @@ typedef struct acts {
 /* Allocates s for up to B x T tokens of a model of config c with LoRA rank lora_r (0: no adapter),
  * zeroed, with its RoPE table. Aborts when out of memory (slim_calloc). */
 void acts_init(acts *s, const struct model_config *c, int B, int T, int lora_r);
-/* As acts_init, for scoring only (eval): one layer's activations, reused by every layer, no backward
- * scratch, no dlogits; inference and one_layer are set. Same results as acts_init + inference = 1. */
+/* As acts_init, for scoring only (eval): ACTS_INFERENCE, one layer's activations, reused by every
+ * layer, no backward scratch, no dlogits; inference and one_layer are set. Same results as acts_init +
+ * inference = 1. */
 void acts_init_inference(acts *s, const struct model_config *c, int B, int T, int lora_r);
-/* Frees what acts_init or acts_init_inference allocated; *s is zeroed. */
+/* As acts_init, in the given mode (acts_init is ACTS_TRAIN, acts_init_inference ACTS_INFERENCE). */
+void acts_init_mode(acts *s, const struct model_config *c, int B, int T, int lora_r, acts_mode mode);
+/* Frees what an acts_init* allocated; *s is zeroed. */
 void acts_free(acts *s);
-/* Bytes of the activations and scratch acts_init allocates for B x T tokens at LoRA rank r. */
+/* Bytes acts_init_mode allocates for B x T tokens at LoRA rank r in the given mode (RoPE table aside). */
+size_t acts_mode_bytes(const struct model_config *c, int B, int T, int lora_r, acts_mode mode);
+/* acts_mode_bytes for ACTS_TRAIN and for ACTS_INFERENCE. */
 size_t acts_bytes(const struct model_config *c, int B, int T, int lora_r);
-/* Bytes acts_init_inference allocates for B x T tokens at LoRA rank r. */
 size_t acts_inference_bytes(const struct model_config *c, int B, int T, int lora_r);
+/* Bytes of one buffer of acts named as its field ("lse", "logits", ...) in that layout, 0 for a name
+ * that is not a buffer: the parts of a memory plan. */
+size_t acts_buffer_bytes(const struct model_config *c, int B, int T, int lora_r, acts_mode mode, const char *name);
 
 #endif

@@ -11,19 +11,21 @@
 #include "model.h"
 
 /* Views of layer l's saved activations inside s for the shape of the current forward (cur_B x cur_T);
- * shapes as in acts, without the leading [L]. An inference acts (one_layer) gives every layer the same
- * slot, with xnext == x: the residual stream is updated in place. */
+ * shapes as in acts, without the leading [L]. A checkpointed or inference acts (one_layer) gives every
+ * layer the same slot; an inference acts also gives xnext == x: the residual stream is updated in
+ * place. */
 typedef struct acts_layer {
     float *x, *xnext, *xn1, *rstd1, *q, *k, *v, *lse, *atty, *xmid, *xn2, *rstd2, *gate, *up, *h;
     float *lora_u[LORA_N_TARGETS]; /* [N,r] x A^T of each projection */
 } acts_layer;
 
 static acts_layer acts_layer_view(const acts *s, const model_config *c, int layer) {
-    const size_t l = s->one_layer ? 0 : layer, next = s->one_layer ? 0 : l + 1;
+    const size_t l = s->one_layer ? 0 : layer, xl = s->mode == ACTS_INFERENCE ? 0 : layer;
+    const size_t xnext = s->mode == ACTS_INFERENCE ? 0 : xl + 1;
     const size_t B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads;
     const size_t qd = H * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, r = s->lora_r > 0 ? s->lora_r : 1;
     acts_layer a = {
-        .x = s->x + l * N * d, .xnext = s->x + next * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
+        .x = s->x + xl * N * d, .xnext = s->x + xnext * N * d, .xn1 = s->xn1 + l * N * d, .rstd1 = s->rstd1 + l * N,
         .q = s->q + l * N * qd, .k = s->k + l * N * kvd, .v = s->v + l * N * kvd, .lse = s->lse + l * B * H * T,
         .atty = s->atty + l * N * qd, .xmid = s->xmid + l * N * d, .xn2 = s->xn2 + l * N * d,
         .rstd2 = s->rstd2 + l * N, .gate = s->gate + l * N * f, .up = s->up + l * N * f, .h = s->h + l * N * f};
@@ -33,7 +35,7 @@ static acts_layer acts_layer_view(const acts *s, const model_config *c, int laye
 
 /* The residual stream [N,dim] leaving the last layer (the final norm's input). */
 static float *acts_x_last(const acts *s, const model_config *c) {
-    return s->x + (s->one_layer ? 0 : (size_t)c->n_layers * s->cur_B * s->cur_T * c->dim);
+    return s->x + (s->mode == ACTS_INFERENCE ? 0 : (size_t)c->n_layers * s->cur_B * s->cur_T * c->dim);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -75,8 +77,11 @@ static void proj_backward(float *dx, float *dlora, const float *dy, const float 
 
 /* Layer l: x_{l+1} = xmid + down(swiglu(gate(xn2), up(xn2))), xn2 = rmsnorm(xmid),
  * xmid = x_l + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(x_l); saved in s
- * (x_l is last read by the residual into xmid, so x_{l+1} may overwrite it: one_layer). */
-static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int l) {
+ * (x_l is last read by the residual into xmid, so x_{l+1} may overwrite it: ACTS_INFERENCE).
+ * recompute (gradient checkpointing, inside the backward): x_{l+1} is already saved, so the down
+ * projection is skipped and only its LoRA lora_u is formed; everything else is the same calls on the
+ * same inputs, hence bit-identical to the forward's. */
+static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int l, int recompute) {
     const model_config *c = &m->cfg;
     const model_layer *L = &m->layers[l];
     const int B = s->cur_B, T = s->cur_T, N = B * T, d = c->dim, f = c->ffn_dim, H = c->n_heads,
@@ -101,6 +106,11 @@ static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int
     proj_forward(a.gate, a.lora_u[LORA_GATE], a.xn2, m, lora, s, l, LORA_GATE, N);
     proj_forward(a.up, a.lora_u[LORA_UP], a.xn2, m, lora, s, l, LORA_UP, N);
     swiglu_forward(a.h, a.gate, a.up, N, f);
+    if (recompute) {
+        if (lora && lora->enabled[LORA_DOWN])
+            lora_project(a.lora_u[LORA_DOWN], a.h, lora->A[l * LORA_N_TARGETS + LORA_DOWN], N, f, lora->r);
+        return;
+    }
     proj_forward(a.xnext, a.lora_u[LORA_DOWN], a.h, m, lora, s, l, LORA_DOWN, N);
     residual_forward(a.xnext, a.xnext, a.xmid, (long)N * d);
 }
@@ -227,7 +237,7 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
 #pragma omp parallel for
         for (int n = 0; n < N; n++) qmatrix_dequantize_rows(&m->tok_embd, tokens[n], tokens[n] + 1, s->x + (size_t)n * d);
     }
-    for (int l = 0; l < c->n_layers; l++) layer_forward(m, lora, s, l);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, lora, s, l, 0);
     rmsnorm_forward(s->xf, s->rstdf, acts_x_last(s, c), m->output_norm, N, d, c->norm_eps);
     if (all_logits) qmatmul_forward(all_logits, s->xf, &m->output, N, 0.0f, s->qscratch);
 
@@ -267,5 +277,9 @@ void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dl
         for (int j = 0; j < d; j++) dst[j] = loss_scale * src[j];
     }
     rmsnorm_backward(s->dx, NULL, s->dxf, acts_x_last(s, c), m->output_norm, s->rstdf, N, d);
-    for (int l = c->n_layers - 1; l >= 0; l--) layer_backward(m, lora, s, dlora, l);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        /* checkpointed: the slot holds the last layer's activations from the forward; rerun the others */
+        if (s->mode == ACTS_CHECKPOINT && l < c->n_layers - 1) layer_forward(m, lora, s, l, 1);
+        layer_backward(m, lora, s, dlora, l);
+    }
 }

@@ -112,7 +112,9 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
 
 /* Backward pass of the last forward (which must not have had s->inference set, as acts_init_inference
  * does: aborts with a message): dlora (same layout as lora->params) += d(loss_scale * summed
- * loss)/d(lora params). Frozen weights get no gradient. */
+ * loss)/d(lora params). Frozen weights get no gradient. With an ACTS_CHECKPOINT acts it reruns each
+ * layer's forward (all but the last, whose activations the slot still holds) before that layer's
+ * backward: the same gradients, bit for bit, for about a third more arithmetic. */
 void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora,
                     float loss_scale);
 

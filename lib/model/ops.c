@@ -69,8 +69,12 @@ void matmul_backward(float *dinp, float *dW, const float *dout, const float *inp
 
 void lora_forward(float *out, float *lora_u, const float *inp, const float *A, const float *B,
                   int N, int C, int OC, int r, float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, inp, C, A, C, 0.0f, lora_u, r);
+    lora_project(lora_u, inp, A, N, C, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, r, scale, lora_u, r, B, r, 1.0f, out, OC);
+}
+
+void lora_project(float *lora_u, const float *inp, const float *A, int N, int C, int r) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, C, 1.0f, inp, C, A, C, 0.0f, lora_u, r);
 }
 
 void lora_backward(float *dinp, float *dA, float *dB, float *dlora_u, const float *dout, const float *inp,

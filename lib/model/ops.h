@@ -39,6 +39,9 @@ void matmul_backward(float *dinp, float *dW, const float *dout, const float *inp
  * A [r,C], B [OC,r]; lora_u [N,r] = inp A^T is saved for backward. */
 void lora_forward(float *out, float *lora_u, const float *inp, const float *A, const float *B,
                   int N, int C, int OC, int r, float scale);
+/* lora_forward's first half alone: lora_u [N,r] = inp [N,C] A^T (the same product, bit for bit; used
+ * to recompute lora_u where the layer's output is already known). */
+void lora_project(float *lora_u, const float *inp, const float *A, int N, int C, int r);
 /* dA [r,C] += scale * (dout B)^T inp; dB [OC,r] += scale * dout^T lora_u; dinp [N,C] += scale * (dout B) A
  * (may be NULL). dlora_u [N,r] is scratch (overwritten with dout B). */
 void lora_backward(float *dinp, float *dA, float *dB, float *dlora_u, const float *dout, const float *inp,

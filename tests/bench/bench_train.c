@@ -3,8 +3,10 @@
  *
  * usage: bench_train MODEL.gguf [--json PATH] [--batch B] [--seq T] [--warmup N] [--steps N]
  *                    [--threads N] [--seed S] [--rank R] [--peak-size N] [--peak-reps N] [--no-peak1]
- *                    [--quant f32|f16|bf16|q8_0|nf4|keep]
+ *                    [--quant f32|f16|bf16|q8_0|nf4|keep] [--checkpointing none|layers]
  *
+ * --checkpointing layers: gradient checkpointing (acts.h ACTS_CHECKPOINT); the run also prints its peak
+ * RSS (getrusage) beside the memory plan of lib/model/plan.h for the same run.
  * --quant: how the frozen base is stored (config base.quant); the run reports the base's bytes per
  * parameter as stored and the growth of the resident set while loading it.
  * 1. sgemm peak: cblas_sgemm on square F32 matrices (C = A B, n = --peak-size, default 2048), best of
@@ -54,6 +56,7 @@
 #include "common.h"
 #include "config.h"
 #include "model/model.h"
+#include "model/plan.h"
 #include "optim.h"
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -138,10 +141,12 @@ static double bench_sgemm_peak(int n, int reps, int threads) {
 /* FLOP count (see the formula at the top of this file) */
 
 typedef struct bench_flops {
-    double proj, lora, attn, head, total;
+    double proj, lora, attn, head, recompute, total;
 } bench_flops;
 
-static bench_flops bench_count_flops(const model_config *c, const lora_adapter *lora, int B, int T, int M) {
+/* ckpt: gradient checkpointing (ACTS_CHECKPOINT) reruns the forward of layers 0 .. L-2 without the down
+ * projection (its LoRA x A^T only) inside the backward: counted in recompute. */
+static bench_flops bench_count_flops(const model_config *c, const lora_adapter *lora, int B, int T, int M, int ckpt) {
     bench_flops f = {0};
     double N = (double)B * T;
     for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -149,6 +154,8 @@ static bench_flops bench_count_flops(const model_config *c, const lora_adapter *
         model_target_shape(c, t, &in, &out);
         f.proj += 4.0 * N * in * out;
         if (lora->enabled[t]) f.lora += 6.0 * N * lora->r * (in + out);
+        if (t != LORA_DOWN) f.recompute += 2.0 * N * in * out;
+        if (lora->enabled[t]) f.recompute += 2.0 * N * lora->r * (t == LORA_DOWN ? in : in + out);
     }
     f.proj *= c->n_layers;
     f.lora *= c->n_layers;
@@ -158,8 +165,9 @@ static bench_flops bench_count_flops(const model_config *c, const lora_adapter *
         pairs += (double)ni * (i0 + ni);
     }
     f.attn = 14.0 * B * c->n_heads * pairs * c->head_dim * c->n_layers;
+    f.recompute = ckpt ? (f.recompute + 4.0 * B * c->n_heads * pairs * c->head_dim) * (c->n_layers - 1) : 0.0;
     f.head = 4.0 * M * (double)c->dim * c->vocab_size;
-    f.total = f.proj + f.lora + f.attn + f.head;
+    f.total = f.proj + f.lora + f.attn + f.head + f.recompute;
     return f;
 }
 
@@ -216,7 +224,7 @@ static double bench_loadavg(void) {
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: bench_train MODEL.gguf [--json PATH] [--batch B] [--seq T] [--warmup N] [--steps N]\n"
                "                   [--threads N] [--seed S] [--rank R] [--peak-size N] [--peak-reps N] [--no-peak1]\n"
-               "                   [--quant f32|f16|bf16|q8_0|nf4|keep]\n");
+               "                   [--quant f32|f16|bf16|q8_0|nf4|keep] [--checkpointing none|layers]\n");
 }
 
 /* Parses a positive int option value; exits with a message when it is not one. */
@@ -245,7 +253,7 @@ static long bench_rss_bytes(void) {
 int main(int argc, char **argv) {
     const char *model_path = NULL, *json_path = NULL, *quant_name = "f32";
     int B = 4, T = 256, warmup = 2, steps = 8, threads = 0, seed = 1, rank = 8, peak_n = 2048, peak_reps = 3,
-        peak1 = 1;
+        peak1 = 1, ckpt = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -261,6 +269,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--peak-size") && has) peak_n = bench_parse_int(a, argv[++i], 64);
         else if (!strcmp(a, "--peak-reps") && has) peak_reps = bench_parse_int(a, argv[++i], 1);
         else if (!strcmp(a, "--no-peak1")) peak1 = 0;
+        else if (!strcmp(a, "--checkpointing") && has) ckpt = !strcmp(argv[++i], "layers");
         else if (!strcmp(a, "--quant") && has) quant_name = argv[++i];
         else if (a[0] != '-' && !model_path) model_path = a;
         else { fprintf(stderr, "bench_train: unknown or incomplete argument '%s'\n", a); bench_usage(stderr); return 2; }
@@ -305,7 +314,7 @@ int main(int argc, char **argv) {
     adamw opt;
     adamw_init(&opt, lora.n_params, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     acts acts;
-    acts_init(&acts, c, B, T, lora.r);
+    acts_init_mode(&acts, c, B, T, lora.r, ckpt ? ACTS_CHECKPOINT : ACTS_TRAIN);
     const int N = B * T;
     int32_t *tokens = slim_malloc(sizeof(int32_t) * N), *targets = slim_malloc(sizeof(int32_t) * N);
     slim_rng rng;
@@ -359,12 +368,18 @@ int main(int argc, char **argv) {
     }
 
     double load_after = bench_loadavg();
+    const size_t peak_rss = mem_peak_rss();
+    mem_plan plan;
+    plan_run pr = {.quant = quant, .B = B, .T = T, .lora_r = rank, .threads = n_threads};
+    for (int t = 0; t < LORA_N_TARGETS; t++) pr.targets_on[t] = 1;
+    pr.data_bytes = sizeof(int32_t) * 2 * (size_t)N;
+    mem_plan_make(&plan, &model.gguf, c, &pr);
     double sum = 0;
     for (int i = 0; i < steps; i++) sum += step_sec[i];
     qsort(step_sec, steps, sizeof(double), bench_cmp_double);
     double median = steps % 2 ? step_sec[steps / 2] : 0.5 * (step_sec[steps / 2 - 1] + step_sec[steps / 2]);
     double mean = sum / steps, best = step_sec[0];
-    bench_flops fl = bench_count_flops(c, &lora, B, T, N);
+    bench_flops fl = bench_count_flops(c, &lora, B, T, N, ckpt);
     double tok_s = N / median, gflops = fl.total / median * 1e-9, frac = gflops / peak_all;
     double attn_thread_sec = 0;
     long attn_calls = 0;
@@ -388,9 +403,13 @@ int main(int argc, char **argv) {
     printf("  step time        %8.3f s median, %.3f mean, %.3f best (%d steps; forward %.0f%%, backward %.0f%%, optimizer %.1f%%)\n",
            median, mean, best, steps, 100 * fwd_sec / sum, 100 * bwd_sec / sum, 100 * opt_sec / sum);
     printf("  throughput       %8.0f tokens/s\n", tok_s);
-    printf("  FLOPs per step   %8.2f GFLOP (projections %.2f, LoRA %.2f, attention %.2f, head %.2f)\n", fl.total * 1e-9,
-           fl.proj * 1e-9, fl.lora * 1e-9, fl.attn * 1e-9, fl.head * 1e-9);
+    printf("  FLOPs per step   %8.2f GFLOP (projections %.2f, LoRA %.2f, attention %.2f, head %.2f, checkpointing "
+           "recompute %.2f)\n", fl.total * 1e-9, fl.proj * 1e-9, fl.lora * 1e-9, fl.attn * 1e-9, fl.head * 1e-9,
+           fl.recompute * 1e-9);
     printf("  achieved         %8.1f GFLOP/s = %.1f%% of the sgemm peak\n", gflops, 100 * frac);
+    printf("  memory           peak RSS %.1f MiB measured (getrusage), %.1f MiB planned (checkpointing %s; "
+           "planned/measured %.3f)\n", peak_rss / 1048576.0, plan.total[ckpt] / 1048576.0, ckpt ? "layers" : "none",
+           (double)plan.total[ckpt] / (double)peak_rss);
     printf("  loss             %.4f (first step) -> %.4f (last; ln V = %.4f)\n", first_loss, last_loss, log((double)c->vocab_size));
     printf("\n  %-16s %8s %8s %10s %10s %8s\n", "time share", "share", "s/step", "GFLOP", "GFLOP/s", "calls");
     for (int b = 0; b < BENCH_N_BUCKETS; b++) {
@@ -439,6 +458,8 @@ int main(int argc, char **argv) {
             bwd_sec / sum, opt_sec / sum);
     for (int b = 0; b < BENCH_N_BUCKETS; b++) fprintf(f, ", \"%s\": %.4f", bench_bucket_names[b], share[b]);
     fprintf(f, ", \"other\": %.4f},\n", other);
+    fprintf(f, "  \"checkpointing\": \"%s\",\n  \"peak_rss_bytes\": %zu,\n  \"planned_peak_bytes\": %zu,\n",
+            ckpt ? "layers" : "none", peak_rss, plan.total[ckpt]);
     fprintf(f, "  \"loss_first\": %.6f,\n  \"loss_last\": %.6f\n}\n", first_loss, last_loss);
     if (slim_atomic_commit(f, tmp, json_path) != 0) { fprintf(stderr, "bench_train: %s\n", slim_last_error()); return 1; }
     printf("wrote %s\n", json_path);

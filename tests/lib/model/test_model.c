@@ -158,6 +158,65 @@ static void test_head_chunks(void) {
     lora_free(&lora);
 }
 
+/* Gradient checkpointing: forward + backward with an ACTS_CHECKPOINT acts gives the ACTS_TRAIN loss
+ * and LoRA gradients bit for bit (every projection adapted, plain and packed rows, two attention
+ * tiles), twice in a row on the same acts (the slot is reused); its activations do not grow by a
+ * layer's slot per layer; for the 1B shape at 4 x 512 the figures are printed. */
+static void test_checkpointed_acts(void) {
+    const int B = 2, T = 90, N = B * T;
+    lora_adapter lora;
+    slim_rng rng;
+    random_lora(&lora, &rng, 8, 23);
+    int32_t *tok = slim_malloc(sizeof(int32_t) * N * 4), *tgt = tok + N, *pos = tok + 2 * N, *seg = tok + 3 * N;
+    for (int i = 0; i < N; i++) tok[i] = 3 + (int32_t)(slim_rng_u32(&rng) % 500);
+    for (int n = 0; n < N; n++) {
+        int t = n % T, start = t < 41 ? 0 : 41;
+        tgt[n] = t + 1 < T && t + 1 != 41 && t > 10 ? tok[n + 1] : -1;
+        pos[n] = t - start;
+        seg[n] = start;
+    }
+    float *g_full = slim_calloc(lora.n_params * 2, sizeof(float)), *g_ckpt = g_full + lora.n_params;
+    for (int packed = 0; packed < 2; packed++) {
+        acts s, sc;
+        acts_init(&s, &g_model.cfg, B, T, lora.r);
+        acts_init_mode(&sc, &g_model.cfg, B, T, lora.r, ACTS_CHECKPOINT);
+        memset(g_full, 0, sizeof(float) * lora.n_params * 2);
+        double l1 = 0, l2 = 0;
+        for (int rep = 0; rep < 2; rep++) {
+            l1 = model_forward_packed(&g_model, &lora, &s, tok, tgt, packed ? pos : NULL, packed ? seg : NULL, B, T,
+                                      NULL, NULL);
+            model_backward(&g_model, &lora, &s, g_full, 0.37f);
+            l2 = model_forward_packed(&g_model, &lora, &sc, tok, tgt, packed ? pos : NULL, packed ? seg : NULL, B, T,
+                                      NULL, NULL);
+            model_backward(&g_model, &lora, &sc, g_ckpt, 0.37f);
+        }
+        int same = l1 == l2 && memcmp(g_full, g_ckpt, sizeof(float) * lora.n_params) == 0;
+        double gn = 0;
+        for (size_t i = 0; i < lora.n_params; i++) gn += (double)g_full[i] * g_full[i];
+        printf("checkpointed acts%s: loss %.6f vs %.6f, |grad| %.6g, gradients %s\n", packed ? " (packed)" : "", l2,
+               l1, sqrt(gn), same ? "bit-identical" : "DIFFERENT");
+        CHECK(same && gn > 0, "checkpointed gradients differ from the stored activations'%s",
+              packed ? " (packed rows)" : "");
+        acts_free(&s);
+        acts_free(&sc);
+    }
+    model_config one = g_model.cfg, many = g_model.cfg;
+    one.n_layers = 1;
+    many.n_layers = 41;
+    size_t x_bytes = (size_t)40 * B * T * g_model.cfg.dim * sizeof(float);
+    CHECK(acts_mode_bytes(&many, B, T, 4, ACTS_CHECKPOINT) - acts_mode_bytes(&one, B, T, 4, ACTS_CHECKPOINT) == x_bytes,
+          "checkpointed acts grow by more than the residual stream per layer");
+    model_config c = {.dim = 2048, .n_layers = 16, .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .ffn_dim = 8192,
+                      .vocab_size = 128256};
+    size_t full = acts_bytes(&c, 4, 512, 8), ck = acts_mode_bytes(&c, 4, 512, 8, ACTS_CHECKPOINT);
+    printf("1B shape, 4 x 512, r=8: training activations %.1f MiB, checkpointed %.1f MiB\n", full / 1048576.0,
+           ck / 1048576.0);
+    CHECK(ck * 3 < full, "checkpointed acts %zu bytes, not under a third of %zu", ck, full);
+    free(tok);
+    free(g_full);
+    lora_free(&lora);
+}
+
 /* Scoring with an inference acts (one layer's activations, no backward buffers) gives the training
  * acts' log-probabilities and logits bit for bit, plain and packed, with an adapter; the inference
  * acts' size does not grow with the layer count; and for a Llama-3.2-1B shape (dim 2048, 16 layers,
@@ -648,6 +707,7 @@ int main(void) {
     test_packed_rows();
     test_head_chunks();
     test_inference_acts();
+    test_checkpointed_acts();
     test_lora_gradients(path, QUANT_F32);
     test_lora_gradients(path, QUANT_Q8_0);
     test_lora_gradients(path, QUANT_NF4);
