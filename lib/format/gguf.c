@@ -540,6 +540,17 @@ void gguf_drop_pages(const gguf_file *g, const void *p, size_t n) {
     if (s < e) madvise((void *)s, e - s, MADV_DONTNEED);
 }
 
+void gguf_release_memory(gguf_file *g) {
+    if (!g->map || g->map_is_file) return;
+    const uint8_t *lo = g->map, *hi = lo + g->map_size;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        if ((const uint8_t *)g->tensors[i].data >= lo && (const uint8_t *)g->tensors[i].data < hi)
+            g->tensors[i].data = NULL;
+    munmap((void *)g->map, g->map_size);
+    g->map = NULL;
+    g->map_size = 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * writer */
 

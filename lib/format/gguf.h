@@ -92,6 +92,10 @@ void gguf_close(gguf_file *g);
  * file when read again. Only file pages are dropped: inside g->map when map_is_file, and (hf_open)
  * anywhere outside g->map, where tensors point into the owner's file mappings. */
 void gguf_drop_pages(const gguf_file *g, const void *p, size_t n);
+/* Frees the memory a view holds of its own (map_is_file 0: a Hugging Face directory's permuted Q/K
+ * copies, hf_open) once nothing will read its tensors again (their weights converted): the data of
+ * the tensors that lived there becomes NULL. A file's mapping (map_is_file 1) is left as it is. */
+void gguf_release_memory(gguf_file *g);
 
 /* Lookups: NULL when absent. */
 const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key);

@@ -343,9 +343,11 @@ int model_load_quant(model *m, const char *path, int quant) {
     wp.sizing = 0;
     if (weights_load_all(&wp) != 0) goto fail;
     free(wp.scratch);
-    if (quant != QUANT_KEEP && !slim_model_is_dir(path) && m->gguf.map) {
-        /* the weights were converted: the file's pages are no longer needed in memory */
-        madvise((void *)m->gguf.map, m->gguf.map_size, MADV_DONTNEED);
+    if (quant != QUANT_KEEP && m->gguf.map) {
+        /* the weights were converted: the file's pages are no longer needed in memory, nor a Hugging
+         * Face view's permuted copies */
+        if (m->gguf.map_is_file) madvise((void *)m->gguf.map, m->gguf.map_size, MADV_DONTNEED);
+        else gguf_release_memory(&m->gguf);
     }
     return 0;
 fail:

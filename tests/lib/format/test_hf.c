@@ -360,6 +360,22 @@ static void compare_gguf(const char *label, const gguf_file *want, const gguf_fi
     CHECK(bad == 0, "%s: %d tensors differ", label, bad);
 }
 
+/* gguf_release_memory on an hf_open view: the tensors copied into the view's own memory (permuted Q/K,
+ * present when permute) lose their data, the ones used in place in the safetensors mapping keep it. */
+static void check_release(const char *label, gguf_file *g, int permute) {
+    const uint8_t *lo = g->map, *hi = lo + g->map_size;
+    int *own = calloc(g->n_tensors, sizeof(int)), n_own = 0, ok = 1;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const uint8_t *d = g->tensors[i].data;
+        own[i] = d >= lo && d < hi;
+        n_own += own[i];
+    }
+    gguf_release_memory(g);
+    for (uint64_t i = 0; i < g->n_tensors; i++) ok &= own[i] ? g->tensors[i].data == NULL : g->tensors[i].data != NULL;
+    CHECK(ok && g->map == NULL && (!permute || n_own > 0), "%s: gguf_release_memory (%d own tensors)", label, n_own);
+    free(own);
+}
+
 /* Opens tmp_root/name with hf_open and compares it with the expected GGUF built from m. */
 static void check_equivalent(const char *label, const char *name, const tcfg *c, const tmodel *m, int permute,
                              const char *arch) {
@@ -379,6 +395,7 @@ static void check_equivalent(const char *label, const char *name, const tcfg *c,
         snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
         CHECK(gguf_get_u32(&got, key, &v) == 0 && v == (uint32_t)c->n_kv_heads, "%s: getter on hf gguf", label);
         CHECK((gguf_find_tensor(&got, "output.weight") != NULL) == !c->tied, "%s: output.weight presence", label);
+        check_release(label, &got, permute);
     }
     if (rw == 0) gguf_close(&want);
     if (rg == 0) gguf_close(&got);
