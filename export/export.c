@@ -1,5 +1,6 @@
-/* export.c — `slimtune export`: a merged F32 GGUF (base + LoRA delta) and the adapter alone as a
- * llama.cpp LoRA GGUF; see export.h. Both are written atomically by the GGUF writer. */
+/* export.c — `slimtune export`: merged GGUF files (base + LoRA delta) in llama.cpp's file types and the
+ * adapter alone as a llama.cpp LoRA GGUF; see export.h. Every file is streamed and written atomically
+ * by the GGUF writer. */
 #include "export.h"
 
 #include <errno.h>
@@ -8,23 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "config.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "mix.h"
 
-/* Loads the base (its own tensor types, in place: nothing converted, every tensor checked as
- * model_load checks it) and the adapter. Returns 0 or -1 (nothing left to free). */
-static int export_open(model *m, lora_adapter *a, const char *model_path, const char *adapter_path) {
-    if (model_load_quant(m, model_path, QUANT_KEEP) != 0) return -1;
+/* Loads the base with its weights stored as `quant` (QUANT_KEEP: the file's own types, in place;
+ * every tensor checked as model_load checks it) and the adapter. Returns 0 or -1 (nothing to free). */
+static int export_open(model *m, lora_adapter *a, const char *model_path, const char *adapter_path, int quant) {
+    if (model_load_quant(m, model_path, quant) != 0) return -1;
     if (lora_load(a, m, adapter_path) != 0) { model_free(m); return -1; }
     return 0;
 }
 
-/* Every metadata key of the base, in order, then the merge notes. */
-static void export_merge_kvs(gguf_writer *w, const gguf_file *g, const lora_adapter *a) {
+/* Every metadata key of the base, in order, then the merge notes and the file type. */
+static void export_merge_kvs(gguf_writer *w, const gguf_file *g, const lora_adapter *a, const file_type *ft) {
     for (uint64_t i = 0; i < g->n_kv; i++) gguf_writer_copy_kv(w, &g->kv[i]);
     const gguf_kv *name_kv = gguf_find_kv(g, "general.name");
     char name[512];
@@ -33,6 +36,8 @@ static void export_merge_kvs(gguf_writer *w, const gguf_file *g, const lora_adap
     else
         snprintf(name, sizeof name, "slimtune LoRA merged");
     gguf_writer_set_str(w, "general.name", name);
+    gguf_writer_set_u32(w, "general.file_type", ft->ftype);
+    gguf_writer_set_u32(w, "general.quantization_version", 2); /* GGML_QNT_VERSION */
     gguf_writer_set_u32(w, "slimtune.lora.r", (uint32_t)a->r);
     gguf_writer_set_f32(w, "slimtune.lora.alpha", a->alpha);
     char targets[128] = "";
@@ -51,47 +56,105 @@ static int export_is_merged(const gguf_tensor *t, const lora_adapter *a, int *l,
            a->enabled[*tg];
 }
 
-/* Declares every output tensor (adapted projections as F32 [in, out], the rest as in the base) and
- * checks that each adapter delta has its projection. Returns 0 or -1. */
-static int export_declare(gguf_writer *w, const model *m, const lora_adapter *a) {
-    const gguf_file *g = &m->gguf;
+/* The loaded weight matrix of base tensor t (embedding, output, a layer's projection), or NULL. */
+static const qmatrix *export_weights(const model *m, const gguf_tensor *t) {
+    int l, tg;
+    char part;
+    if (!strcmp(t->name, "token_embd.weight")) return &m->tok_embd;
+    if (!strcmp(t->name, "output.weight")) return &m->output;
+    if (lora_parse_tensor_name(t->name, &l, &tg, &part) == 0 && part == 0 && l >= 0 && l < m->cfg.n_layers)
+        return &m->layers[l].w[tg];
+    return NULL;
+}
+
+/* One merged file being written: the base as loaded, the adapter, the file type and its mix, the
+ * output types of the base's tensors in order, and an F32 scratch. */
+typedef struct merge_job {
+    const model *m;
+    const lora_adapter *a;
+    const char *adapter_path;
+    const file_type *ft;
+    uint32_t *types;   /* [n_tensors] output type of each base tensor */
+    float *buf;        /* F32 rows: a whole adapted projection, or one block of another matrix */
+    size_t cap;
+    uint8_t *qbuf;     /* the same rows in the output type */
+    size_t qcap;
+} merge_job;
+
+/* Declares every output tensor (every matrix in its mix type, the rest as in the base) and checks that
+ * each adapter delta has its projection. Returns 0 or -1. */
+static int export_declare(gguf_writer *w, merge_job *j) {
+    const gguf_file *g = &j->m->gguf;
     int n_merged = 0, n_expected = 0, l, tg;
-    for (int t = 0; t < LORA_N_TARGETS; t++) n_expected += a->enabled[t] ? a->n_layers : 0;
+    tensor_mix mix;
+    tensor_mix_init(&mix, j->ft, g);
+    for (int t = 0; t < LORA_N_TARGETS; t++) n_expected += j->a->enabled[t] ? j->a->n_layers : 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
-        if (export_is_merged(t, a, &l, &tg)) {
-            int in, out;
-            model_target_shape(&m->cfg, tg, &in, &out);
-            int64_t ne[2] = {in, out};
-            if (gguf_writer_add_tensor_info(w, t->name, GGML_TYPE_F32, 2, ne) != 0) return -1;
-            n_merged++;
-        } else if (gguf_writer_add_tensor_info(w, t->name, t->type, t->n_dims, t->ne) != 0) {
-            return -1;
-        }
+        j->types[i] = tensor_mix_type(&mix, t);
+        n_merged += export_is_merged(t, j->a, &l, &tg);
+        if (gguf_writer_add_tensor_info(w, t->name, j->types[i], t->n_dims, t->ne) != 0) return -1;
     }
     if (n_merged != n_expected)
         return slim_set_error("%s: merged %d projection tensors but the adapter has %d", g->path, n_merged, n_expected);
     return 0;
 }
 
-/* Writes W' = W + (alpha/r) B A of (l, tg): W decoded from the base's own type into buf, merged,
- * checked finite. Returns 0 or -1. */
-static int export_write_merged(gguf_writer *w, const model *m, const lora_adapter *a, const gguf_tensor *t, int l,
-                               int tg, float *buf, const char *adapter_path) {
+/* Grows j's scratch to n floats and their encoding as `type` in rows of `cols`. */
+static void export_reserve(merge_job *j, size_t n, uint32_t type, int64_t cols) {
+    if (n > j->cap) { free(j->buf); j->cap = n; j->buf = slim_malloc(n * sizeof(float)); }
+    size_t q = gguf_row_size(type, cols) * (n / (size_t)cols);
+    if (q > j->qcap) { free(j->qbuf); j->qcap = q; j->qbuf = slim_malloc(q); }
+}
+
+/* Encodes rows [rows, cols] of j->buf as `type` and writes them. Returns 0 or -1. */
+static int export_write_rows(gguf_writer *w, merge_job *j, const gguf_tensor *t, uint32_t type, int64_t rows,
+                             int64_t cols) {
+    const size_t rb = gguf_row_size(type, cols);
+    int bad = 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        if (quant_quantize_row(type, j->buf + (size_t)r * cols, j->qbuf + (size_t)r * rb, cols) != 0) bad = 1;
+    if (bad) return slim_set_error("%s: tensor %s: cannot encode as %s", j->m->gguf.path, t->name, gguf_type_name(type));
+    return gguf_writer_write_data(w, j->qbuf, rb * (size_t)rows);
+}
+
+/* Writes adapted projection (l, tg) as W' = W + (alpha/r) B A: W from the loaded weights, merged,
+ * checked finite, encoded as `type`. Returns 0 or -1. */
+static int export_write_merged(gguf_writer *w, merge_job *j, const gguf_tensor *t, int l, int tg, uint32_t type) {
     int in, out;
-    model_target_shape(&m->cfg, tg, &in, &out);
-    size_t rb = gguf_row_size(t->type, in), n = (size_t)in * out;
-    for (int r = 0; r < out; r++)
-        if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, buf + (size_t)r * in, in) != 0)
-            return slim_set_error("%s: tensor %s: cannot decode type %s", m->gguf.path, t->name,
-                                  gguf_type_name(t->type));
-    gguf_drop_pages(&m->gguf, t->data, (size_t)t->nbytes);
-    lora_merge(buf, a, l, tg, in, out);
-    for (size_t j = 0; j < n; j++)
-        if (!isfinite(buf[j]))
+    model_target_shape(&j->m->cfg, tg, &in, &out);
+    const size_t n = (size_t)in * out;
+    export_reserve(j, n, type, in);
+    qmatrix_dequantize_rows(&j->m->layers[l].w[tg], 0, out, j->buf);
+    lora_merge(j->buf, j->a, l, tg, in, out);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(j->buf[i]))
             return slim_set_error("%s: merged tensor %s has a non-finite value at element %zu (bad adapter?)",
-                                  adapter_path, t->name, j);
-    return gguf_writer_write_data(w, buf, n * sizeof(float));
+                                  j->adapter_path, t->name, i);
+    return export_write_rows(w, j, t, type, out, in);
+}
+
+/* Writes a matrix that is not adapted, encoded as `type`, from the loaded weights (or the file's own
+ * rows when none were loaded for it) in blocks of about 2^20 values. Returns 0 or -1. */
+static int export_write_converted(gguf_writer *w, merge_job *j, const gguf_tensor *t, uint32_t type) {
+    const qmatrix *W = export_weights(j->m, t);
+    const int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
+    const int64_t block = cols >= (1 << 20) ? 1 : ((1 << 20) / cols < rows ? (1 << 20) / cols : rows);
+    export_reserve(j, (size_t)block * cols, type, cols);
+    const size_t in_rb = gguf_row_size(t->type, cols);
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+        const int64_t r1 = r0 + block < rows ? r0 + block : rows;
+        if (W) qmatrix_dequantize_rows(W, r0, r1, j->buf);
+        else
+            for (int64_t r = r0; r < r1; r++)
+                if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * in_rb,
+                                         j->buf + (size_t)(r - r0) * cols, cols) != 0)
+                    return slim_set_error("%s: tensor %s: cannot decode type %s", j->m->gguf.path, t->name,
+                                          gguf_type_name(t->type));
+        if (export_write_rows(w, j, t, type, r1 - r0, cols) != 0) return -1;
+    }
+    return 0;
 }
 
 /* Copies base tensor t's bytes as they are, 64 MiB at a time, dropping the file's pages behind. */
@@ -105,39 +168,47 @@ static int export_write_copy(gguf_writer *w, const gguf_file *g, const gguf_tens
     return 0;
 }
 
-/* export_merge on a loaded base and adapter: streams the output one tensor at a time (only the
- * largest adapted projection is ever held as F32). */
-static int export_merge_loaded(const model *m, const lora_adapter *a, const char *adapter_path, const char *out_path) {
-    const gguf_file *g = &m->gguf;
+/* Writes base tensor i of j in its output type: merged, copied (same type, and the loaded weights are
+ * the file's own bytes) or converted. Returns 0 or -1. */
+static int export_write_tensor(gguf_writer *w, merge_job *j, uint64_t i) {
+    const gguf_file *g = &j->m->gguf;
+    const gguf_tensor *t = &g->tensors[i];
+    const uint32_t type = j->types[i];
+    int l, tg;
+    if (export_is_merged(t, j->a, &l, &tg)) return export_write_merged(w, j, t, l, tg, type);
+    const qmatrix *W = export_weights(j->m, t);
+    if (type == t->type && t->data && (!W || W->type == t->type)) return export_write_copy(w, g, t);
+    return export_write_converted(w, j, t, type);
+}
+
+/* Streams the merged model of file type ft to out_path, one tensor at a time. Returns 0 or -1. */
+static int export_merge_loaded(const model *m, const lora_adapter *a, const char *adapter_path, const file_type *ft,
+                               const char *out_path) {
+    merge_job j = {.m = m, .a = a, .adapter_path = adapter_path, .ft = ft};
+    j.types = slim_calloc(m->gguf.n_tensors + 1, sizeof(uint32_t));
     gguf_writer *w = gguf_writer_init();
-    float *buf = NULL;
-    size_t cap = 0;
-    int rc = -1, l, tg;
-    export_merge_kvs(w, g, a);
-    if (export_declare(w, m, a) != 0 || gguf_writer_begin(w, out_path) != 0) goto done;
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const gguf_tensor *t = &g->tensors[i];
-        if (export_is_merged(t, a, &l, &tg)) {
-            int in, out;
-            model_target_shape(&m->cfg, tg, &in, &out);
-            if ((size_t)in * out > cap) { cap = (size_t)in * out; free(buf); buf = slim_malloc(cap * sizeof(float)); }
-            if (export_write_merged(w, m, a, t, l, tg, buf, adapter_path) != 0) goto done;
-        } else if (export_write_copy(w, g, t) != 0) {
-            goto done;
-        }
-    }
+    int rc = -1;
+    export_merge_kvs(w, &m->gguf, a, ft);
+    if (export_declare(w, &j) != 0 || gguf_writer_begin(w, out_path) != 0) goto done;
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++)
+        if (export_write_tensor(w, &j, i) != 0) goto done;
     rc = gguf_writer_finish(w);
 done:
-    free(buf);
+    free(j.types);
+    free(j.buf);
+    free(j.qbuf);
     gguf_writer_free(w); /* removes the temporary file after a failure */
     return rc;
 }
 
-int export_merge(const char *model_path, const char *adapter_path, const char *out_path) {
+int export_merge(const char *model_path, const char *adapter_path, const char *out_path, const char *format,
+                 int base_quant) {
+    const file_type *ft = file_type_find(format);
+    if (!ft) return slim_set_error("export: unknown format '%s' (%s)", format, file_type_names);
     model m;
     lora_adapter a;
-    if (export_open(&m, &a, model_path, adapter_path) != 0) return -1;
-    int rc = export_merge_loaded(&m, &a, adapter_path, out_path);
+    if (export_open(&m, &a, model_path, adapter_path, base_quant) != 0) return -1;
+    int rc = export_merge_loaded(&m, &a, adapter_path, ft, out_path);
     lora_free(&a);
     model_free(&m);
     return rc;
@@ -146,20 +217,40 @@ int export_merge(const char *model_path, const char *adapter_path, const char *o
 int export_adapter(const char *model_path, const char *adapter_path, const char *out_path) {
     model m;
     lora_adapter a;
-    if (export_open(&m, &a, model_path, adapter_path) != 0) return -1;
+    if (export_open(&m, &a, model_path, adapter_path, QUANT_KEEP) != 0) return -1;
     int rc = lora_save(&a, &m, out_path);
     lora_free(&a);
     model_free(&m);
     return rc;
 }
 
-/* Both outputs of export_run from one load of the base and the adapter. */
-static int export_both(const char *model_path, const char *adapter_path, const char *merged, const char *lora_out) {
+/* Writes each of cfg's export.formats into dir — merged-<format>.gguf (export_merge_loaded) or, for
+ * "lora", adapter-lora.gguf (lora_save) — from one load of the base, its weights as training stored them
+ * (export.merge_base trained: base.quant) or as the file has them (original), and of the adapter;
+ * prints a line per file. Returns 0 or -1. */
+static int export_formats(const slim_config *cfg, const char *adapter, const char *dir) {
+    for (int i = 0; i < cfg->n_export_formats; i++)
+        if (strcmp(cfg->export_formats[i], "lora") && !file_type_find(cfg->export_formats[i]))
+            return slim_set_error("%s: export.formats: unknown format '%s' (lora, %s)", cfg->path,
+                                  cfg->export_formats[i], file_type_names);
+    const int trained = strcmp(cfg->merge_base, "original") != 0;
     model m;
     lora_adapter a;
-    if (export_open(&m, &a, model_path, adapter_path) != 0) return -1;
-    int rc = export_merge_loaded(&m, &a, adapter_path, merged);
-    if (rc == 0) rc = lora_save(&a, &m, lora_out);
+    if (export_open(&m, &a, cfg->model, adapter, trained ? base_quant_index(cfg->base_quant) : QUANT_KEEP) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < cfg->n_export_formats && rc == 0; i++) {
+        const char *f = cfg->export_formats[i];
+        char path[4200];
+        int lora = !strcmp(f, "lora");
+        if (lora) snprintf(path, sizeof path, "%s/adapter-lora.gguf", dir);
+        else snprintf(path, sizeof path, "%s/merged-%s.gguf", dir, file_type_find(f)->name);
+        double t0 = slim_time_sec();
+        rc = lora ? lora_save(&a, &m, path) : export_merge_loaded(&m, &a, adapter, file_type_find(f), path);
+        struct stat st;
+        if (rc == 0 && stat(path, &st) == 0)
+            printf("%-8s %s  %.2f MB  (%.1f s)\n", f, path, st.st_size / 1e6, slim_time_sec() - t0);
+    }
     lora_free(&a);
     model_free(&m);
     return rc;
@@ -171,9 +262,11 @@ static int export_both(const char *model_path, const char *adapter_path, const c
 static void export_usage(FILE *f) {
     fprintf(f,
             "usage: slimtune export --config FILE [--adapter PATH] [--out DIR]\n"
-            "  Writes DIR/merged-f32.gguf (the base with the LoRA delta merged into every adapted projection,\n"
-            "  F32; runs in llama.cpp as a plain model) and DIR/adapter-lora.gguf (the adapter alone, llama.cpp\n"
-            "  LoRA GGUF, for llama.cpp --lora over the base).\n"
+            "  Writes each of export.formats (default f16, q8_0, q4_k_m, lora) to DIR: merged-<format>.gguf, the\n"
+            "  base with the LoRA delta merged into every adapted projection, in llama.cpp's file type <format>\n"
+            "  (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k, llama-quantize's per-tensor mix), merged onto the\n"
+            "  weights as training stored them (export.merge_base trained, default) or as the file has them\n"
+            "  (original); and for \"lora\" adapter-lora.gguf (llama.cpp LoRA GGUF, for --lora over the base).\n"
             "  --adapter PATH   LoRA adapter (default <out_dir>/train/adapter.gguf)\n"
             "  --out DIR        output directory (default <out_dir>/export)\n");
 }
@@ -194,21 +287,20 @@ int export_parse_args(export_opts *o, int argc, char **argv) {
 
 int export_run(const slim_config *cfg, const export_opts *o) {
     double t0 = slim_time_sec();
-    char adapter[4096], dir[4096], merged[4096], lora_out[4096];
+    char adapter[4096], dir[4096];
     if (slim_format_path(adapter, sizeof adapter, "%s", o->adapter ? o->adapter : "") ||
         (!o->adapter && slim_format_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg->out_dir)) ||
         slim_format_path(dir, sizeof dir, "%s", o->out ? o->out : "") ||
-        (!o->out && slim_format_path(dir, sizeof dir, "%s/export", cfg->out_dir)) ||
-        slim_format_path(merged, sizeof merged, "%s/merged-f32.gguf", dir) ||
-        slim_format_path(lora_out, sizeof lora_out, "%s/adapter-lora.gguf", dir))
+        (!o->out && slim_format_path(dir, sizeof dir, "%s/export", cfg->out_dir)))
         return -1;
     if (access(adapter, R_OK) != 0)
         return slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);
     if (slim_mkdir_p(dir) != 0) return -1;
-    if (export_both(cfg->model, adapter, merged, lora_out) != 0) return -1;
-    printf("merged model:   %s\nLoRA adapter:   %s\n", merged, lora_out);
-    printf("run it:  llama-cli -m %s\n   or:   llama-cli -m %s --lora %s\n", merged, cfg->model, lora_out);
-    fprintf(stderr, "export: done in %.2f s\n", slim_time_sec() - t0);
+    if (export_formats(cfg, adapter, dir) != 0) return -1;
+    printf("run it:  llama-cli -m %s/merged-<format>.gguf\n   or:   llama-cli -m %s --lora %s/adapter-lora.gguf\n",
+           dir, cfg->model, dir);
+    fprintf(stderr, "export: done in %.2f s (merged onto the %s weights)\n", slim_time_sec() - t0,
+            strcmp(cfg->merge_base, "original") ? "trained" : "original");
     return SLIM_OK;
 }
 

@@ -57,6 +57,8 @@ typedef struct config_field {
 #define REALF(k, f, lo, lo_open, hi, hi_open, d) {k, CK_REALF, OFF(f), lo, hi, lo_open, hi_open, d, NULL, NULL, 0}
 #define BOOL(k, f) {k, CK_BOOL, OFF(f), 0, 0, 0, 0, 0, NULL, NULL, 0}
 #define LIST(k, f, n, cap, ch) {k, CK_LIST, OFF(f), 0, cap, 0, 0, 0, NULL, ch, OFF(n)}
+/* A list whose default (", "-separated) is not all of its choices. */
+#define LISTD(k, f, n, cap, ch, d) {k, CK_LIST, OFF(f), 0, cap, 0, 0, 0, d, ch, OFF(n)}
 #define BIG 2147483647.0
 
 /* Every setting, in the order config_save writes them. data.split.* live in an object that may be null
@@ -116,6 +118,9 @@ static const config_field config_fields[] = {
     CHOICE("train.checkpointing", checkpointing, "auto", "auto, none, layers"),
     INT("train.memory_limit_mib", memory_limit_mib, 0, BIG, 0),
     INT("train.threads", threads, 0, 4096, 0),
+    LISTD("export.formats", export_formats, n_export_formats, SLIM_MAX_FORMATS,
+          "f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, lora", "f16, q8_0, q4_k_m, lora"),
+    CHOICE("export.merge_base", merge_base, "trained", "trained, original"),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
     REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),
     INT("eval.max_examples", eval_max_examples, 0, BIG, 0),
@@ -197,10 +202,10 @@ static void config_field_copy(slim_config *dst, const slim_config *src, const co
 static void config_field_default(slim_config *c, const config_field *f) {
     switch (f->kind) {
     case CK_STR: case CK_CHOICE: *(char **)config_at(c, f->off) = f->sdflt ? slim_strdup(f->sdflt) : NULL; break;
-    case CK_LIST: { /* all the allowed values (lora.targets), or none */
+    case CK_LIST: { /* its default (LISTD), else all the allowed values (lora.targets), or none */
         char buf[64], **list = config_at(c, f->off);
         int *n = config_at(c, f->n_off);
-        for (const char *p = f->choices; *n < (int)f->hi && config_next_choice(&p, buf, sizeof buf);) list[(*n)++] = slim_strdup(buf);
+        for (const char *p = f->sdflt ? f->sdflt : f->choices; *n < (int)f->hi && config_next_choice(&p, buf, sizeof buf);) list[(*n)++] = slim_strdup(buf);
         break;
     }
     case CK_REAL: *(double *)config_at(c, f->off) = f->dflt; break;

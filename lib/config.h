@@ -7,6 +7,7 @@
 #define SLIM_CONFIG_H
 
 #define SLIM_MAX_TARGETS 8
+#define SLIM_MAX_FORMATS 16
 #define SLIM_MAX_LABELS 64
 
 typedef struct slim_config {
@@ -103,6 +104,13 @@ typedef struct slim_config {
                                 gradients bit-identical) */
     int memory_limit_mib;    /* train.memory_limit_mib: the memory train plans against (default 0: what the
                                 machine has available, lib/model/plan.h mem_available) */
+
+    /* "export": { ... } */
+    char *export_formats[SLIM_MAX_FORMATS]; /* export.formats: merged file types (f32 f16 bf16 q8_0 q4_0 q4_k_m
+                                               q5_k_m q6_k) and "lora" (default f16, q8_0, q4_k_m, lora) */
+    int n_export_formats;
+    char *merge_base;        /* export.merge_base: "trained" (default: onto the weights as base.quant stored
+                                them for training) | "original" (onto the file's weights) */
 
     /* "eval": { ... } */
     double min_accuracy;     /* eval.min_accuracy: fail below this (default 0 = no gate) */

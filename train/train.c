@@ -566,7 +566,7 @@ static void train_banner(const trainer *t, const slim_config *c) {
 /* Keys that may differ between a checkpoint's config and the resumed run's: they do not change what
  * is computed (data.* is checked through the data's hash, train.threads through the thread count;
  * checkpointing gives the same gradients bit for bit). */
-static const char *const train_resume_free_keys[] = {"out_dir",          "data",          "eval",
+static const char *const train_resume_free_keys[] = {"out_dir",          "data",          "eval",          "export",
                                                      "validate",         "train.log_every", "train.save_every",
                                                      "train.keep_checkpoints", "train.threads",
                                                      "train.checkpointing",    "train.memory_limit_mib", NULL};

@@ -7,7 +7,8 @@
 # 1. $BUILD/tests/export/test_export with SLIM_EXPORT_CHECK_DIR set makes a stories260K adapter with random
 #    nonzero B, and leaves adapter.gguf and ours.json (our base + adapter logits after "Once upon a time",
 #    tokens 1,403,407,261,378) there.
-# 2. `slimtune export --config ... --adapter adapter.gguf` writes merged-f32.gguf and adapter-lora.gguf.
+# 2. `slimtune export --config ... --adapter adapter.gguf` (export.formats f32, lora) writes merged-f32.gguf and
+#    adapter-lora.gguf.
 # 3. node tests/llamacpp/logits.mjs (node-llama-cpp's prebuilt llama.cpp) evaluates the merged model:
 #    - with --flash-attn off --kv-type f32 (llama.cpp's most float32-like path): every logit within 1e-3 of ours;
 #    - with llama.cpp's defaults (flash attention, F16 KV cache, ~1e-3 rounding): every logit within 2e-2 and the
@@ -50,7 +51,7 @@ done
 
 # 2. the command
 cat >"$TMP/config.json" <<EOF
-{ "model": "$MODEL", "out_dir": "$TMP/run" }
+{ "model": "$MODEL", "out_dir": "$TMP/run", "export": { "formats": ["f32", "lora"] } }
 EOF
 "$BUILD/slimtune" export --config "$TMP/config.json" --adapter "$TMP/check/adapter.gguf" >"$TMP/export.log" 2>&1 ||
     { cat "$TMP/export.log" >&2; die "slimtune export failed"; }

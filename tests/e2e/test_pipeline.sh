@@ -57,7 +57,10 @@ check "report.json records the gates as passed" $?
 
 "$bin" export --config "$tmp/config.json" 2>"$tmp/export.log"
 check "export" $? "$(cat "$tmp/export.log")"
-merged="$tmp/run/export/merged-f32.gguf"
+for f in merged-f16.gguf merged-q8_0.gguf merged-q4_k_m.gguf adapter-lora.gguf; do
+    [ -s "$tmp/run/export/$f" ]; check "export writes $f (the default export.formats)" $?
+done
+merged="$tmp/run/export/merged-q4_k_m.gguf"
 "$bin" info "$merged" >"$tmp/info.out" 2>&1; check "slimtune loads the merged model" $? "$(cat "$tmp/info.out")"
 if [ -d tests/llamacpp/node_modules/node-llama-cpp ]; then
     node tests/llamacpp/logits.mjs --model "$merged" --text "Text: win money now\nLabel:" --flash-attn off --kv-type f32 >"$tmp/ll.json" 2>"$tmp/ll.err"

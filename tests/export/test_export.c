@@ -66,14 +66,109 @@ static void test_overflow(const model *base, const int *targets, const char *mod
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_huge, (int)getpid());
     snprintf(want, sizeof want, "blk.%d.ffn_down.weight has a non-finite value", last);
     CHECK(lora_save(&huge, base, huge_path) == 0, "%s", slim_last_error());
-    CHECK(export_merge(model_path, huge_path, out_huge) == -1 && strstr(slim_last_error(), want) &&
+    CHECK(export_merge(model_path, huge_path, out_huge, "f32", QUANT_KEEP) == -1 && strstr(slim_last_error(), want) &&
               !file_exists(out_huge) && !file_exists(tmp),
           "overflowing delta: %s", slim_last_error());
     lora_free(&huge);
     unlink(huge_path);
 }
 
-int main(void) {
+/* Max |a - b| over n floats. */
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* export.merge_base: over a base that training stored as nf4 or q8_0, the "trained" f32 merge gives the
+ * logits of that base + the adapter (what eval measured) up to float rounding; the "original" merge
+ * (onto the file's own F32 weights) differs by the quantization error. */
+static void test_merge_base(const char *model_path, const lora_adapter *lora, const char *adapter, const char *dir) {
+    const int quants[2] = {QUANT_NF4, QUANT_Q8_0};
+    char out[4300];
+    snprintf(out, sizeof out, "%s/merged-base.gguf", dir);
+    for (int i = 0; i < 2; i++) {
+        model tb;
+        if (model_load_quant(&tb, model_path, quants[i]) != 0) { CHECK(0, "%s", slim_last_error()); return; }
+        const size_t n = (size_t)T_PROMPT * tb.cfg.vocab_size;
+        float *want = logits_of(&tb, lora);
+        double d[2] = {-1, -1}; /* trained, original */
+        for (int original = 0; original < 2; original++) {
+            model mm;
+            if (export_merge(model_path, adapter, out, "f32", original ? QUANT_KEEP : quants[i]) != 0 ||
+                model_load(&mm, out) != 0) {
+                CHECK(0, "merge onto the %s weights: %s", original ? "original" : "trained", slim_last_error());
+                continue;
+            }
+            float *got = logits_of(&mm, NULL);
+            d[original] = max_abs_diff(got, want, n);
+            free(got);
+            model_free(&mm);
+        }
+        printf("merge_base over a %s training base: max |merged - (trained base + adapter)| = %.3g trained, %.3g "
+               "original\n", base_quant_names[quants[i]], d[0], d[1]);
+        CHECK(d[0] >= 0 && d[0] < 1e-4 && d[1] > 100 * d[0] && d[1] > 1e-3,
+              "%s: trained merge off by %g, original by %g", base_quant_names[quants[i]], d[0], d[1]);
+        free(want);
+        model_free(&tb);
+    }
+    unlink(out);
+}
+
+/* An adapter on all targets but k (to check untouched projections too), r 4, alpha 8, B random nonzero. */
+static void random_adapter(lora_adapter *lora, const model *base) {
+    int targets[LORA_N_TARGETS] = {1, 0, 1, 1, 1, 1, 1};
+    lora_init(lora, &base->cfg, 4, 8.0f, targets, 7);
+    slim_rng rng;
+    slim_rng_seed(&rng, 1234);
+    for (int l = 0; l < lora->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!lora->enabled[t]) continue;
+            int in, out;
+            model_target_shape(&base->cfg, t, &in, &out);
+            float *B = lora->B[l * LORA_N_TARGETS + t];
+            for (int i = 0; i < out * lora->r; i++) B[i] = 0.05f * slim_rng_normal(&rng);
+        }
+}
+
+/* Tool modes for tests/e2e/test_llamacpp_export.sh (any model):
+ *   test_export adapter MODEL OUT.gguf   writes random_adapter for MODEL;
+ *   test_export logits MODEL OUT.json    writes {"tokens": [...], "logits": [...]}: the next-token logits
+ *                                        after the prompt of MODEL loaded in its own tensor types.
+ * Returns the exit status. */
+static int tool_main(char **argv) {
+    model m;
+    int logits = !strcmp(argv[1], "logits");
+    if (model_load_quant(&m, argv[2], logits ? QUANT_KEEP : QUANT_F32) != 0) {
+        fprintf(stderr, "test_export %s: %s\n", argv[1], slim_last_error());
+        return 1;
+    }
+    int rc = 0;
+    if (logits) {
+        float *lg = logits_of(&m, NULL);
+        FILE *f = fopen(argv[3], "w");
+        rc = !f;
+        if (f) {
+            fprintf(f, "{\"tokens\": [1, 403, 407, 261, 378], \"logits\": [");
+            for (int i = 0; i < m.cfg.vocab_size; i++)
+                fprintf(f, "%s%.9g", i ? ", " : "", lg[(size_t)(T_PROMPT - 1) * m.cfg.vocab_size + i]);
+            fprintf(f, "]}\n");
+            rc = fclose(f) != 0;
+        }
+        free(lg);
+    } else {
+        lora_adapter a;
+        random_adapter(&a, &m);
+        rc = lora_save(&a, &m, argv[3]) != 0;
+        lora_free(&a);
+    }
+    if (rc) fprintf(stderr, "test_export %s: cannot write %s: %s\n", argv[1], argv[3], slim_last_error());
+    model_free(&m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && (!strcmp(argv[1], "adapter") || !strcmp(argv[1], "logits"))) return tool_main(argv);
     char model_path[4096], dir[4096] = "/tmp/slim-test-export-XXXXXX", adapter[4200], merged[4200];
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
     if (!file_exists(model_path)) {
@@ -98,22 +193,11 @@ int main(void) {
     }
     const int V = base.cfg.vocab_size;
 
-    /* an adapter on all targets but k (to check untouched projections too), B random nonzero */
-    int targets[LORA_N_TARGETS] = {1, 0, 1, 1, 1, 1, 1};
     lora_adapter lora;
-    lora_init(&lora, &base.cfg, 4, 8.0f, targets, 7);
-    slim_rng rng;
-    slim_rng_seed(&rng, 1234);
-    for (int l = 0; l < lora.n_layers; l++)
-        for (int t = 0; t < LORA_N_TARGETS; t++) {
-            if (!lora.enabled[t]) continue;
-            int in, out;
-            model_target_shape(&base.cfg, t, &in, &out);
-            float *B = lora.B[l * LORA_N_TARGETS + t];
-            for (int i = 0; i < out * lora.r; i++) B[i] = 0.05f * slim_rng_normal(&rng);
-        }
+    random_adapter(&lora, &base);
+    const int *targets = lora.enabled;
     CHECK(lora_save(&lora, &base, adapter) == 0, "lora_save: %s", slim_last_error());
-    CHECK(export_merge(model_path, adapter, merged) == 0, "export_merge: %s", slim_last_error());
+    CHECK(export_merge(model_path, adapter, merged, "f32", QUANT_KEEP) == 0, "export_merge: %s", slim_last_error());
 
     /* logits: merged (no adapter) == base + adapter, and != base alone */
     model mm;
@@ -218,7 +302,7 @@ int main(void) {
     if (open_b) gguf_close(&gb);
 
     /* errors: a missing adapter, an adapter for another shape */
-    CHECK(export_merge(model_path, "/nonexistent/adapter.gguf", merged) == -1 &&
+    CHECK(export_merge(model_path, "/nonexistent/adapter.gguf", merged, "f32", QUANT_KEEP) == -1 &&
               strstr(slim_last_error(), "/nonexistent/adapter.gguf"),
           "missing adapter: %s", slim_last_error());
     {
@@ -233,14 +317,15 @@ int main(void) {
         CHECK(lora_save(&bad, &fake, bad_path) == 0, "%s", slim_last_error());
         char out_bad[4300];
         snprintf(out_bad, sizeof out_bad, "%s/never.gguf", dir);
-        CHECK(export_merge(model_path, bad_path, out_bad) == -1 && !file_exists(out_bad),
+        CHECK(export_merge(model_path, bad_path, out_bad, "f32", QUANT_KEEP) == -1 && !file_exists(out_bad),
               "mis-shaped adapter accepted (%s)", slim_last_error());
         lora_free(&bad);
         unlink(bad_path);
     }
     test_overflow(&base, targets, model_path, dir);
+    test_merge_base(model_path, &lora, adapter, dir);
 
-    /* the command: export_main with a config writes both files */
+    /* the command: export_main with a config (export.formats f32 and lora) writes both files */
     {
         char cfg_path[4300], out_dir[4300], merged2[4400], lora2[4400];
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
@@ -250,6 +335,9 @@ int main(void) {
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "model", model_path);
         cJSON_AddStringToObject(c, "out_dir", out_dir);
+        const char *formats[] = {"f32", "lora"};
+        cJSON *ex = cJSON_AddObjectToObject(c, "export");
+        cJSON_AddItemToObject(ex, "formats", cJSON_CreateStringArray(formats, 2));
         char *text = cJSON_Print(c);
         FILE *f = fopen(cfg_path, "w");
         CHECK(f != NULL, "cannot write %s", cfg_path);
