@@ -127,6 +127,7 @@ static int export_write_merged(gguf_writer *w, merge_job *j, const gguf_tensor *
     const size_t n = (size_t)in * out;
     export_reserve(j, n, type, in);
     qmatrix_dequantize_rows(&j->m->layers[l].w[tg], 0, out, j->buf);
+    if (t->data) gguf_drop_pages(&j->m->gguf, t->data, (size_t)t->nbytes); /* the file's pages, when read in place */
     lora_merge(j->buf, j->a, l, tg, in, out);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(j->buf[i]))
@@ -153,6 +154,8 @@ static int export_write_converted(gguf_writer *w, merge_job *j, const gguf_tenso
                     return slim_set_error("%s: tensor %s: cannot decode type %s", j->m->gguf.path, t->name,
                                           gguf_type_name(t->type));
         if (export_write_rows(w, j, t, type, r1 - r0, cols) != 0) return -1;
+        if (t->data) /* the file's pages behind, when read in place */
+            gguf_drop_pages(&j->m->gguf, (const uint8_t *)t->data + (size_t)r0 * in_rb, (size_t)(r1 - r0) * in_rb);
     }
     return 0;
 }
