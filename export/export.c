@@ -115,7 +115,8 @@ static int export_write_rows(gguf_writer *w, merge_job *j, const gguf_tensor *t,
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++)
         if (quant_quantize_row(type, j->buf + (size_t)r * cols, j->qbuf + (size_t)r * rb, cols) != 0) bad = 1;
-    if (bad) return slim_set_error("%s: tensor %s: cannot encode as %s", j->m->gguf.path, t->name, gguf_type_name(type));
+    if (bad)
+        return slim_set_error("%s: tensor %s: cannot encode as %s", j->m->gguf.path, t->name, gguf_type_name(type));
     return gguf_writer_write_data(w, j->qbuf, rb * (size_t)rows);
 }
 

@@ -98,7 +98,8 @@ static size_t plan_read_number(const char *path) {
 
 size_t mem_available(void) {
     size_t avail = plan_meminfo("MemAvailable:");
-    size_t limit = plan_read_number("/sys/fs/cgroup/memory.max"), used = plan_read_number("/sys/fs/cgroup/memory.current");
+    size_t limit = plan_read_number("/sys/fs/cgroup/memory.max");
+    size_t used = plan_read_number("/sys/fs/cgroup/memory.current");
     if (limit > 0 && limit > used && (avail == 0 || limit - used < avail)) avail = limit - used;
     FILE *f = fopen("/proc/self/statm", "r");
     unsigned long long pages_total = 0, pages_rss = 0;
