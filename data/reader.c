@@ -645,9 +645,9 @@ static int reader_parse_csv(reader_ctx *x, const char *buf, size_t size) {
         for (; line <= n_lines && !c.fatal; line++) {
             size_t a = line_off[line - 1], b = line < n_lines ? line_off[line] : size;
             c.cur_line = line;
-            if (c.rec_line < 0) {
+            if (c.rec_line < 0) { /* libcsv skips a line of only blanks (space, tab) without a record */
                 for (size_t k = a; k < b; k++)
-                    if (buf[k] != '\r' && buf[k] != '\n') { c.rec_line = line; break; }
+                    if (buf[k] != '\r' && buf[k] != '\n' && buf[k] != ' ' && buf[k] != '\t') { c.rec_line = line; break; }
             }
             if (csv_parse(&p, buf + a, b - a, csv_on_field, csv_on_record, &c) != b - a) {
                 int64_t start = c.rec_line >= 0 ? c.rec_line : line;

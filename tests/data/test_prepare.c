@@ -670,6 +670,12 @@ static void test_bare_cr(void) {
     int64_t ml[] = {2, 3, 4, 5};
     int mr[] = {READ_OK, READ_OK, READ_FIELD_COUNT, READ_OK};
     check_reader(tmp_path("mixed.csv"), NULL, 0, ml, mr, 4);
+    /* a line of only blanks is skipped (libcsv makes no record of it): the next record keeps its own line */
+    static const char blanks[] = "text,label\na,ham\n \t \nb,spam\n\n  \nc,ham\n";
+    write_bytes(tmp_path("blanks.csv"), blanks, sizeof blanks - 1);
+    int64_t bl[] = {2, 4, 7};
+    int br[] = {READ_OK, READ_OK, READ_OK};
+    check_reader(tmp_path("blanks.csv"), NULL, 0, bl, br, 3);
     static const char cr2[] = "text,label\rok,ham\rbad,eggs\rfine,spam\r";
     expect_result("cr2.csv", cr2, sizeof cr2 - 1, 0, "cr2.csv:3: label \"eggs\"", NULL);
 }

@@ -1,0 +1,296 @@
+/* predict.c — `slimtune predict`: label predictions for new rows; see predict.h. */
+#include "predict.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "dataset.h"
+#include "model/model.h"
+#include "../data/prepare.h"
+#include "../data/reader.h"
+#include "../eval/eval.h"
+
+/* Rows read, rendered, scored and written at a time. */
+#define PREDICT_CHUNK 256
+
+static void predict_usage(FILE *f) {
+    fprintf(f,
+            "usage: slimtune predict --config FILE --input ROWS [--out FILE] [--adapter A | --model M] [--batch N]\n"
+            "  Predicts the label of every row of ROWS (CSV, TSV or JSONL with the config's columns; a label\n"
+            "  column is optional) as eval scores labels, and writes one JSON object a row (input order) to\n"
+            "  FILE (default stdout): {\"line\", \"label\", \"probs\": {label: p}, \"gold\"} or {\"line\", \"error\"}.\n"
+            "  --adapter A   LoRA adapter over the config's base (default <out_dir>/train/adapter.gguf)\n"
+            "  --model M     a merged GGUF (slimtune export) used as stored, without an adapter\n"
+            "  --batch N     (row, label) pairs per forward pass (default 32)\n");
+}
+
+int predict_parse_args(predict_opts *o, int argc, char **argv) {
+    *o = (predict_opts){.batch = 32};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { predict_usage(stdout); return SLIM_HELP; }
+        if (i + 1 >= argc) return slim_bad_option("predict", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--config")) o->config = v;
+        else if (!strcmp(a, "--input")) o->input = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--adapter")) o->adapter = v;
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--batch")) {
+            if (slim_parse_long(a, v, 1, 1 << 16, &o->batch) != 0) return -1;
+        } else return slim_bad_option("predict", a);
+    }
+    if (!o->config || !o->input) return slim_set_error("--config FILE and --input ROWS are required");
+    if (o->adapter && o->model) return slim_set_error("--adapter and --model exclude each other");
+    return SLIM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the run's state */
+
+typedef struct predictor {
+    model m;
+    int has_model, has_lora, has_renderer, has_reader;
+    lora_adapter lora;
+    char **names;          /* [n_names] the label set, sorted (strings owned) */
+    int n_names;
+    prep_renderer r;
+    data_reader rd;
+    FILE *out;
+    char tmp[4200];        /* --out's temporary name */
+    int64_t n_bad, n_gold, n_correct;
+    /* one chunk */
+    slim_dataset d;        /* its good rows, rendered (tokens, offsets, prompt_len; label names) */
+    int64_t row_of[PREDICT_CHUNK];   /* example -> row index in the chunk */
+    const char *err[PREDICT_CHUNK];  /* row -> error text (NULL: good) */
+    char err_buf[PREDICT_CHUNK][256];
+    int gold[PREDICT_CHUNK];         /* row -> gold label index, -1 not in the label set, -2 no label */
+    const char *gold_text[PREDICT_CHUNK]; /* row -> its label as read (the reader's), or NULL */
+    double *scores;                  /* [PREDICT_CHUNK, n_names] */
+} predictor;
+
+/* The label set: data.labels (sorted), else the label names of <out_dir>/data/train.h5. Returns 0 or -1. */
+static int predict_labels(predictor *p, const slim_config *cfg) {
+    int n;
+    char **declared = prep_declared_labels(cfg, &n);
+    if (declared) {
+        p->names = slim_malloc((size_t)n * sizeof(char *));
+        for (int i = 0; i < n; i++) p->names[i] = slim_strdup(declared[i]);
+        p->n_names = n;
+        free(declared);
+        return 0;
+    }
+    char path[4096];
+    slim_dataset d;
+    if (slim_format_path(path, sizeof path, "%s/data/train.h5", cfg->out_dir) != 0) return -1;
+    if (dataset_read(&d, path) != 0)
+        return slim_set_error("%s: no data.labels in the config and no prepared train split to take the labels "
+                              "from (%s)", cfg->path, slim_last_error());
+    p->names = slim_malloc((size_t)(d.n_labels > 0 ? d.n_labels : 1) * sizeof(char *));
+    for (int i = 0; i < d.n_labels; i++) p->names[i] = slim_strdup(d.label_names[i]);
+    p->n_names = d.n_labels;
+    dataset_free(&d);
+    return p->n_names > 0 ? 0 : slim_set_error("%s has no labels: predict needs text_label data", path);
+}
+
+/* Loads the model: --model as stored and no adapter, else the config's base at base.quant and the adapter. */
+static int predict_load(predictor *p, const slim_config *cfg, const predict_opts *o) {
+    if (model_load_quant(&p->m, o->model ? o->model : cfg->model,
+                         o->model ? QUANT_KEEP : base_quant_index(cfg->base_quant)) != 0)
+        return -1;
+    p->has_model = 1;
+    if (model_require_tokenizer(&p->m) != 0) return -1;
+    if (o->model) return 0;
+    char adapter[4096];
+    if (o->adapter) snprintf(adapter, sizeof adapter, "%s", o->adapter);
+    else if (slim_format_path(adapter, sizeof adapter, "%s/train/adapter.gguf", cfg->out_dir) != 0) return -1;
+    if (lora_load(&p->lora, &p->m, adapter) != 0) return -1;
+    p->has_lora = 1;
+    return 0;
+}
+
+/* Sets everything up: labels, model, renderer (text_label), reader, output. Returns 0 or -1. */
+static int predict_setup(predictor *p, const slim_config *cfg, const predict_opts *o) {
+    if (predict_labels(p, cfg) != 0 || predict_load(p, cfg, o) != 0) return -1;
+    if (prep_renderer_init(&p->r, &p->m.tok, cfg, SHAPE_TEXT_LABEL, p->names, p->n_names, NULL) != 0) return -1;
+    p->has_renderer = 1;
+    reader_opts ro;
+    prep_reader_opts(&ro, cfg, SHAPE_AUTO, NULL, 0);
+    if (reader_open_ex(&p->rd, o->input, &ro) != 0) return -1;
+    p->has_reader = 1;
+    if (p->rd.shape != SHAPE_TEXT_LABEL && p->rd.shape != SHAPE_TEXT)
+        return slim_set_error("%s: rows of shape %s: predict scores labels (text, or text and label, columns); "
+                              "generation for other shapes is not implemented yet", o->input,
+                              example_shape_name(p->rd.shape));
+    p->scores = slim_malloc(sizeof(double) * PREDICT_CHUNK * (size_t)p->n_names);
+    p->out = o->out ? slim_atomic_open(o->out, p->tmp, sizeof p->tmp) : stdout;
+    return p->out ? 0 : -1;
+}
+
+static void predict_free(predictor *p) {
+    if (p->out && p->out != stdout) slim_atomic_abort(p->out, p->tmp); /* only after a failure */
+    free(p->scores);
+    free(p->d.tokens);
+    free(p->d.offsets);
+    free(p->d.prompt_len);
+    free(p->d.labels);
+    free(p->d.source_line);
+    if (p->has_reader) reader_free(&p->rd);
+    if (p->has_renderer) prep_renderer_free(&p->r);
+    if (p->has_lora) lora_free(&p->lora);
+    if (p->has_model) model_free(&p->m);
+    for (int i = 0; i < p->n_names; i++) free(p->names[i]);
+    free(p->names);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* one chunk */
+
+/* The index of label s in the label set, or -1. */
+static int predict_label_index(const predictor *p, const char *s) {
+    for (int k = 0; k < p->n_names; k++)
+        if (!strcmp(p->names[k], s)) return k;
+    return -1;
+}
+
+/* Renders row i of the chunk (e) into p->d, or records why it is bad. Returns 0 or -1 (tokenizer). */
+static int predict_render_row(predictor *p, int i, const data_example *e, prep_rendered *w) {
+    p->err[i] = NULL;
+    p->gold[i] = e->label ? predict_label_index(p, e->label) : -2;
+    p->gold_text[i] = e->label;
+    if (e->reason != READ_OK) {
+        snprintf(p->err_buf[i], sizeof p->err_buf[i], "%s: %s", reader_reason_name(e->reason), e->message);
+        p->err[i] = p->err_buf[i];
+        return 0;
+    }
+    data_example x = *e; /* the prompt does not depend on the label: any label of the set renders it */
+    x.label = p->names[p->gold[i] >= 0 ? p->gold[i] : 0];
+    x.label_len = strlen(x.label);
+    if (prep_render(&p->r, &x, 0, w) != 0) return -1;
+    if (w->bad) {
+        snprintf(p->err_buf[i], sizeof p->err_buf[i], "%.190s", w->message);
+        p->err[i] = p->err_buf[i];
+        return 0;
+    }
+    slim_dataset *d = &p->d;
+    const int64_t e_idx = d->n_examples++;
+    d->tokens = slim_realloc(d->tokens, sizeof(int32_t) * (size_t)(d->n_tokens + w->n_tokens));
+    memcpy(d->tokens + d->n_tokens, w->tokens, sizeof(int32_t) * (size_t)w->n_tokens);
+    d->n_tokens += w->n_tokens;
+    d->offsets[e_idx + 1] = d->n_tokens;
+    d->prompt_len[e_idx] = w->prompt_len;
+    d->labels[e_idx] = -1;
+    d->source_line[e_idx] = e->line;
+    p->row_of[e_idx] = i;
+    return 0;
+}
+
+/* Writes the line of chunk row i (its example e_idx when good) to p->out. Returns 0 or -1. */
+static int predict_write_row(predictor *p, int i, int64_t line, int64_t e_idx) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "line", (double)line);
+    if (p->err[i]) {
+        cJSON_AddStringToObject(o, "error", p->err[i]);
+        p->n_bad++;
+    } else {
+        const double *s = p->scores + (size_t)e_idx * p->n_names;
+        int best = 0;
+        double mx = s[0], z = 0.0;
+        for (int k = 1; k < p->n_names; k++) if (s[k] > mx) { mx = s[k]; best = k; }
+        for (int k = 0; k < p->n_names; k++) z += exp(s[k] - mx);
+        cJSON_AddStringToObject(o, "label", p->names[best]);
+        cJSON *probs = cJSON_AddObjectToObject(o, "probs");
+        for (int k = 0; k < p->n_names; k++) cJSON_AddNumberToObject(probs, p->names[k], exp(s[k] - mx) / z);
+        if (p->gold[i] >= 0) { p->n_gold++; p->n_correct += p->gold[i] == best; }
+    }
+    if (p->gold_text[i]) cJSON_AddStringToObject(o, "gold", p->gold_text[i]);
+    char *text = cJSON_PrintUnformatted(o);
+    int rc = fprintf(p->out, "%s\n", text) < 0 ? slim_set_error("cannot write the predictions") : 0;
+    free(text);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Reads up to PREDICT_CHUNK rows, renders the good ones, scores every label of them and writes a line
+ * per row. Returns the rows done (0 at the end of the input) or -1 with an error. */
+static int predict_chunk(predictor *p, int batch) {
+    slim_dataset *d = &p->d;
+    d->n_examples = d->n_tokens = 0;
+    d->offsets[0] = 0;
+    prep_rendered w = {0};
+    int64_t lines[PREDICT_CHUNK];
+    int n = 0, rc = 0;
+    const reader_row *row;
+    while (n < PREDICT_CHUNK && rc == 0 && reader_next(&p->rd, &row)) {
+        lines[n] = row->line;
+        rc = predict_render_row(p, n, row, &w);
+        n++;
+    }
+    prep_rendered_free(&w);
+    if (rc != 0) return -1;
+    if (d->n_examples > 0 && eval_score(&p->m, p->has_lora ? &p->lora : NULL, d, NULL, d->n_examples, batch, NULL,
+                                        p->scores) != 0)
+        return -1;
+    int64_t e = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t e_idx = p->err[i] ? -1 : e++;
+        if (predict_write_row(p, i, lines[i], e_idx) != 0) return -1;
+    }
+    return n;
+}
+
+int predict_run(const slim_config *cfg, const predict_opts *o) {
+    predictor *p = slim_calloc(1, sizeof *p);
+    double t0 = slim_time_sec(), t_last = t0;
+    int rc = predict_setup(p, cfg, o);
+    if (rc == 0) {
+        slim_dataset *d = &p->d;
+        d->offsets = slim_malloc(sizeof(int64_t) * (PREDICT_CHUNK + 1));
+        d->prompt_len = slim_malloc(sizeof(int32_t) * PREDICT_CHUNK);
+        d->labels = slim_malloc(sizeof(int32_t) * PREDICT_CHUNK);
+        d->source_line = slim_malloc(sizeof(int64_t) * PREDICT_CHUNK);
+        d->n_labels = p->n_names;
+        d->label_names = p->names;
+        d->completion_template = (char *)prep_completion_template(cfg, SHAPE_TEXT_LABEL);
+        int64_t done = 0;
+        int k;
+        while ((k = predict_chunk(p, (int)o->batch)) > 0) {
+            done += k;
+            double now = slim_time_sec();
+            if (now - t_last > 2.0 || done == p->rd.n_rows) {
+                fprintf(stderr, "predict: %lld/%lld rows, %.1f rows/s\n", (long long)done, (long long)p->rd.n_rows,
+                        done / (now - t0 > 1e-9 ? now - t0 : 1e-9));
+                t_last = now;
+            }
+        }
+        rc = k < 0 ? -1 : 0;
+    }
+    if (rc == 0 && p->out != stdout) {
+        FILE *f = p->out;
+        p->out = NULL;
+        rc = slim_atomic_commit(f, p->tmp, o->out);
+    }
+    if (rc == 0) {
+        fprintf(stderr, "predict: %s: %lld rows, %lld bad, %s%s\n", o->input, (long long)p->rd.n_rows,
+                (long long)p->n_bad, o->model ? o->model : "base + adapter", o->out ? "" : " (to stdout)");
+        if (p->n_gold > 0)
+            fprintf(stderr, "predict: accuracy %.4f on %lld rows with a label of the set\n",
+                    (double)p->n_correct / (double)p->n_gold, (long long)p->n_gold);
+    }
+    predict_free(p);
+    free(p);
+    return rc == 0 ? SLIM_OK : -1;
+}
+
+/* X_run through slim_config_main. */
+static int predict_run_opts(const slim_config *cfg, const void *o) { return predict_run(cfg, o); }
+
+int predict_main(int argc, char **argv) {
+    predict_opts o;
+    int r = predict_parse_args(&o, argc, argv);
+    return slim_config_main(r, predict_usage, o.config, predict_run_opts, &o);
+}

@@ -1,0 +1,40 @@
+/* predict.h — `slimtune predict`: run a model on new rows.
+ *
+ * text_label configs: every row of --input (CSV, TSV or JSONL, the config's data.format and columns; a
+ * label column is optional) is rendered with the config's prompt template exactly as `data prepare`
+ * renders it (the same truncation), every label is scored as `eval` scores it (the summed
+ * log-probability of its completion + EOS, eval.h), and the row gets the best label and the probability
+ * of each label (softmax over the labels' completion log-likelihoods). Rows are read, scored and written
+ * in chunks, in input order; a bad row (as `data prepare` defines it) gets a line with its error. When
+ * rows carry a label, the accuracy over those in the label set is printed.
+ *
+ * The model: the config's base with an adapter (default <out_dir>/train/adapter.gguf; --adapter A), its
+ * weights stored as base.quant as in training, or --model M (a merged GGUF such as export writes), used
+ * as its file stores it and without an adapter: the file a team deploys.
+ *
+ * Output (--out FILE, written through a temporary file and renamed; else stdout), one JSON object a row:
+ *   {"line": 12, "label": "spam", "probs": {"ham": 0.0123, "spam": 0.9877}, "gold": "spam"}
+ *   {"line": 13, "error": "empty text"}
+ * ("gold" only when the row has a label). Other shapes (generation) are not implemented yet: an error. */
+#ifndef SLIM_PREDICT_H
+#define SLIM_PREDICT_H
+
+#include "cli.h"
+#include "config.h"
+
+/* Options of `slimtune predict --config C --input F [--out F] [--adapter A | --model M] [--batch N]`. */
+typedef struct predict_opts {
+    const char *config, *input, *out, *adapter, *model;
+    long batch; /* (row, label) pairs per forward pass (default 32) */
+} predict_opts;
+
+/* Parses argv (argv[0] = "predict") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
+int predict_parse_args(predict_opts *o, int argc, char **argv);
+
+/* Predicts every row of o->input (see above). Returns SLIM_OK or -1 with an error. */
+int predict_run(const slim_config *cfg, const predict_opts *o);
+
+/* Entry point: parse, load the config, run; argv[0] = "predict". Returns SLIM_OK or -1. */
+int predict_main(int argc, char **argv);
+
+#endif

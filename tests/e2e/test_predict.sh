@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `slimtune predict` on the real stories260K, 2 threads: over the test split it reproduces eval's accuracy
+# (the same label scoring); every input row gets one line, in input order, bad rows an error line; rows
+# without a label column are predicted too; the probabilities of a row sum to 1; a merged F32 file
+# (--model, no adapter) predicts what base + adapter predicts; --out is written whole or not at all.
+set -uo pipefail
+. "$(dirname "$0")/../testlib.sh" test_predict
+
+tmp=$(mktemp -d); trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "$tmp"
+/usr/bin/python3 -c '
+import csv, random, sys
+rng = random.Random(3)
+words = {"good": "tasty fresh great lovely recommend".split(), "bad": "stale broken awful bland refund".split()}
+def rows(n):
+    for i in range(n):
+        label = "bad" if i % 3 == 0 else "good"
+        yield "Review: " + " ".join(rng.choice(words[label]) for _ in range(rng.randint(3, 12))), label
+for name, n in (("train", 96), ("test", 40)):
+    with open(sys.argv[1] + "/" + name + ".csv", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["text", "label"])
+        w.writerows(rows(n))
+import json
+with open(sys.argv[1] + "/new.jsonl", "w") as f:                 # JSONL, no label; line 3 has a blank text
+    for t in ("Review: tasty fresh", "Review: awful refund", " ", "Review: lovely"):
+        f.write(json.dumps({"text": t}) + "\n")
+with open(sys.argv[1] + "/mixed.csv", "w", newline="") as f:     # a label outside the set, an empty text
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(["text", "label"])
+    w.writerows([["Review: stale", "bad"], ["Review: great", "neutral"], ["", "good"], ["Review: fresh", "good"]])
+' "$tmp"
+check "rows generated" $?
+jq -n --arg model "$SHARED/models/stories260K.gguf" --arg out "$tmp/run" --arg tr "$tmp/train.csv" --arg te "$tmp/test.csv" \
+    '{model: $model, out_dir: $out, data: {train: $tr, test: $te, labels: ["bad", "good"], max_seq_len: 64},
+      lora: {r: 4, alpha: 8}, train: {epochs: 2, batch_size: 8, lr: 0.01, warmup_steps: 2, threads: 2},
+      export: {formats: ["f32"]}}' >"$tmp/config.json"
+"$bin" data prepare --config "$tmp/config.json" 2>"$tmp/log" && "$bin" train --config "$tmp/config.json" 2>>"$tmp/log" &&
+    "$bin" eval --config "$tmp/config.json" >>"$tmp/log" 2>&1 && "$bin" export --config "$tmp/config.json" >>"$tmp/log" 2>&1
+check "prepare, train, eval, export" $? "$(tail -3 "$tmp/log")"
+
+"$bin" predict --config "$tmp/config.json" --input "$tmp/test.csv" --out "$tmp/test.jsonl" 2>"$tmp/p.log"
+check "predict the test split" $? "$(tail -3 "$tmp/p.log")"
+want=$(jq '.systems["fine-tuned"].accuracy' "$tmp/run/eval/report.json")
+got=$(jq -s '[.[] | select(.label == .gold)] | length / 40' "$tmp/test.jsonl")
+printed=$(sed -n 's/^predict: accuracy \([0-9.]*\) on 40 rows.*/\1/p' "$tmp/p.log")
+/usr/bin/python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-12 or abs(a - c) > 1e-4)" "$want" "$got" "$printed"
+check "predict's accuracy is eval's" $? "(eval $want, predictions $got, printed $printed)"
+jq -e -s 'length == 40 and ([.[].line] == ([.[].line] | sort)) and
+          all(.[]; (.probs | [.[]] | add) > 0.999999 and (.probs | [.[]] | add) < 1.000001)' "$tmp/test.jsonl" >/dev/null
+check "one line a row, in input order, probabilities summing to 1" $?
+
+"$bin" predict --config "$tmp/config.json" --input "$tmp/new.jsonl" >"$tmp/new.out" 2>"$tmp/n.log"
+check "JSONL rows without a label, to stdout" $? "$(tail -2 "$tmp/n.log")"
+jq -e -s 'length == 4 and (.[2] | has("error") and .line == 3) and ([.[0,1,3] | has("label") and (has("gold") | not)] | all)' \
+    "$tmp/new.out" >/dev/null
+check "a bad row gets an error line, the others a label and no gold" $? "$(cat "$tmp/new.out")"
+"$bin" predict --config "$tmp/config.json" --input "$tmp/mixed.csv" --out "$tmp/mixed.jsonl" 2>"$tmp/m.log"
+jq -e -s 'length == 4 and .[1].gold == "neutral" and (.[1] | has("label")) and (.[2] | has("error"))' "$tmp/mixed.jsonl" >/dev/null &&
+    grep -q 'accuracy [0-9.]* on 2 rows with a label of the set' "$tmp/m.log"
+check "a label outside the set is kept as gold and left out of the accuracy" $? "$(cat "$tmp/mixed.jsonl"; tail -2 "$tmp/m.log")"
+
+"$bin" predict --config "$tmp/config.json" --input "$tmp/test.csv" --model "$tmp/run/export/merged-f32.gguf" \
+    --out "$tmp/merged.jsonl" 2>"$tmp/mm.log"
+check "predict with the merged f32 file" $? "$(tail -2 "$tmp/mm.log")"
+jq -e -n --slurpfile a "$tmp/test.jsonl" --slurpfile b "$tmp/merged.jsonl" \
+    '[range(0; 40) as $i | ($a[$i].label == $b[$i].label) and
+      ([$a[$i].probs[]] | add) as $x | (($a[$i].probs.good - $b[$i].probs.good) | fabs) < 1e-4] | all' >/dev/null
+check "the merged file predicts what base + adapter does" $?
+
+"$bin" predict --config "$tmp/config.json" --input "$tmp/test.csv" --model "$tmp/nonexistent.gguf" --out "$tmp/x.jsonl" 2>"$tmp/x.log"
+[ $? -eq 2 ] && [ ! -e "$tmp/x.jsonl" ] && [ -z "$(ls "$tmp" | grep 'x.jsonl.tmp')" ]
+check "a failed predict exits 2 and writes nothing" $? "$(cat "$tmp/x.log")"
+finish
