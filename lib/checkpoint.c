@@ -88,30 +88,6 @@ static pid_t ckpt_leftover_pid(const char *name) {
     return (pid_t)atol(dot + 1);
 }
 
-/* Removes directory path and the files in it (checkpoint directories hold no subdirectories). */
-static int ckpt_rmdir(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return errno == ENOENT ? 0 : slim_set_error("%s: cannot open: %s", path, strerror(errno));
-    struct dirent *e;
-    char p[4500];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name) < (int)sizeof p)
-            unlink(p);
-    closedir(d);
-    if (rmdir(path) != 0) return slim_set_error("%s: cannot remove: %s", path, strerror(errno));
-    return 0;
-}
-
-/* fsync of a file or directory. */
-static int ckpt_fsync(const char *path, int is_dir) {
-    int fd = open(path, O_RDONLY | (is_dir ? O_DIRECTORY : 0));
-    if (fd < 0) return slim_set_error("%s: cannot open to sync: %s", path, strerror(errno));
-    int rc = fsync(fd) == 0 ? 0 : slim_set_error("%s: fsync failed: %s", path, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 static int ckpt_cmp_step(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -132,7 +108,7 @@ static int ckpt_list(const char *parent, int64_t **steps) {
         pid_t pid = ckpt_leftover_pid(e->d_name);
         if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH &&
             snprintf(p, sizeof p, "%s/%s", parent, e->d_name) < (int)sizeof p)
-            (void)ckpt_rmdir(p);
+            (void)slim_remove_dir(p);
         if (s < 0) continue;
         if (n == cap) *steps = slim_realloc(*steps, sizeof(int64_t) * (size_t)(cap = cap ? 2 * cap : 16));
         (*steps)[n++] = s;
@@ -146,7 +122,7 @@ static int ckpt_list(const char *parent, int64_t **steps) {
 static int ckpt_remove(const char *parent, int64_t step) {
     char p[4200];
     if (slim_format_path(p, sizeof p, "%s/step-%06lld", parent, (long long)step) != 0) return -1;
-    return ckpt_rmdir(p);
+    return slim_remove_dir(p);
 }
 
 int ckpt_latest(const char *parent, char *dir, size_t cap) {
@@ -185,48 +161,20 @@ int ckpt_begin(ckpt_writer *w, const char *parent, int64_t step) {
         return -1;
     if (slim_format_path(w->final, sizeof w->final, "%s/step-%06lld", parent, (long long)step) != 0) return -1;
     if (slim_mkdir_p(parent) != 0) return slim_set_error("%s: cannot create the directory: %s", parent, strerror(errno));
-    (void)ckpt_rmdir(w->tmp);
+    (void)slim_remove_dir(w->tmp);
     if (mkdir(w->tmp, 0755) != 0) return slim_set_error("%s: cannot create: %s", w->tmp, strerror(errno));
     return 0;
 }
 
 void ckpt_abort(ckpt_writer *w) {
-    if (w->tmp[0]) (void)ckpt_rmdir(w->tmp);
+    if (w->tmp[0]) (void)slim_remove_dir(w->tmp);
     w->tmp[0] = 0;
-}
-
-/* fsyncs every file in w->tmp, then w->tmp itself. */
-static int ckpt_sync_tmp(const ckpt_writer *w) {
-    DIR *d = opendir(w->tmp);
-    if (!d) return slim_set_error("%s: cannot open: %s", w->tmp, strerror(errno));
-    struct dirent *e;
-    char p[4500];
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            rc = slim_format_path(p, sizeof p, "%s/%s", w->tmp, e->d_name) ? -1 : ckpt_fsync(p, 0);
-    closedir(d);
-    return rc ? rc : ckpt_fsync(w->tmp, 1);
 }
 
 int ckpt_commit(ckpt_writer *w, int keep) {
-    char old[4300] = "";
-    int rc = ckpt_sync_tmp(w);
-    struct stat st;
-    if (rc == 0 && stat(w->final, &st) == 0) { /* the same step again (a resumed run): set the old one aside */
-        snprintf(old, sizeof old, "%s/.old-%s.%d", w->parent, strrchr(w->final, '/') + 1, (int)getpid());
-        if (rename(w->final, old) != 0) rc = slim_set_error("%s: cannot move aside: %s", w->final, strerror(errno));
-    }
-    if (rc == 0 && rename(w->tmp, w->final) != 0)
-        rc = slim_set_error("%s: cannot rename from %s: %s", w->final, w->tmp, strerror(errno));
-    if (rc != 0) {
-        ckpt_abort(w);
-        return -1;
-    }
+    int rc = slim_dir_commit(w->tmp, w->final); /* a resumed run's same step: the old one is replaced */
     w->tmp[0] = 0;
-    if (old[0]) (void)ckpt_rmdir(old);
-    if (ckpt_fsync(w->parent, 1) != 0) return -1;
-    return ckpt_prune(w->parent, keep);
+    return rc != 0 ? -1 : ckpt_prune(w->parent, keep);
 }
 
 int ckpt_copy_file(const ckpt_writer *w, const char *name, const char *src) {

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -202,4 +203,79 @@ cJSON *slim_read_json(const char *path) {
     free(text);
     if (!root) slim_set_error("%s: JSON does not parse", path);
     return root;
+}
+
+int slim_remove_dir(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return errno == ENOENT ? 0 : slim_set_error("%s: cannot open: %s", path, strerror(errno));
+    struct dirent *e;
+    char p[4500];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name) < (int)sizeof p)
+            unlink(p);
+    closedir(d);
+    if (rmdir(path) != 0) return slim_set_error("%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+int slim_fsync_path(const char *path, int is_dir) {
+    int fd = open(path, O_RDONLY | (is_dir ? O_DIRECTORY : 0));
+    if (fd < 0) return slim_set_error("%s: cannot open to sync: %s", path, strerror(errno));
+    int rc = fsync(fd) == 0 ? 0 : slim_set_error("%s: fsync failed: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+int slim_dir_begin(const char *path, char *tmp, size_t cap) {
+    if (slim_format_path(tmp, cap, "%s.tmp.%d", path, (int)getpid()) != 0) return -1;
+    char parent[4096];
+    if (slim_format_path(parent, sizeof parent, "%s", path) != 0) return -1;
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        if (slim_mkdir_p(parent) != 0) return -1;
+    }
+    (void)slim_remove_dir(tmp);
+    if (mkdir(tmp, 0755) != 0) return slim_set_error("%s: cannot create: %s", tmp, strerror(errno));
+    return 0;
+}
+
+void slim_dir_abort(const char *tmp) {
+    if (tmp && tmp[0]) (void)slim_remove_dir(tmp);
+}
+
+/* fsyncs every file in dir, then dir. */
+static int slim_sync_dir_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return slim_set_error("%s: cannot open: %s", dir, strerror(errno));
+    struct dirent *e;
+    char p[4500];
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            rc = slim_format_path(p, sizeof p, "%s/%s", dir, e->d_name) ? -1 : slim_fsync_path(p, 0);
+    closedir(d);
+    return rc ? rc : slim_fsync_path(dir, 1);
+}
+
+int slim_dir_commit(const char *tmp, const char *path) {
+    char old[4300] = "", parent[4096];
+    const char *slash = strrchr(path, '/');
+    int rc = slim_sync_dir_files(tmp);
+    if (rc == 0 && slim_format_path(parent, sizeof parent, "%.*s", slash ? (int)(slash - path) : 1,
+                                    slash ? path : ".") != 0)
+        rc = -1;
+    struct stat st;
+    if (rc == 0 && stat(path, &st) == 0) { /* set the old one aside: rename cannot replace a directory */
+        snprintf(old, sizeof old, "%s/.old-%s.%d", parent, slash ? slash + 1 : path, (int)getpid());
+        if (rename(path, old) != 0) rc = slim_set_error("%s: cannot move aside: %s", path, strerror(errno));
+    }
+    if (rc == 0 && rename(tmp, path) != 0) rc = slim_set_error("%s: cannot rename from %s: %s", path, tmp, strerror(errno));
+    if (rc != 0) {
+        slim_dir_abort(tmp);
+        return -1;
+    }
+    if (old[0]) (void)slim_remove_dir(old);
+    return slim_fsync_path(parent, 1);
 }

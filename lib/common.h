@@ -64,6 +64,19 @@ int slim_format_path(char *buf, size_t cap, const char *fmt, ...) __attribute__(
 /* Creates a directory and its parents (mkdir -p). Returns 0 or -1. */
 int slim_mkdir_p(const char *path);
 
+/* Removes the files of a flat directory, then the directory (0 when it does not exist). Returns 0 or -1. */
+int slim_remove_dir(const char *path);
+/* fsync of a file or (is_dir) a directory. Returns 0, or -1 with an error naming the path. */
+int slim_fsync_path(const char *path, int is_dir);
+/* Atomic directory writing: slim_dir_begin() makes the empty directory "<path>.tmp.<pid>" (its parents
+ * created) and stores that name in tmp (capacity cap); the caller writes its files there;
+ * slim_dir_commit() fsyncs them and tmp, puts tmp in place of path (an existing path set aside first,
+ * then removed) and fsyncs the parent; slim_dir_abort() removes tmp. Readers see the old directory or
+ * the whole new one, never a mix. Return 0, or -1 with an error (commit removes tmp on failure). */
+int slim_dir_begin(const char *path, char *tmp, size_t cap);
+int slim_dir_commit(const char *tmp, const char *path);
+void slim_dir_abort(const char *tmp);
+
 /* 64-bit FNV-1a hash of n bytes, continuing from h (start with SLIM_FNV_INIT). */
 #define SLIM_FNV_INIT 0xcbf29ce484222325ULL
 uint64_t slim_fnv1a(uint64_t h, const void *data, size_t n);
