@@ -95,7 +95,7 @@ FILE *slim_atomic_open(const char *path, char *tmp, size_t cap) {
 }
 
 int slim_atomic_commit(FILE *f, const char *tmp, const char *path) {
-    int bad = fflush(f) != 0 || ferror(f);
+    int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0; /* on disk before the rename makes it visible */
     if (fclose(f) != 0) bad = 1;
     if (bad) { unlink(tmp); return slim_set_error("%s: write failed: %s", path, strerror(errno)); }
     if (rename(tmp, path) != 0) {

@@ -43,7 +43,7 @@ int slim_read_file(const char *path, char **data, size_t *size);
 struct cJSON *slim_read_json(const char *path);
 
 /* Atomic file writing: slim_atomic_open() opens "<path>.tmp.<pid>" for writing and stores that name
- * in tmp (capacity cap); slim_atomic_commit() flushes, closes and renames it to path;
+ * in tmp (capacity cap); slim_atomic_commit() flushes, fsyncs, closes and renames it to path;
  * slim_atomic_abort() closes and removes it. Nothing is ever left half-written under path. */
 FILE *slim_atomic_open(const char *path, char *tmp, size_t cap);
 int slim_atomic_commit(FILE *f, const char *tmp, const char *path);
