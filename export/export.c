@@ -16,6 +16,7 @@
 #include "config.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model/peft.h"
 #include "mix.h"
 
 /* Loads the base with its weights stored as `quant` (QUANT_KEEP: the file's own types, in place;
@@ -234,8 +235,9 @@ int export_adapter(const char *model_path, const char *adapter_path, const char 
  * prints a line per file. Returns 0 or -1. */
 static int export_formats(const slim_config *cfg, const char *adapter, const char *dir) {
     for (int i = 0; i < cfg->n_export_formats; i++)
-        if (strcmp(cfg->export_formats[i], "lora") && !file_type_find(cfg->export_formats[i]))
-            return slim_set_error("%s: export.formats: unknown format '%s' (lora, %s)", cfg->path,
+        if (strcmp(cfg->export_formats[i], "lora") && strcmp(cfg->export_formats[i], "peft") &&
+            !file_type_find(cfg->export_formats[i]))
+            return slim_set_error("%s: export.formats: unknown format '%s' (lora, peft, %s)", cfg->path,
                                   cfg->export_formats[i], file_type_names);
     const int trained = strcmp(cfg->merge_base, "original") != 0;
     model m;
@@ -246,14 +248,19 @@ static int export_formats(const slim_config *cfg, const char *adapter, const cha
     for (int i = 0; i < cfg->n_export_formats && rc == 0; i++) {
         const char *f = cfg->export_formats[i];
         char path[4200];
-        int lora = !strcmp(f, "lora");
+        int lora = !strcmp(f, "lora"), peft = !strcmp(f, "peft");
         if (lora) snprintf(path, sizeof path, "%s/adapter-lora.gguf", dir);
+        else if (peft) snprintf(path, sizeof path, "%s/adapter-peft", dir);
         else snprintf(path, sizeof path, "%s/merged-%s.gguf", dir, file_type_find(f)->name);
         double t0 = slim_time_sec();
-        rc = lora ? lora_save(&a, &m, path) : export_merge_loaded(&m, &a, adapter, file_type_find(f), path);
+        rc = lora   ? lora_save(&a, &m, path)
+             : peft ? peft_save(&a, &m, path, cfg->model)
+                    : export_merge_loaded(&m, &a, adapter, file_type_find(f), path);
         struct stat st;
-        if (rc == 0 && stat(path, &st) == 0)
-            printf("%-8s %s  %.2f MB  (%.1f s)\n", f, path, st.st_size / 1e6, slim_time_sec() - t0);
+        char sized[4300]; /* the file whose size is printed: for peft its safetensors */
+        snprintf(sized, sizeof sized, "%s%s", path, peft ? "/adapter_model.safetensors" : "");
+        if (rc == 0 && stat(sized, &st) == 0)
+            printf("%-8s %s%s  %.2f MB  (%.1f s)\n", f, path, peft ? "/" : "", st.st_size / 1e6, slim_time_sec() - t0);
     }
     lora_free(&a);
     model_free(&m);

@@ -119,7 +119,7 @@ static const config_field config_fields[] = {
     INT("train.memory_limit_mib", memory_limit_mib, 0, BIG, 0),
     INT("train.threads", threads, 0, 4096, 0),
     LISTD("export.formats", export_formats, n_export_formats, SLIM_MAX_FORMATS,
-          "f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, lora", "f16, q8_0, q4_k_m, lora"),
+          "f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, lora, peft", "f16, q8_0, q4_k_m, lora"),
     CHOICE("export.merge_base", merge_base, "trained", "trained, original"),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
     REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),

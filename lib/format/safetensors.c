@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -274,4 +276,100 @@ const char *safetensors_find_meta(const safetensors_file *f, const char *key) {
     for (uint64_t i = 0; i < f->n_meta; i++)
         if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
     return NULL;
+}
+
+/* The dtype string and element size of a ggml type safetensors_write accepts, or NULL. */
+static const char *safetensors_dtype_of(uint32_t type, size_t *size) {
+    *size = type == GGML_TYPE_F32 ? 4 : 2;
+    return type == GGML_TYPE_F32 ? "F32" : type == GGML_TYPE_F16 ? "F16" : type == GGML_TYPE_BF16 ? "BF16" : NULL;
+}
+
+/* Whether s can go into the JSON header unescaped. */
+static int safetensors_plain(const char *s) {
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\') return 0;
+    return 1;
+}
+
+/* Appends printf-formatted text to the growing string *buf (length *len, capacity *cap). */
+static void safetensors_append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void safetensors_append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (*len + (size_t)n + 1 > *cap) {
+        *cap = (*len + (size_t)n + 1) * 2;
+        *buf = slim_realloc(*buf, *cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    *len += (size_t)n;
+}
+
+/* The JSON header of safetensors_write, padded with spaces to a multiple of 8; NULL with an error. */
+static char *safetensors_header(const char *path, const safetensors_out *t, size_t n, const char *const *meta,
+                                size_t n_meta, size_t *out_len) {
+    char *h = NULL;
+    size_t len = 0, cap = 0;
+    uint64_t off = 0;
+    safetensors_append(&h, &len, &cap, "{\"__metadata__\":{");
+    for (size_t i = 0; i < n_meta; i++) {
+        if (!safetensors_plain(meta[2 * i]) || !safetensors_plain(meta[2 * i + 1])) {
+            free(h);
+            slim_set_error("%s: metadata '%s' is not printable ASCII", path, meta[2 * i]);
+            return NULL;
+        }
+        safetensors_append(&h, &len, &cap, "%s\"%s\":\"%s\"", i ? "," : "", meta[2 * i], meta[2 * i + 1]);
+    }
+    safetensors_append(&h, &len, &cap, "}");
+    for (size_t i = 0; i < n; i++) {
+        size_t es;
+        const char *dtype = safetensors_dtype_of(t[i].type, &es);
+        if (!dtype || !safetensors_plain(t[i].name) || t[i].n_dims > SAFETENSORS_MAX_DIMS) {
+            free(h);
+            slim_set_error("%s: tensor '%s': cannot write type %u, rank %u or that name", path, t[i].name, t[i].type,
+                           t[i].n_dims);
+            return NULL;
+        }
+        uint64_t elems = 1;
+        safetensors_append(&h, &len, &cap, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name, dtype);
+        for (uint32_t d = 0; d < t[i].n_dims; d++) {
+            safetensors_append(&h, &len, &cap, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+            elems *= (uint64_t)t[i].shape[d];
+        }
+        safetensors_append(&h, &len, &cap, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                           (unsigned long long)(off + elems * es));
+        off += elems * es;
+    }
+    safetensors_append(&h, &len, &cap, "}");
+    while (len % 8) safetensors_append(&h, &len, &cap, " ");
+    *out_len = len;
+    return h;
+}
+
+int safetensors_write(const char *path, const safetensors_out *t, size_t n, const char *const *meta, size_t n_meta) {
+    size_t hlen;
+    char *h = safetensors_header(path, t, n, meta, n_meta, &hlen);
+    if (!h) return -1;
+    char tmp[4200];
+    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
+    if (!f) { free(h); return -1; }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h, 1, hlen, f) == hlen;
+    for (size_t i = 0; i < n && ok; i++) {
+        size_t es, elems = 1;
+        safetensors_dtype_of(t[i].type, &es);
+        for (uint32_t d = 0; d < t[i].n_dims; d++) elems *= (size_t)t[i].shape[d];
+        ok = fwrite(t[i].data, es, elems, f) == elems;
+    }
+    free(h);
+    if (!ok) {
+        slim_atomic_abort(f, tmp);
+        return slim_set_error("%s: write failed: %s", tmp, strerror(errno));
+    }
+    return slim_atomic_commit(f, tmp, path);
 }

@@ -64,4 +64,19 @@ const char *safetensors_find_meta(const safetensors_file *f, const char *key);
  * returns 0 for dtypes this reader does not support. */
 size_t safetensors_dtype_size(const char *dtype, uint32_t *tensor_type);
 
+/* One tensor to write: type GGML_TYPE_F32, F16 or BF16, shape as in the file (shape[0] slowest). */
+typedef struct safetensors_out {
+    const char *name; /* printable ASCII without '"' or '\\' */
+    uint32_t type;
+    uint32_t n_dims;
+    int64_t shape[SAFETENSORS_MAX_DIMS];
+    const void *data;
+} safetensors_out;
+
+/* Writes a safetensors file (atomically: temporary name, fsync, rename): the header lists the tensors
+ * in the given order with their data packed in that order, "__metadata__" holds the n_meta key/value
+ * string pairs meta[2i], meta[2i+1] (printable ASCII), and the header is padded with spaces to a
+ * multiple of 8 bytes. Returns 0, or -1 with an error naming the path or tensor. */
+int safetensors_write(const char *path, const safetensors_out *t, size_t n, const char *const *meta, size_t n_meta);
+
 #endif

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "common.h"
+#include "format/model_file.h"
 #include "model.h"
+#include "peft.h"
 
 const char *const lora_target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
 const char *const lora_target_gguf_names[LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
@@ -179,6 +181,7 @@ static int lora_unused_tensor_error(const gguf_file *g, const lora_adapter *a, c
 }
 
 int lora_load(lora_adapter *a, const model *m, const char *path) {
+    if (slim_model_is_dir(path)) return peft_load(a, m, path); /* a PEFT directory */
     gguf_file g;
     memset(a, 0, sizeof *a);
     if (gguf_open(&g, path) != 0) return -1;

@@ -56,7 +56,8 @@ void lora_merge(float *W, const lora_adapter *a, int layer, int target, int in, 
  * Returns 0, or -1 with the writer's error. */
 int lora_save(const lora_adapter *a, const struct model *m, const char *path);
 /* Loads an adapter saved by lora_save: the targets and rank of layer 0, the same on every layer,
- * F32, finite, of the model's shapes, and no other tensor. Returns 0, or -1 naming what is wrong. */
+ * F32, finite, of the model's shapes, and no other tensor; or, when path is a directory, a PEFT
+ * adapter directory (peft_load, peft.h). Returns 0, or -1 naming what is wrong. */
 int lora_load(lora_adapter *a, const struct model *m, const char *path);
 
 #endif

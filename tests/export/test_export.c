@@ -115,9 +115,10 @@ static void test_merge_base(const char *model_path, const lora_adapter *lora, co
     unlink(out);
 }
 
-/* An adapter on all targets but k (to check untouched projections too), r 4, alpha 8, B random nonzero. */
-static void random_adapter(lora_adapter *lora, const model *base) {
-    int targets[LORA_N_TARGETS] = {1, 0, 1, 1, 1, 1, 1};
+/* An adapter on all targets but k (to check untouched projections too; with all_targets on k as well),
+ * r 4, alpha 8, B random nonzero. */
+static void random_adapter(lora_adapter *lora, const model *base, int all_targets) {
+    int targets[LORA_N_TARGETS] = {1, all_targets, 1, 1, 1, 1, 1};
     lora_init(lora, &base->cfg, 4, 8.0f, targets, 7);
     slim_rng rng;
     slim_rng_seed(&rng, 1234);
@@ -132,11 +133,11 @@ static void random_adapter(lora_adapter *lora, const model *base) {
 }
 
 /* Tool modes for tests/e2e/test_llamacpp_export.sh (any model):
- *   test_export adapter MODEL OUT.gguf   writes random_adapter for MODEL;
+ *   test_export adapter MODEL OUT.gguf [all]   writes random_adapter for MODEL (all: k adapted too);
  *   test_export logits MODEL OUT.json    writes {"tokens": [...], "logits": [...]}: the next-token logits
  *                                        after the prompt of MODEL loaded in its own tensor types.
  * Returns the exit status. */
-static int tool_main(char **argv) {
+static int tool_main(int argc, char **argv) {
     model m;
     int logits = !strcmp(argv[1], "logits");
     if (model_load_quant(&m, argv[2], logits ? QUANT_KEEP : QUANT_F32) != 0) {
@@ -158,7 +159,7 @@ static int tool_main(char **argv) {
         free(lg);
     } else {
         lora_adapter a;
-        random_adapter(&a, &m);
+        random_adapter(&a, &m, argc == 5 && !strcmp(argv[4], "all"));
         rc = lora_save(&a, &m, argv[3]) != 0;
         lora_free(&a);
     }
@@ -168,7 +169,8 @@ static int tool_main(char **argv) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && (!strcmp(argv[1], "adapter") || !strcmp(argv[1], "logits"))) return tool_main(argv);
+    if ((argc == 4 || argc == 5) && (!strcmp(argv[1], "adapter") || !strcmp(argv[1], "logits")))
+        return tool_main(argc, argv);
     char model_path[4096], dir[4096] = "/tmp/slim-test-export-XXXXXX", adapter[4200], merged[4200];
     snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", slim_shared_dir());
     if (!file_exists(model_path)) {
@@ -194,7 +196,7 @@ int main(int argc, char **argv) {
     const int V = base.cfg.vocab_size;
 
     lora_adapter lora;
-    random_adapter(&lora, &base);
+    random_adapter(&lora, &base, 0);
     const int *targets = lora.enabled;
     CHECK(lora_save(&lora, &base, adapter) == 0, "lora_save: %s", slim_last_error());
     CHECK(export_merge(model_path, adapter, merged, "f32", QUANT_KEEP) == 0, "export_merge: %s", slim_last_error());
