@@ -25,7 +25,8 @@ static void predict_usage(FILE *f) {
             "  FILE (default stdout): {\"line\", \"label\", \"probs\": {label: p}, \"gold\"} or {\"line\", \"error\"}.\n"
             "  --adapter A   LoRA adapter over the config's base (default <out_dir>/train/adapter.gguf)\n"
             "  --model M     a merged GGUF (slimtune export) used as stored, without an adapter\n"
-            "  --batch N     (row, label) pairs per forward pass (default 32)\n");
+            "  --batch N     (row, label) pairs per forward pass (default 32)\n"
+            "  --prompt-tokens  add each row's prompt token ids (\"prompt_tokens\"), to feed another runtime\n");
 }
 
 int predict_parse_args(predict_opts *o, int argc, char **argv) {
@@ -33,6 +34,7 @@ int predict_parse_args(predict_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { predict_usage(stdout); return SLIM_HELP; }
+        if (!strcmp(a, "--prompt-tokens")) { o->prompt_tokens = 1; continue; }
         if (i + 1 >= argc) return slim_bad_option("predict", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--config")) o->config = v;
@@ -62,6 +64,7 @@ typedef struct predictor {
     data_reader rd;
     FILE *out;
     char tmp[4200];        /* --out's temporary name */
+    int prompt_tokens;     /* --prompt-tokens */
     int64_t n_bad, n_gold, n_correct;
     /* one chunk */
     slim_dataset d;        /* its good rows, rendered (tokens, offsets, prompt_len; label names) */
@@ -127,6 +130,7 @@ static int predict_setup(predictor *p, const slim_config *cfg, const predict_opt
                               "generation for other shapes is not implemented yet", o->input,
                               example_shape_name(p->rd.shape));
     p->scores = slim_malloc(sizeof(double) * PREDICT_CHUNK * (size_t)p->n_names);
+    p->prompt_tokens = o->prompt_tokens;
     p->out = o->out ? slim_atomic_open(o->out, p->tmp, sizeof p->tmp) : stdout;
     return p->out ? 0 : -1;
 }
@@ -206,6 +210,11 @@ static int predict_write_row(predictor *p, int i, int64_t line, int64_t e_idx) {
         cJSON *probs = cJSON_AddObjectToObject(o, "probs");
         for (int k = 0; k < p->n_names; k++) cJSON_AddNumberToObject(probs, p->names[k], exp(s[k] - mx) / z);
         if (p->gold[i] >= 0) { p->n_gold++; p->n_correct += p->gold[i] == best; }
+        if (p->prompt_tokens) {
+            cJSON *ids = cJSON_AddArrayToObject(o, "prompt_tokens");
+            for (int32_t t = 0; t < p->d.prompt_len[e_idx]; t++)
+                cJSON_AddItemToArray(ids, cJSON_CreateNumber(p->d.tokens[p->d.offsets[e_idx] + t]));
+        }
     }
     if (p->gold_text[i]) cJSON_AddStringToObject(o, "gold", p->gold_text[i]);
     char *text = cJSON_PrintUnformatted(o);

@@ -22,10 +22,12 @@
 #include "cli.h"
 #include "config.h"
 
-/* Options of `slimtune predict --config C --input F [--out F] [--adapter A | --model M] [--batch N]`. */
+/* Options of `slimtune predict --config C --input F [--out F] [--adapter A | --model M] [--batch N]
+ * [--prompt-tokens]`. */
 typedef struct predict_opts {
     const char *config, *input, *out, *adapter, *model;
-    long batch; /* (row, label) pairs per forward pass (default 32) */
+    long batch;        /* (row, label) pairs per forward pass (default 32) */
+    int prompt_tokens; /* add each row's prompt token ids ("prompt_tokens"), to run it elsewhere */
 } predict_opts;
 
 /* Parses argv (argv[0] = "predict") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
