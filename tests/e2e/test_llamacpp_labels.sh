@@ -10,19 +10,7 @@ set -uo pipefail
 
 tmp=$(mktemp -d); trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "$tmp"
 [ -d tests/llamacpp/node_modules/node-llama-cpp ] || { check "node-llama-cpp installed (make deps)" 1; finish; }
-datasets/spam_assassin/fetch "$tmp/spam" >"$tmp/fetch.log" 2>&1
-check "dataset fetched and converted" $? "$(tail -5 "$tmp/fetch.log")"
-/usr/bin/python3 - "$tmp/spam" "$tmp" <<'PY'
-import csv, sys
-csv.field_size_limit(1 << 30)
-src, dst = sys.argv[1], sys.argv[2]
-for split, n in (("train", 800), ("test", 400)):
-    with open(f"{src}/{split}.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    with open(f"{dst}/{split}.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows[: n + 1])
-PY
-check "subset written" $?
+spam_subset "$tmp"
 jq -n --arg model "$SHARED/models/stories260K.gguf" --arg out "$tmp/run" --arg tr "$tmp/train.csv" --arg te "$tmp/test.csv" \
     '{model: $model, out_dir: $out, data: {train: $tr, test: $te, labels: ["ham", "spam"], max_seq_len: 64},
       lora: {r: 8, alpha: 16}, train: {epochs: 3, batch_size: 16, lr: 0.003, warmup_steps: 10, threads: 2},

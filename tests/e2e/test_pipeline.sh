@@ -6,19 +6,7 @@ set -uo pipefail
 . "$(dirname "$0")/../testlib.sh" test_pipeline
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-datasets/spam_assassin/fetch "$tmp/spam" >"$tmp/fetch.log" 2>&1
-check "dataset fetched and converted" $? "$(tail -5 "$tmp/fetch.log")"
-/usr/bin/python3 - "$tmp/spam" "$tmp" <<'PY'
-import csv, sys
-csv.field_size_limit(1 << 30)
-src, dst = sys.argv[1], sys.argv[2]
-for split, n in (("train", 800), ("test", 400)):
-    with open(f"{src}/{split}.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    with open(f"{dst}/{split}.csv", "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows[: n + 1])
-PY
-check "subset written" $?
+spam_subset "$tmp"
 cat >"$tmp/config.json" <<JSON
 {
   "model": "$SHARED/models/stories260K.gguf",
