@@ -50,6 +50,7 @@
 static void train_usage(FILE *f) {
     fprintf(f,
             "usage: slimtune train --config FILE [--out-dir DIR] [--max-steps N] [--threads N] [--resume [DIR]]\n"
+            "                      [--init-adapter A]\n"
             "  Trains LoRA adapters on <out_dir>/data/train.h5 (made by `slimtune data prepare`).\n"
             "  Writes <out_dir>/train/adapter.gguf, config.json and metrics.jsonl, and checkpoints to\n"
             "  <out_dir>/train/checkpoints/step-NNNNNN every train.save_every steps, at each epoch's end and\n"
@@ -57,6 +58,8 @@ static void train_usage(FILE *f) {
             "  --out-dir DIR    override the config's out_dir\n"
             "  --max-steps N    stop after N optimizer steps (overrides train.max_steps)\n"
             "  --threads N      OpenMP threads (overrides train.threads)\n"
+            "  --init-adapter A start from adapter A (llama.cpp LoRA GGUF or PEFT directory) of the config's\n"
+            "                   lora.r, lora.alpha and lora.targets instead of a fresh initialisation\n"
             "  --resume [DIR]   continue exactly from checkpoint DIR (default: the newest under\n"
             "                   <out_dir>/train/checkpoints); refused when the data, the thread count or a\n"
             "                   config key other than train.log_every/save_every/keep_checkpoints, eval.*,\n"
@@ -80,6 +83,7 @@ int train_parse_args(train_opts *o, int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--config")) o->config_path = v;
         else if (!strcmp(a, "--out-dir")) o->out_dir = v;
+        else if (!strcmp(a, "--init-adapter")) o->init_adapter = v;
         else if (!strcmp(a, "--max-steps")) {
             if (slim_parse_long(a, v, 0, INT_MAX, &o->max_steps) != 0) return -1;
         } else if (!strcmp(a, "--threads")) {
@@ -87,6 +91,8 @@ int train_parse_args(train_opts *o, int argc, char **argv) {
         } else return slim_bad_option("train", a);
     }
     if (!o->config_path) return slim_set_error("--config FILE is required (see slimtune train --help)");
+    if (o->resume && o->init_adapter)
+        return slim_set_error("--init-adapter starts a run, --resume continues one: give one of them");
     return SLIM_OK;
 }
 
@@ -663,6 +669,23 @@ static int train_restore(trainer *t, const slim_config *c, const char *from, tra
     return 0;
 }
 
+/* --init-adapter: the adapter at path (llama.cpp LoRA GGUF or PEFT directory) replaces the seeded
+ * initialisation; its rank, alpha and targets must be the config's. Returns 0 or -1 with an error. */
+static int train_init_adapter(trainer *t, const slim_config *c, const char *path) {
+    lora_adapter a;
+    if (lora_load(&a, &t->model, path) != 0) return -1;
+    int rc = 0;
+    if (a.r != t->lora.r || fabsf(a.alpha - t->lora.alpha) > 1e-6f * t->lora.alpha ||
+        memcmp(a.enabled, t->lora.enabled, sizeof a.enabled) != 0)
+        rc = slim_set_error("--init-adapter %s: rank %d, alpha %g or its targets differ from %s's lora.r %d, "
+                            "lora.alpha %g, lora.targets", path, a.r, a.alpha, c->path, t->lora.r, t->lora.alpha);
+    else
+        memcpy(t->lora.params, a.params, a.n_params * sizeof(float));
+    lora_free(&a);
+    if (rc == 0) fprintf(stderr, "slimtune train: starting from the adapter %s\n", path);
+    return rc;
+}
+
 /* Opens the log and, with --resume, restores the run from its checkpoint (o->resume_dir, else the
  * newest under <out_dir>/train/checkpoints); removes the checkpoints that the run will write anew
  * (all of them for a fresh run). Returns 0 or -1 with an error (the log is then closed). */
@@ -675,6 +698,7 @@ static int train_begin(trainer *t, const slim_config *c, const train_opts *o, tr
         if (!found) return slim_set_error("--resume: no checkpoint under %s (train without --resume to start)",
                                           t->ckpt_dir);
     }
+    if (!from[0] && o->init_adapter && train_init_adapter(t, c, o->init_adapter) != 0) return -1;
     if (from[0] && slim_format_path(metrics, sizeof metrics, "%s/metrics.jsonl", from) != 0) return -1;
     if (train_log_open(g, t->dir, from[0] ? metrics : NULL) != 0) return -1;
     /* checkpoints past the start would be written anew (or belong to another run) */

@@ -13,6 +13,7 @@ typedef struct train_opts {
     long threads;            /* --threads N, -1: the config's train.threads */
     int resume;              /* --resume [DIR]: continue from a checkpoint */
     const char *resume_dir;  /* its DIR, NULL: the newest under <out_dir>/train/checkpoints */
+    const char *init_adapter;/* --init-adapter A: start from adapter A (llama.cpp LoRA GGUF or PEFT directory) */
 } train_opts;
 
 /* Parses argv[1..argc) (argv[0] = "train") into *o. Returns SLIM_OK, SLIM_HELP (usage printed to

@@ -5,7 +5,8 @@
 # numpy against the llama.cpp LoRA GGUF read with scripts/ggufpy.py); every --adapter takes the
 # directory: exporting from it gives a llama.cpp LoRA GGUF byte-identical to the original (the round
 # trip GGUF -> PEFT -> GGUF) and the same merged model; adapters slimtune cannot represent are refused
-# by name.
+# by name. train --init-adapter starts from a given adapter: from the GGUF or from its PEFT directory the
+# run is byte-identical (and differs from a fresh start); an adapter of another rank is refused.
 set -uo pipefail
 . "$(dirname "$0")/../testlib.sh" test_peft
 
@@ -53,4 +54,39 @@ rm -rf "$tmp/extra" && cp -r "$peft" "$tmp/extra" &&
 "$bin" export --config "$tmp/b.json" --adapter "$tmp/extra" >"$tmp/extra.log" 2>&1
 [ $? -eq 2 ] && grep -q 'k_proj.lora_A.weight is not a LoRA A/B of the listed target_modules' "$tmp/extra.log"
 check "refused: a tensor of a module not listed" $? "$(tail -1 "$tmp/extra.log")"
+
+# train --init-adapter, on stories260K (r 4, alpha 8, all but k: the adapter test_export writes)
+"$tool" adapter "$SHARED/models/stories260K.gguf" "$tmp/init.gguf" && "$bin" export --config <(jq -n \
+    --arg m "$SHARED/models/stories260K.gguf" --arg o "$tmp/init" '{model: $m, out_dir: $o, export: {formats: ["peft"]}}') \
+    --adapter "$tmp/init.gguf" >"$tmp/init.log" 2>&1
+check "a stories260K adapter and its PEFT directory" $? "$(tail -2 "$tmp/init.log")"
+/usr/bin/python3 -c '
+import csv, random, sys
+rng = random.Random(9)
+with open(sys.argv[1], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(["text", "label"])
+    for i in range(48):
+        w.writerow(["Review: " + " ".join(rng.choice("good bad fine awful tasty".split()) for _ in range(6)), "ab"[i % 2]])
+' "$tmp/rows.csv"
+tconfig() { # tconfig NAME R
+    jq -n --arg m "$SHARED/models/stories260K.gguf" --arg o "$tmp/$1" --arg d "$tmp/rows.csv" --argjson r "$2" \
+        '{model: $m, out_dir: $o, data: {train: $d, labels: ["a", "b"], max_seq_len: 48},
+          lora: {r: $r, alpha: 8, targets: ["q", "v", "o", "gate", "up", "down"]},
+          train: {epochs: 1, batch_size: 8, lr: 0.01, threads: 2}}' >"$tmp/$1.json"
+    "$bin" data prepare --config "$tmp/$1.json" 2>/dev/null
+}
+for n in fresh fromgguf frompeft; do tconfig "$n" 4; done
+"$bin" train --config "$tmp/fresh.json" 2>"$tmp/fresh.log" &&
+    "$bin" train --config "$tmp/fromgguf.json" --init-adapter "$tmp/init.gguf" 2>"$tmp/fromgguf.log" &&
+    "$bin" train --config "$tmp/frompeft.json" --init-adapter "$tmp/init/export/adapter-peft" 2>"$tmp/frompeft.log"
+check "train fresh, from the GGUF adapter, from its PEFT directory" $? "$(tail -2 "$tmp/frompeft.log")"
+cmp -s "$tmp/fromgguf/train/adapter.gguf" "$tmp/frompeft/train/adapter.gguf" &&
+    ! cmp -s "$tmp/fresh/train/adapter.gguf" "$tmp/fromgguf/train/adapter.gguf" &&
+    grep -q 'starting from the adapter' "$tmp/frompeft.log"
+check "--init-adapter: the same run from the GGUF or the PEFT directory, another than a fresh start" $?
+tconfig rank8 8
+"$bin" train --config "$tmp/rank8.json" --init-adapter "$tmp/init.gguf" 2>"$tmp/rank8.log"
+[ $? -eq 2 ] && grep -q 'rank 4, alpha 8 or its targets differ' "$tmp/rank8.log"
+check "--init-adapter of another rank is refused" $? "$(tail -1 "$tmp/rank8.log")"
 finish
