@@ -17,6 +17,7 @@
 #include "format/gguf.h"
 #include "model/model.h"
 #include "model/peft.h"
+#include "merge.h"
 #include "mix.h"
 
 /* Loads the base with its weights stored as `quant` (QUANT_KEEP: the file's own types, in place;
@@ -50,50 +51,29 @@ static void export_merge_kvs(gguf_writer *w, const gguf_file *g, const lora_adap
     gguf_writer_set_str(w, "slimtune.lora.targets", targets);
 }
 
-/* Whether base tensor t is an adapted projection; sets its layer and target. */
-static int export_is_merged(const gguf_tensor *t, const lora_adapter *a, int *l, int *tg) {
-    char part;
-    return lora_parse_tensor_name(t->name, l, tg, &part) == 0 && part == 0 && *l >= 0 && *l < a->n_layers &&
-           a->enabled[*tg];
-}
-
-/* The loaded weight matrix of base tensor t (embedding, output, a layer's projection), or NULL. */
-static const qmatrix *export_weights(const model *m, const gguf_tensor *t) {
-    int l, tg;
-    char part;
-    if (!strcmp(t->name, "token_embd.weight")) return &m->tok_embd;
-    if (!strcmp(t->name, "output.weight")) return &m->output;
-    if (lora_parse_tensor_name(t->name, &l, &tg, &part) == 0 && part == 0 && l >= 0 && l < m->cfg.n_layers)
-        return &m->layers[l].w[tg];
-    return NULL;
-}
-
-/* One merged file being written: the base as loaded, the adapter, the file type and its mix, the
- * output types of the base's tensors in order, and an F32 scratch. */
+/* One merged file being written: the merged values (merge.h), the file type and its mix, the output
+ * types of the base's tensors in order, and the encoding scratch. */
 typedef struct merge_job {
-    const model *m;
-    const lora_adapter *a;
-    const char *adapter_path;
+    merge_src src;
     const file_type *ft;
     uint32_t *types;   /* [n_tensors] output type of each base tensor */
-    float *buf;        /* F32 rows: a whole adapted projection, or one block of another matrix */
-    size_t cap;
-    uint8_t *qbuf;     /* the same rows in the output type */
+    uint8_t *qbuf;     /* rows of merge_src.buf in the output type */
     size_t qcap;
 } merge_job;
 
 /* Declares every output tensor (every matrix in its mix type, the rest as in the base) and checks that
  * each adapter delta has its projection. Returns 0 or -1. */
 static int export_declare(gguf_writer *w, merge_job *j) {
-    const gguf_file *g = &j->m->gguf;
+    const gguf_file *g = &j->src.m->gguf;
+    const lora_adapter *a = j->src.a;
     int n_merged = 0, n_expected = 0, l, tg;
     tensor_mix mix;
     tensor_mix_init(&mix, j->ft, g);
-    for (int t = 0; t < LORA_N_TARGETS; t++) n_expected += j->a->enabled[t] ? j->a->n_layers : 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++) n_expected += a->enabled[t] ? a->n_layers : 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
         j->types[i] = tensor_mix_type(&mix, t);
-        n_merged += export_is_merged(t, j->a, &l, &tg);
+        n_merged += merge_is_adapted(&j->src, t, &l, &tg);
         if (gguf_writer_add_tensor_info(w, t->name, j->types[i], t->n_dims, t->ne) != 0) return -1;
     }
     if (n_merged != n_expected)
@@ -101,63 +81,27 @@ static int export_declare(gguf_writer *w, merge_job *j) {
     return 0;
 }
 
-/* Grows j's scratch to n floats and their encoding as `type` in rows of `cols`. */
-static void export_reserve(merge_job *j, size_t n, uint32_t type, int64_t cols) {
-    if (n > j->cap) { free(j->buf); j->cap = n; j->buf = slim_malloc(n * sizeof(float)); }
-    size_t q = gguf_row_size(type, cols) * (n / (size_t)cols);
-    if (q > j->qcap) { free(j->qbuf); j->qcap = q; j->qbuf = slim_malloc(q); }
-}
-
-/* Encodes rows [rows, cols] of j->buf as `type` and writes them. Returns 0 or -1. */
+/* Encodes rows [rows, cols] of the merged values as `type` and writes them. Returns 0 or -1. */
 static int export_write_rows(gguf_writer *w, merge_job *j, const gguf_tensor *t, uint32_t type, int64_t rows,
                              int64_t cols) {
     const size_t rb = gguf_row_size(type, cols);
+    if (rb * (size_t)rows > j->qcap) { free(j->qbuf); j->qcap = rb * (size_t)rows; j->qbuf = slim_malloc(j->qcap); }
     int bad = 0;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++)
-        if (quant_quantize_row(type, j->buf + (size_t)r * cols, j->qbuf + (size_t)r * rb, cols) != 0) bad = 1;
+        if (quant_quantize_row(type, j->src.buf + (size_t)r * cols, j->qbuf + (size_t)r * rb, cols) != 0) bad = 1;
     if (bad)
-        return slim_set_error("%s: tensor %s: cannot encode as %s", j->m->gguf.path, t->name, gguf_type_name(type));
+        return slim_set_error("%s: tensor %s: cannot encode as %s", j->src.m->gguf.path, t->name, gguf_type_name(type));
     return gguf_writer_write_data(w, j->qbuf, rb * (size_t)rows);
 }
 
-/* Writes adapted projection (l, tg) as W' = W + (alpha/r) B A: W from the loaded weights, merged,
- * checked finite, encoded as `type`. Returns 0 or -1. */
-static int export_write_merged(gguf_writer *w, merge_job *j, const gguf_tensor *t, int l, int tg, uint32_t type) {
-    int in, out;
-    model_target_shape(&j->m->cfg, tg, &in, &out);
-    const size_t n = (size_t)in * out;
-    export_reserve(j, n, type, in);
-    qmatrix_dequantize_rows(&j->m->layers[l].w[tg], 0, out, j->buf);
-    if (t->data) gguf_drop_pages(&j->m->gguf, t->data, (size_t)t->nbytes); /* the file's pages, when read in place */
-    lora_merge(j->buf, j->a, l, tg, in, out);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(j->buf[i]))
-            return slim_set_error("%s: merged tensor %s has a non-finite value at element %zu (bad adapter?)",
-                                  j->adapter_path, t->name, i);
-    return export_write_rows(w, j, t, type, out, in);
-}
-
-/* Writes a matrix that is not adapted, encoded as `type`, from the loaded weights (or the file's own
- * rows when none were loaded for it) in blocks of about 2^20 values. Returns 0 or -1. */
-static int export_write_converted(gguf_writer *w, merge_job *j, const gguf_tensor *t, uint32_t type) {
-    const qmatrix *W = export_weights(j->m, t);
-    const int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
-    const int64_t block = cols >= (1 << 20) ? 1 : ((1 << 20) / cols < rows ? (1 << 20) / cols : rows);
-    export_reserve(j, (size_t)block * cols, type, cols);
-    const size_t in_rb = gguf_row_size(t->type, cols);
+/* Writes matrix t of the merged model encoded as `type`, one block of rows at a time (merge_block_rows).
+ * Returns 0 or -1. */
+static int export_write_matrix(gguf_writer *w, merge_job *j, const gguf_tensor *t, uint32_t type) {
+    const int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3], block = merge_block_rows(&j->src, t);
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
         const int64_t r1 = r0 + block < rows ? r0 + block : rows;
-        if (W) qmatrix_dequantize_rows(W, r0, r1, j->buf);
-        else
-            for (int64_t r = r0; r < r1; r++)
-                if (quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * in_rb,
-                                         j->buf + (size_t)(r - r0) * cols, cols) != 0)
-                    return slim_set_error("%s: tensor %s: cannot decode type %s", j->m->gguf.path, t->name,
-                                          gguf_type_name(t->type));
-        if (export_write_rows(w, j, t, type, r1 - r0, cols) != 0) return -1;
-        if (t->data) /* the file's pages behind, when read in place */
-            gguf_drop_pages(&j->m->gguf, (const uint8_t *)t->data + (size_t)r0 * in_rb, (size_t)(r1 - r0) * in_rb);
+        if (merge_rows(&j->src, t, r0, r1) != 0 || export_write_rows(w, j, t, type, r1 - r0, cols) != 0) return -1;
     }
     return 0;
 }
@@ -173,23 +117,23 @@ static int export_write_copy(gguf_writer *w, const gguf_file *g, const gguf_tens
     return 0;
 }
 
-/* Writes base tensor i of j in its output type: merged, copied (same type, and the loaded weights are
- * the file's own bytes) or converted. Returns 0 or -1. */
+/* Writes base tensor i of j in its output type: copied (same type, not adapted, and the loaded weights
+ * are the file's own bytes) or converted from the merged values. Returns 0 or -1. */
 static int export_write_tensor(gguf_writer *w, merge_job *j, uint64_t i) {
-    const gguf_file *g = &j->m->gguf;
+    const gguf_file *g = &j->src.m->gguf;
     const gguf_tensor *t = &g->tensors[i];
     const uint32_t type = j->types[i];
     int l, tg;
-    if (export_is_merged(t, j->a, &l, &tg)) return export_write_merged(w, j, t, l, tg, type);
-    const qmatrix *W = export_weights(j->m, t);
-    if (type == t->type && t->data && (!W || W->type == t->type)) return export_write_copy(w, g, t);
-    return export_write_converted(w, j, t, type);
+    const qmatrix *W = merge_weights(j->src.m, t);
+    if (!merge_is_adapted(&j->src, t, &l, &tg) && type == t->type && t->data && (!W || W->type == t->type))
+        return export_write_copy(w, g, t);
+    return export_write_matrix(w, j, t, type);
 }
 
 /* Streams the merged model of file type ft to out_path, one tensor at a time. Returns 0 or -1. */
 static int export_merge_loaded(const model *m, const lora_adapter *a, const char *adapter_path, const file_type *ft,
                                const char *out_path) {
-    merge_job j = {.m = m, .a = a, .adapter_path = adapter_path, .ft = ft};
+    merge_job j = {.src = {.m = m, .a = a, .adapter_path = adapter_path}, .ft = ft};
     j.types = slim_calloc(m->gguf.n_tensors + 1, sizeof(uint32_t));
     gguf_writer *w = gguf_writer_init();
     int rc = -1;
@@ -200,7 +144,7 @@ static int export_merge_loaded(const model *m, const lora_adapter *a, const char
     rc = gguf_writer_finish(w);
 done:
     free(j.types);
-    free(j.buf);
+    merge_src_free(&j.src);
     free(j.qbuf);
     gguf_writer_free(w); /* removes the temporary file after a failure */
     return rc;

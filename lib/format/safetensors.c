@@ -350,26 +350,74 @@ static char *safetensors_header(const char *path, const safetensors_out *t, size
     return h;
 }
 
-int safetensors_write(const char *path, const safetensors_out *t, size_t n, const char *const *meta, size_t n_meta) {
+struct safetensors_writer {
+    FILE *f;
+    char tmp[4200], path[4096];
+    uint64_t want, got; /* data bytes the header promises, and written so far */
+};
+
+uint64_t safetensors_out_bytes(const safetensors_out *t) {
+    size_t es;
+    if (!safetensors_dtype_of(t->type, &es)) return 0;
+    uint64_t n = es;
+    for (uint32_t d = 0; d < t->n_dims; d++) n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+safetensors_writer *safetensors_writer_begin(const char *path, const safetensors_out *t, size_t n,
+                                             const char *const *meta, size_t n_meta) {
     size_t hlen;
     char *h = safetensors_header(path, t, n, meta, n_meta, &hlen);
-    if (!h) return -1;
-    char tmp[4200];
-    FILE *f = slim_atomic_open(path, tmp, sizeof tmp);
-    if (!f) { free(h); return -1; }
+    if (!h) return NULL;
+    safetensors_writer *w = slim_calloc(1, sizeof *w);
+    snprintf(w->path, sizeof w->path, "%s", path);
+    for (size_t i = 0; i < n; i++) w->want += safetensors_out_bytes(&t[i]);
+    w->f = slim_atomic_open(path, w->tmp, sizeof w->tmp);
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h, 1, hlen, f) == hlen;
-    for (size_t i = 0; i < n && ok; i++) {
-        size_t es, elems = 1;
-        safetensors_dtype_of(t[i].type, &es);
-        for (uint32_t d = 0; d < t[i].n_dims; d++) elems *= (size_t)t[i].shape[d];
-        ok = fwrite(t[i].data, es, elems, f) == elems;
-    }
+    int ok = w->f && fwrite(len8, 1, 8, w->f) == 8 && fwrite(h, 1, hlen, w->f) == hlen;
     free(h);
     if (!ok) {
-        slim_atomic_abort(f, tmp);
-        return slim_set_error("%s: write failed: %s", tmp, strerror(errno));
+        if (w->f) slim_set_error("%s: write failed: %s", w->tmp, strerror(errno));
+        safetensors_writer_abort(w);
+        return NULL;
     }
-    return slim_atomic_commit(f, tmp, path);
+    return w;
+}
+
+int safetensors_writer_data(safetensors_writer *w, const void *data, size_t n) {
+    if (w->got + n > w->want) return slim_set_error("%s: more tensor data than the header declares", w->path);
+    if (fwrite(data, 1, n, w->f) != n) return slim_set_error("%s: write failed: %s", w->tmp, strerror(errno));
+    w->got += n;
+    return 0;
+}
+
+int safetensors_writer_finish(safetensors_writer *w) {
+    int rc;
+    if (w->got != w->want) {
+        rc = slim_set_error("%s: %llu of %llu tensor data bytes written", w->path, (unsigned long long)w->got,
+                            (unsigned long long)w->want);
+        slim_atomic_abort(w->f, w->tmp);
+    } else {
+        rc = slim_atomic_commit(w->f, w->tmp, w->path);
+    }
+    free(w);
+    return rc;
+}
+
+void safetensors_writer_abort(safetensors_writer *w) {
+    if (!w) return;
+    if (w->f) slim_atomic_abort(w->f, w->tmp);
+    free(w);
+}
+
+int safetensors_write(const char *path, const safetensors_out *t, size_t n, const char *const *meta, size_t n_meta) {
+    safetensors_writer *w = safetensors_writer_begin(path, t, n, meta, n_meta);
+    if (!w) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (safetensors_writer_data(w, t[i].data, (size_t)safetensors_out_bytes(&t[i])) != 0) {
+            safetensors_writer_abort(w);
+            return -1;
+        }
+    return safetensors_writer_finish(w);
 }

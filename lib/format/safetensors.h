@@ -79,4 +79,18 @@ typedef struct safetensors_out {
  * multiple of 8 bytes. Returns 0, or -1 with an error naming the path or tensor. */
 int safetensors_write(const char *path, const safetensors_out *t, size_t n, const char *const *meta, size_t n_meta);
 
+/* The same, streamed (files larger than memory): safetensors_writer_begin writes the header of the n
+ * tensors (their data pointers unused) to a temporary file; safetensors_writer_data appends tensor bytes
+ * in header order, in any chunks; safetensors_writer_finish checks that every byte came, fsyncs and
+ * renames; safetensors_writer_abort removes the temporary file (also after a failed data/finish). begin
+ * returns NULL with an error; the others 0 or -1. */
+typedef struct safetensors_writer safetensors_writer;
+safetensors_writer *safetensors_writer_begin(const char *path, const safetensors_out *t, size_t n,
+                                             const char *const *meta, size_t n_meta);
+int safetensors_writer_data(safetensors_writer *w, const void *data, size_t n);
+int safetensors_writer_finish(safetensors_writer *w);
+void safetensors_writer_abort(safetensors_writer *w);
+/* Bytes of a tensor's data in the file (0 for a type it cannot write). */
+uint64_t safetensors_out_bytes(const safetensors_out *t);
+
 #endif
