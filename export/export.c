@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "format/gguf.h"
 #include "model/model.h"
 #include "model/peft.h"
+#include "hf_export.h"
 #include "merge.h"
 #include "mix.h"
 
@@ -173,15 +175,31 @@ int export_adapter(const char *model_path, const char *adapter_path, const char 
     return rc;
 }
 
-/* Writes each of cfg's export.formats into dir — merged-<format>.gguf (export_merge_loaded) or, for
- * "lora", adapter-lora.gguf (lora_save) — from one load of the base, its weights as training stored them
+/* MB (10^6 bytes) of a file, or of the files of a directory. */
+static double export_size_mb(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0.0;
+    if (!S_ISDIR(st.st_mode)) return st.st_size / 1e6;
+    DIR *d = opendir(path);
+    double mb = 0.0;
+    struct dirent *e;
+    char p[4500];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' && snprintf(p, sizeof p, "%s/%s", path, e->d_name) < (int)sizeof p && stat(p, &st) == 0)
+            mb += st.st_size / 1e6;
+    if (d) closedir(d);
+    return mb;
+}
+
+/* Writes each of cfg's export.formats into dir — merged-<format>.gguf (export_merge_loaded), for "lora"
+ * adapter-lora.gguf (lora_save), for "peft" adapter-peft/ (peft_save), for "hf" merged-hf/ (hf_export) — from one load of the base, its weights as training stored them
  * (export.merge_base trained: base.quant) or as the file has them (original), and of the adapter;
  * prints a line per file. Returns 0 or -1. */
 static int export_formats(const slim_config *cfg, const char *adapter, const char *dir) {
     for (int i = 0; i < cfg->n_export_formats; i++)
         if (strcmp(cfg->export_formats[i], "lora") && strcmp(cfg->export_formats[i], "peft") &&
-            !file_type_find(cfg->export_formats[i]))
-            return slim_set_error("%s: export.formats: unknown format '%s' (lora, peft, %s)", cfg->path,
+            strcmp(cfg->export_formats[i], "hf") && !file_type_find(cfg->export_formats[i]))
+            return slim_set_error("%s: export.formats: unknown format '%s' (lora, peft, hf, %s)", cfg->path,
                                   cfg->export_formats[i], file_type_names);
     const int trained = strcmp(cfg->merge_base, "original") != 0;
     model m;
@@ -192,19 +210,20 @@ static int export_formats(const slim_config *cfg, const char *adapter, const cha
     for (int i = 0; i < cfg->n_export_formats && rc == 0; i++) {
         const char *f = cfg->export_formats[i];
         char path[4200];
-        int lora = !strcmp(f, "lora"), peft = !strcmp(f, "peft");
+        int lora = !strcmp(f, "lora"), peft = !strcmp(f, "peft"), hf = !strcmp(f, "hf");
         if (lora) snprintf(path, sizeof path, "%s/adapter-lora.gguf", dir);
         else if (peft) snprintf(path, sizeof path, "%s/adapter-peft", dir);
+        else if (hf) snprintf(path, sizeof path, "%s/merged-hf", dir);
         else snprintf(path, sizeof path, "%s/merged-%s.gguf", dir, file_type_find(f)->name);
         double t0 = slim_time_sec();
+        merge_src src = {.m = &m, .a = &a, .adapter_path = adapter};
         rc = lora   ? lora_save(&a, &m, path)
              : peft ? peft_save(&a, &m, path, cfg->model)
+             : hf   ? hf_export(&src, cfg->model, path, cfg->hf_shard_mb)
                     : export_merge_loaded(&m, &a, adapter, file_type_find(f), path);
-        struct stat st;
-        char sized[4300]; /* the file whose size is printed: for peft its safetensors */
-        snprintf(sized, sizeof sized, "%s%s", path, peft ? "/adapter_model.safetensors" : "");
-        if (rc == 0 && stat(sized, &st) == 0)
-            printf("%-8s %s%s  %.2f MB  (%.1f s)\n", f, path, peft ? "/" : "", st.st_size / 1e6, slim_time_sec() - t0);
+        merge_src_free(&src);
+        if (rc == 0) printf("%-8s %s%s  %.2f MB  (%.1f s)\n", f, path, peft || hf ? "/" : "", export_size_mb(path),
+                            slim_time_sec() - t0);
     }
     lora_free(&a);
     model_free(&m);

@@ -380,3 +380,8 @@ void model_free(model *m) {
     if (m->gguf.path || m->gguf.map) gguf_close(&m->gguf);
     memset(m, 0, sizeof *m);
 }
+
+int64_t model_qk_gguf_row(int64_t row, int hd) {
+    const int64_t h = row / hd, k = row % hd, half = hd / 2;
+    return h * hd + 2 * (k % half) + k / half;
+}

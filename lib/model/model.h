@@ -90,6 +90,10 @@ int model_require_tokenizer(const model *m);
 void model_free(model *m);
 /* Input and output features of a projection (e.g. q: in dim, out n_heads*head_dim). */
 void model_target_shape(const model_config *c, int target, int *in, int *out);
+/* llama's q/k projections in GGUF hold the Hugging Face rows permuted for adjacent-pair RoPE (llama.cpp's
+ * converter, LlamaModel.permute): within each head of hd rows, Hugging Face row j * hd/2 + i is GGUF row
+ * 2i + j. Returns the GGUF row of Hugging Face row `row`. Models with neox RoPE (qwen2) are not permuted. */
+int64_t model_qk_gguf_row(int64_t row, int hd);
 
 /* Forward pass over tokens [B,T] (row b's positions are 0..T-1). targets [B,T]: the id each
  * position must predict, -1 for none (prompt, padding); the head runs only on rows with a target.

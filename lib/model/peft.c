@@ -11,13 +11,6 @@
 #include "format/safetensors.h"
 #include "model.h"
 
-/* The GGUF row of Hugging Face row `row` of a llama q/k projection whose heads have hd rows: within a
- * head, HF row j * hd/2 + i is GGUF row 2i + j (llama.cpp's permute for adjacent-pair RoPE). */
-static int64_t peft_gguf_row(int64_t row, int hd) {
-    const int64_t h = row / hd, k = row % hd, half = hd / 2;
-    return h * hd + 2 * (k % half) + k / half;
-}
-
 /* Whether B of target t is stored in permuted row order in GGUF (llama q and k). */
 static int peft_permuted(const model *m, int t) { return !m->cfg.rope_neox && (t == LORA_Q || t == LORA_K); }
 
@@ -71,7 +64,7 @@ static int peft_write_tensors(const lora_adapter *a, const model *m, const char 
             if (peft_permuted(m, t)) {
                 float *dst = hf + used;
                 for (int64_t row = 0; row < outf; row++)
-                    memcpy(dst + row * a->r, B + peft_gguf_row(row, m->cfg.head_dim) * a->r, sizeof(float) * a->r);
+                    memcpy(dst + row * a->r, B + model_qk_gguf_row(row, m->cfg.head_dim) * a->r, sizeof(float) * a->r);
                 B = dst;
                 used += (size_t)outf * a->r;
             }
@@ -182,7 +175,7 @@ static int peft_read_tensor(const safetensors_file *f, const char *name, int64_t
     uint8_t *row = slim_malloc(rb);
     int rc = 0;
     for (int64_t i = 0; i < rows && rc == 0; i++) {
-        float *out = dst + (hd_perm ? peft_gguf_row(i, hd_perm) : i) * cols;
+        float *out = dst + (hd_perm ? model_qk_gguf_row(i, hd_perm) : i) * cols;
         memcpy(row, (const uint8_t *)t->data + (size_t)i * rb, rb); /* the mapping need not be aligned */
         rc = quant_dequantize_row(t->type, row, out, cols);
         for (int64_t j = 0; j < cols && rc == 0; j++)
