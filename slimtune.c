@@ -27,6 +27,7 @@
 #include "../export/export.h"
 #include "../export/predict.h"
 #include "../export/quantize.h"
+#include "../export/registry.h"
 #include "../train/train.h"
 #include "format/gguf.h"
 #include "format/model_file.h"
@@ -42,6 +43,7 @@ static void usage(FILE *f) {
             "  eval --config FILE           score the test split against baselines (<out_dir>/eval/report.*)\n"
             "  export --config FILE         merge the adapter and write GGUF (<out_dir>/export/)\n"
             "  predict --config FILE --input ROWS [--model M]   label predictions for new rows (JSONL)\n"
+            "  models list|show N|promote N|rollback --config FILE   exported versions and the deployed one\n"
             "  info MODEL                   architecture, tensors, tokenizer and training memory of a model\n"
             "  quantize IN.gguf OUT.gguf --type T   write a GGUF with its weights in F16/Q8_0/Q4_0/Q4_K/...\n"
             "  tokenize MODEL [--text S | --file F] [--ids-only] [--no-bos] [--parse-special]   tokens of a text\n");
@@ -225,7 +227,7 @@ int main(int argc, char **argv) {
     static const struct { const char *name; int (*main)(int, char **); } commands[] = {
         {"train", train_main},       {"eval", eval_main},         {"export", export_main},
         {"info", info_main},         {"quantize", quantize_main}, {"tokenize", tokenize_main},
-        {"predict", predict_main},
+        {"predict", predict_main},   {"models", models_main},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name)) return slim_exit_status(cmd, commands[i].main(argc - 1, argv + 1));

@@ -21,6 +21,7 @@
 #include "hf_export.h"
 #include "merge.h"
 #include "mix.h"
+#include "registry.h"
 
 /* Loads the base with its weights stored as `quant` (QUANT_KEEP: the file's own types, in place;
  * every tensor checked as model_load checks it) and the adapter. Returns 0 or -1 (nothing to free). */
@@ -175,6 +176,16 @@ int export_adapter(const char *model_path, const char *adapter_path, const char 
     return rc;
 }
 
+/* The file (or directory) format f of export.formats writes into the export directory. */
+static const char *export_output_name(const char *f) {
+    static char merged[64];
+    if (!strcmp(f, "lora")) return "adapter-lora.gguf";
+    if (!strcmp(f, "peft")) return "adapter-peft";
+    if (!strcmp(f, "hf")) return "merged-hf";
+    snprintf(merged, sizeof merged, "merged-%s.gguf", f);
+    return merged;
+}
+
 /* MB (10^6 bytes) of a file, or of the files of a directory. */
 static double export_size_mb(const char *path) {
     struct stat st;
@@ -211,10 +222,7 @@ static int export_formats(const slim_config *cfg, const char *adapter, const cha
         const char *f = cfg->export_formats[i];
         char path[4200];
         int lora = !strcmp(f, "lora"), peft = !strcmp(f, "peft"), hf = !strcmp(f, "hf");
-        if (lora) snprintf(path, sizeof path, "%s/adapter-lora.gguf", dir);
-        else if (peft) snprintf(path, sizeof path, "%s/adapter-peft", dir);
-        else if (hf) snprintf(path, sizeof path, "%s/merged-hf", dir);
-        else snprintf(path, sizeof path, "%s/merged-%s.gguf", dir, file_type_find(f)->name);
+        snprintf(path, sizeof path, "%s/%s", dir, export_output_name(f));
         double t0 = slim_time_sec();
         merge_src src = {.m = &m, .a = &a, .adapter_path = adapter};
         rc = lora   ? lora_save(&a, &m, path)
@@ -271,6 +279,11 @@ int export_run(const slim_config *cfg, const export_opts *o) {
         return slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)", adapter);
     if (slim_mkdir_p(dir) != 0) return -1;
     if (export_formats(cfg, adapter, dir) != 0) return -1;
+    char *names[SLIM_MAX_FORMATS];
+    for (int i = 0; i < cfg->n_export_formats; i++) names[i] = slim_strdup(export_output_name(cfg->export_formats[i]));
+    int rc = registry_add(cfg, dir, names, cfg->n_export_formats);
+    for (int i = 0; i < cfg->n_export_formats; i++) free(names[i]);
+    if (rc != 0) return -1;
     printf("run it:  llama-cli -m %s/merged-<format>.gguf\n   or:   llama-cli -m %s --lora %s/adapter-lora.gguf\n",
            dir, cfg->model, dir);
     fprintf(stderr, "export: done in %.2f s (merged onto the %s weights)\n", slim_time_sec() - t0,

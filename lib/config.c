@@ -121,6 +121,7 @@ static const config_field config_fields[] = {
     LISTD("export.formats", export_formats, n_export_formats, SLIM_MAX_FORMATS,
           "f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, lora, peft, hf", "f16, q8_0, q4_k_m, lora"),
     INT("export.hf_shard_mb", hf_shard_mb, 1, BIG, 4000),
+    STR0("export.registry", registry),
     CHOICE("export.merge_base", merge_base, "trained", "trained, original"),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
     REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),

@@ -109,6 +109,7 @@ typedef struct slim_config {
     char *export_formats[SLIM_MAX_FORMATS]; /* export.formats: merged file types (f32 f16 bf16 q8_0 q4_0 q4_k_m
                                                q5_k_m q6_k) and "lora" (default f16, q8_0, q4_k_m, lora) */
     int n_export_formats;
+    char *registry;          /* export.registry: the versions file (NULL: <out_dir>/../registry.json) */
     int hf_shard_mb;         /* export.hf_shard_mb: largest model-*.safetensors shard of the "hf" format, MB
                                 (default 4000; past it the weights are sharded with an index) */
     char *merge_base;        /* export.merge_base: "trained" (default: onto the weights as base.quant stored
