@@ -8,18 +8,9 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "format/hf.h"
 #include "format/model_file.h"
 #include "format/safetensors.h"
-
-/* transformers' name of a GGUF tensor of a layer ("attn_q.weight" -> "self_attn.q_proj.weight"). */
-static const char *const hf_layer_names[][2] = {
-    {"attn_norm.weight", "input_layernorm.weight"},  {"ffn_norm.weight", "post_attention_layernorm.weight"},
-    {"attn_q.weight", "self_attn.q_proj.weight"},    {"attn_k.weight", "self_attn.k_proj.weight"},
-    {"attn_v.weight", "self_attn.v_proj.weight"},    {"attn_output.weight", "self_attn.o_proj.weight"},
-    {"attn_q.bias", "self_attn.q_proj.bias"},        {"attn_k.bias", "self_attn.k_proj.bias"},
-    {"attn_v.bias", "self_attn.v_proj.bias"},        {"ffn_gate.weight", "mlp.gate_proj.weight"},
-    {"ffn_up.weight", "mlp.up_proj.weight"},         {"ffn_down.weight", "mlp.down_proj.weight"},
-};
 
 /* The transformers name of GGUF tensor `name` into buf; 0, 1 when it has none to write (rope_freqs),
  * or -1 with an error. *qk: 1 for a q or k weight/bias (rows permuted in llama GGUF). */
@@ -32,12 +23,11 @@ static int hf_name(const char *name, char *buf, size_t cap, int *qk) {
         if (!strcmp(name, top[i][0])) return snprintf(buf, cap, "%s", top[i][1]) < (int)cap ? 0 : -1;
     if (!strcmp(name, "rope_freqs.weight")) return 1;
     int l, n = 0;
-    if (sscanf(name, "blk.%d.%n", &l, &n) == 1 && n > 0)
-        for (size_t i = 0; i < sizeof hf_layer_names / sizeof hf_layer_names[0]; i++)
-            if (!strcmp(name + n, hf_layer_names[i][0])) {
-                *qk = !strncmp(name + n, "attn_q.", 7) || !strncmp(name + n, "attn_k.", 7);
-                return snprintf(buf, cap, "model.layers.%d.%s", l, hf_layer_names[i][1]) < (int)cap ? 0 : -1;
-            }
+    const char *hf = sscanf(name, "blk.%d.%n", &l, &n) == 1 && n > 0 ? hf_layer_name(name + n) : NULL;
+    if (hf) {
+        *qk = !strncmp(name + n, "attn_q.", 7) || !strncmp(name + n, "attn_k.", 7);
+        return snprintf(buf, cap, "model.layers.%d.%s", l, hf) < (int)cap ? 0 : -1;
+    }
     return slim_set_error("hf export: tensor %s has no transformers name", name);
 }
 

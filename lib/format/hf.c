@@ -412,6 +412,35 @@ static int hf_plan_add(hf_plans *ps, hf_weights *w, const char *dir, const char 
     return 0;
 }
 
+/* A tensor of a llama / qwen2 layer: transformers' name, llama.cpp's, and how to check and place it. */
+typedef struct hf_layer_tensor {
+    const char *hf, *gguf;
+    int rows, cols; /* 0 hidden, 1 q_out, 2 kv_out, 3 ffn; cols -1: rank 1 */
+    int perm;       /* 1 q heads, 2 kv heads */
+    int bias;       /* 1: bias (required by qwen2, optional for llama) */
+    const char *why;
+} hf_layer_tensor;
+static const hf_layer_tensor hf_layer_tensors[] = {
+    { "input_layernorm.weight", "attn_norm.weight", 0, -1, 0, 0, "hidden_size" },
+    { "self_attn.q_proj.weight", "attn_q.weight", 1, 0, 1, 0, "num_attention_heads * head_dim, hidden_size" },
+    { "self_attn.k_proj.weight", "attn_k.weight", 2, 0, 2, 0, "num_key_value_heads * head_dim, hidden_size" },
+    { "self_attn.v_proj.weight", "attn_v.weight", 2, 0, 0, 0, "num_key_value_heads * head_dim, hidden_size" },
+    { "self_attn.o_proj.weight", "attn_output.weight", 0, 1, 0, 0, "hidden_size, num_attention_heads * head_dim" },
+    { "self_attn.q_proj.bias", "attn_q.bias", 1, -1, 1, 1, "num_attention_heads * head_dim" },
+    { "self_attn.k_proj.bias", "attn_k.bias", 2, -1, 2, 1, "num_key_value_heads * head_dim" },
+    { "self_attn.v_proj.bias", "attn_v.bias", 2, -1, 0, 1, "num_key_value_heads * head_dim" },
+    { "post_attention_layernorm.weight", "ffn_norm.weight", 0, -1, 0, 0, "hidden_size" },
+    { "mlp.gate_proj.weight", "ffn_gate.weight", 3, 0, 0, 0, "intermediate_size, hidden_size" },
+    { "mlp.up_proj.weight", "ffn_up.weight", 3, 0, 0, 0, "intermediate_size, hidden_size" },
+    { "mlp.down_proj.weight", "ffn_down.weight", 0, 3, 0, 0, "hidden_size, intermediate_size" },
+};
+
+const char *hf_layer_name(const char *gguf_suffix) {
+    for (size_t i = 0; i < sizeof hf_layer_tensors / sizeof hf_layer_tensors[0]; i++)
+        if (!strcmp(gguf_suffix, hf_layer_tensors[i].gguf)) return hf_layer_tensors[i].hf;
+    return NULL;
+}
+
 static int hf_plan_all(hf_plans *ps, hf_weights *w, const hf_config *c, const char *dir) {
     const int64_t H = c->hidden, q_out = c->n_heads * c->head_dim, kv_out = c->n_kv_heads * c->head_dim;
     const int64_t ph_q = c->permute_qk ? c->n_heads : 0, ph_k = c->permute_qk ? c->n_kv_heads : 0;
@@ -419,35 +448,16 @@ static int hf_plan_all(hf_plans *ps, hf_weights *w, const hf_config *c, const ch
                     "vocab_size, hidden_size", 0))
         return -1;
     for (int64_t l = 0; l < c->n_layers; l++) {
-        static const struct {
-            const char *hf, *gguf;
-            int rows, cols; /* 0 hidden, 1 q_out, 2 kv_out, 3 ffn; cols -1: rank 1 */
-            int perm;       /* 1 q heads, 2 kv heads */
-            int bias;       /* 1: bias (required by qwen2, optional for llama) */
-            const char *why;
-        } m[] = {
-            { "input_layernorm.weight", "attn_norm.weight", 0, -1, 0, 0, "hidden_size" },
-            { "self_attn.q_proj.weight", "attn_q.weight", 1, 0, 1, 0, "num_attention_heads * head_dim, hidden_size" },
-            { "self_attn.k_proj.weight", "attn_k.weight", 2, 0, 2, 0, "num_key_value_heads * head_dim, hidden_size" },
-            { "self_attn.v_proj.weight", "attn_v.weight", 2, 0, 0, 0, "num_key_value_heads * head_dim, hidden_size" },
-            { "self_attn.o_proj.weight", "attn_output.weight", 0, 1, 0, 0, "hidden_size, num_attention_heads * head_dim" },
-            { "self_attn.q_proj.bias", "attn_q.bias", 1, -1, 1, 1, "num_attention_heads * head_dim" },
-            { "self_attn.k_proj.bias", "attn_k.bias", 2, -1, 2, 1, "num_key_value_heads * head_dim" },
-            { "self_attn.v_proj.bias", "attn_v.bias", 2, -1, 0, 1, "num_key_value_heads * head_dim" },
-            { "post_attention_layernorm.weight", "ffn_norm.weight", 0, -1, 0, 0, "hidden_size" },
-            { "mlp.gate_proj.weight", "ffn_gate.weight", 3, 0, 0, 0, "intermediate_size, hidden_size" },
-            { "mlp.up_proj.weight", "ffn_up.weight", 3, 0, 0, 0, "intermediate_size, hidden_size" },
-            { "mlp.down_proj.weight", "ffn_down.weight", 0, 3, 0, 0, "hidden_size, intermediate_size" },
-        };
         const int64_t dims[4] = { H, q_out, kv_out, c->ffn };
-        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        const size_t n_m = sizeof hf_layer_tensors / sizeof hf_layer_tensors[0];
+        for (size_t i = 0; i < n_m; i++) {
+            const hf_layer_tensor *e = &hf_layer_tensors[i];
             char hf_name[160], gguf_name[96];
-            snprintf(hf_name, sizeof hf_name, "model.layers.%lld.%s", (long long)l, m[i].hf);
-            snprintf(gguf_name, sizeof gguf_name, "blk.%lld.%s", (long long)l, m[i].gguf);
-            int64_t perm = m[i].perm == 1 ? ph_q : m[i].perm == 2 ? ph_k : 0;
-            int64_t d1 = m[i].cols < 0 ? 0 : dims[m[i].cols];
-            if (hf_plan_add(ps, w, dir, hf_name, gguf_name, dims[m[i].rows], d1, perm, m[i].why,
-                            m[i].bias && !c->needs_bias))
+            snprintf(hf_name, sizeof hf_name, "model.layers.%lld.%s", (long long)l, e->hf);
+            snprintf(gguf_name, sizeof gguf_name, "blk.%lld.%s", (long long)l, e->gguf);
+            int64_t perm = e->perm == 1 ? ph_q : e->perm == 2 ? ph_k : 0;
+            int64_t d1 = e->cols < 0 ? 0 : dims[e->cols];
+            if (hf_plan_add(ps, w, dir, hf_name, gguf_name, dims[e->rows], d1, perm, e->why, e->bias && !c->needs_bias))
                 return -1;
         }
     }

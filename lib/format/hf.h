@@ -40,4 +40,8 @@ int hf_open(gguf_file *g, const char *dir);
 /* 1 when path is a directory holding a config.json (an HF model directory), else 0. */
 int hf_is_model_dir(const char *path);
 
+/* transformers' name of a llama / qwen2 layer tensor from llama.cpp's ("attn_q.weight" ->
+ * "self_attn.q_proj.weight", "ffn_norm.weight" -> "post_attention_layernorm.weight"), or NULL. */
+const char *hf_layer_name(const char *gguf_suffix);
+
 #endif
