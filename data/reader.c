@@ -253,6 +253,12 @@ static const int *reader_required(int shape) {
     }
 }
 
+/* Whether col is the target of shape (label, completion, output). */
+static int reader_is_target(int shape, int col) {
+    return (shape == SHAPE_TEXT_LABEL && col == COL_LABEL) ||
+           (shape == SHAPE_PROMPT_COMPLETION && col == COL_COMPLETION) || (shape == SHAPE_ALPACA && col == COL_OUTPUT);
+}
+
 static int reader_uses(int shape, int col) {
     if (shape == SHAPE_ALPACA && col == COL_INPUT) return 1;
     for (const int *c = reader_required(shape); *c >= 0; c++)
@@ -262,10 +268,10 @@ static int reader_uses(int shape, int col) {
 
 /* The shape that the available columns suggest (have[col] != 0); text_label when nothing fits, so
  * that the missing-column error names the text and label columns. */
-static int reader_shape_from(const int have[COL_N], int labels_declared) {
+static int reader_shape_from(const int have[COL_N], int labels_declared, int target_optional) {
     if (have[COL_MESSAGES]) return SHAPE_CHAT;
-    if (have[COL_INSTRUCTION] && have[COL_OUTPUT]) return SHAPE_ALPACA;
-    if (have[COL_PROMPT] && have[COL_COMPLETION]) return SHAPE_PROMPT_COMPLETION;
+    if (have[COL_INSTRUCTION] && (have[COL_OUTPUT] || target_optional)) return SHAPE_ALPACA;
+    if (have[COL_PROMPT] && (have[COL_COMPLETION] || target_optional)) return SHAPE_PROMPT_COMPLETION;
     if (have[COL_TEXT] && (have[COL_LABEL] || labels_declared)) return SHAPE_TEXT_LABEL;
     if (have[COL_TEXT]) return SHAPE_TEXT;
     return SHAPE_TEXT_LABEL;
@@ -365,6 +371,8 @@ static void reader_fill_row(reader_ctx *x, reader_row *row, const reader_fields 
     if (!text) return;
     row->text = text;
     row->text_len = tn;
+    if (tgt_col >= 0 && x->o->target_optional && (!f->present[tgt_col] || reader_blank(f->s[tgt_col], f->n[tgt_col])))
+        tgt_col = -1; /* a row to predict: no target, or an empty one */
     if (tgt_col >= 0) {
         size_t ln = f->n[tgt_col];
         char *label = reader_take_field(x, row, reader_column_key(tgt_col), f->s[tgt_col], &ln);
@@ -522,7 +530,7 @@ static void table_header(csv_ctx *c, int64_t line) {
     for (int k = 0; k < COL_N; k++)
         for (int i = 0; i < c->n_fields && c->idx[k] < 0; i++)
             if (strcmp(c->header[i], x->col[k]) == 0) { c->idx[k] = i; have[k] = 1; }
-    if (x->shape == SHAPE_AUTO) x->shape = reader_shape_from(have, x->o->labels != NULL);
+    if (x->shape == SHAPE_AUTO) x->shape = reader_shape_from(have, x->o->labels != NULL, x->o->target_optional);
     for (int k = 0; k < COL_N && !c->fatal; k++) {
         if (!reader_uses(x->shape, k) || c->idx[k] < 0) continue;
         for (int i = c->idx[k] + 1; i < c->n_fields; i++)
@@ -533,7 +541,7 @@ static void table_header(csv_ctx *c, int64_t line) {
             }
     }
     for (const int *k = reader_required(x->shape); *k >= 0 && !c->fatal; k++) {
-        if (c->idx[*k] >= 0) continue;
+        if (c->idx[*k] >= 0 || (x->o->target_optional && reader_is_target(x->shape, *k))) continue;
         char cols[400] = "";
         size_t used = 0;
         for (int i = 0; i < c->n_fields && used + 4 < sizeof cols; i++)
@@ -737,7 +745,8 @@ static int reader_json_fields(reader_ctx *x, reader_row *row, const cJSON *v, re
     memset(f, 0, sizeof *f);
     const int *req = reader_required(x->shape);
     for (const int *k = req; *k >= 0; k++)
-        if (!cJSON_GetObjectItemCaseSensitive(v, x->col[*k])) {
+        if (!cJSON_GetObjectItemCaseSensitive(v, x->col[*k]) &&
+            !(x->o->target_optional && reader_is_target(x->shape, *k))) {
             reader_bad(x, row, READ_MISSING_KEY, "no key \"%s\" (data.columns.%s)", x->col[*k], reader_column_key(*k));
             return -1;
         }
@@ -837,7 +846,8 @@ static int reader_parse_jsonl(reader_ctx *x, const char *buf, size_t size) {
         reader_jsonl_lines(buf, size, reader_json_detect_cb, x);
         x->detect = NULL;
         /* no object anywhere: every row is bad anyway; text_label names the usual keys */
-        x->shape = d.n_objects ? reader_shape_from(d.have, x->o->labels != NULL) : SHAPE_TEXT_LABEL;
+        x->shape = d.n_objects ? reader_shape_from(d.have, x->o->labels != NULL, x->o->target_optional)
+                               : SHAPE_TEXT_LABEL;
     }
     reader_jsonl_lines(buf, size, reader_json_line_cb, x);
     return 0;

@@ -51,6 +51,8 @@ typedef struct reader_opts {
     const char *const *labels;       /* allowed label set (text_label), NULL = any */
     int n_labels;
     int replace_bad_utf8;            /* 1: replace invalid UTF-8 by U+FFFD and keep the row; 0: bad row */
+    int target_optional;             /* 1: the target column (label, completion, output) may be absent (new
+                                        rows to predict); a row without it has label NULL */
 } reader_opts;
 
 typedef struct data_reader {

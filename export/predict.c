@@ -23,6 +23,8 @@ static void predict_usage(FILE *f) {
             "  Predicts the label of every row of ROWS (CSV, TSV or JSONL with the config's columns; a label\n"
             "  column is optional) as eval scores labels, and writes one JSON object a row (input order) to\n"
             "  FILE (default stdout): {\"line\", \"label\", \"probs\": {label: p}, \"gold\"} or {\"line\", \"error\"}.\n"
+            "  Rows of a prompt/completion, alpaca or text config without labels get a greedy completion of up\n"
+            "  to predict.max_new_tokens tokens: {\"line\", \"completion\", \"n_tokens\", \"stop\"}.\n"
             "  --adapter A   LoRA adapter over the config's base (default <out_dir>/train/adapter.gguf)\n"
             "  --model M     a merged GGUF (slimtune export) used as stored, without an adapter\n"
             "  --batch N     (row, label) pairs per forward pass (default 32)\n"
@@ -65,6 +67,10 @@ typedef struct predictor {
     FILE *out;
     char tmp[4200];        /* --out's temporary name */
     int prompt_tokens;     /* --prompt-tokens */
+    int generate;          /* the rows' shape has no labels to score: greedy generation */
+    int max_new;           /* predict.max_new_tokens */
+    acts gen;              /* generation: inference activations of one row of max_seq_len + max_new tokens */
+    int32_t *gen_tokens, *gen_targets; /* [max_seq_len + max_new] */
     int64_t n_bad, n_gold, n_correct;
     /* one chunk */
     slim_dataset d;        /* its good rows, rendered (tokens, offsets, prompt_len; label names) */
@@ -116,20 +122,39 @@ static int predict_load(predictor *p, const slim_config *cfg, const predict_opts
     return 0;
 }
 
-/* Sets everything up: labels, model, renderer (text_label), reader, output. Returns 0 or -1. */
-static int predict_setup(predictor *p, const slim_config *cfg, const predict_opts *o) {
-    if (predict_labels(p, cfg) != 0 || predict_load(p, cfg, o) != 0) return -1;
-    if (prep_renderer_init(&p->r, &p->m.tok, cfg, SHAPE_TEXT_LABEL, p->names, p->n_names, NULL) != 0) return -1;
+/* Generation set-up: the renderer of the rows' shape, activations and token buffers of one row. */
+static int predict_setup_generate(predictor *p, const slim_config *cfg) {
+    if (p->rd.shape == SHAPE_CHAT)
+        return slim_set_error("%s: chat rows: generation from a chat template is not implemented yet", p->rd.path);
+    if (prep_renderer_init(&p->r, &p->m.tok, cfg, p->rd.shape, NULL, 0, NULL) != 0) return -1;
     p->has_renderer = 1;
+    p->generate = 1;
+    p->max_new = cfg->max_new_tokens;
+    const int T = cfg->max_seq_len + p->max_new;
+    acts_init_inference(&p->gen, &p->m.cfg, 1, T, p->has_lora ? p->lora.r : 0);
+    p->gen_tokens = slim_malloc(sizeof(int32_t) * 2 * (size_t)T);
+    p->gen_targets = p->gen_tokens + T;
+    return 0;
+}
+
+/* Sets everything up: model, reader, then labels and their renderer (text_label and text rows when the
+ * config has labels) or generation, output. Returns 0 or -1. */
+static int predict_setup(predictor *p, const slim_config *cfg, const predict_opts *o) {
+    if (predict_load(p, cfg, o) != 0) return -1;
     reader_opts ro;
-    prep_reader_opts(&ro, cfg, SHAPE_AUTO, NULL, 0);
+    prep_reader_opts(&ro, cfg, example_shape_parse(cfg->shape), NULL, 0);
+    ro.target_optional = 1;
     if (reader_open_ex(&p->rd, o->input, &ro) != 0) return -1;
     p->has_reader = 1;
-    if (p->rd.shape != SHAPE_TEXT_LABEL && p->rd.shape != SHAPE_TEXT)
-        return slim_set_error("%s: rows of shape %s: predict scores labels (text, or text and label, columns); "
-                              "generation for other shapes is not implemented yet", o->input,
-                              example_shape_name(p->rd.shape));
-    p->scores = slim_malloc(sizeof(double) * PREDICT_CHUNK * (size_t)p->n_names);
+    const int labelled = p->rd.shape == SHAPE_TEXT_LABEL || (p->rd.shape == SHAPE_TEXT && predict_labels(p, cfg) == 0);
+    if (p->rd.shape == SHAPE_TEXT_LABEL && predict_labels(p, cfg) != 0) return -1;
+    if (labelled) {
+        if (prep_renderer_init(&p->r, &p->m.tok, cfg, SHAPE_TEXT_LABEL, p->names, p->n_names, NULL) != 0) return -1;
+        p->has_renderer = 1;
+        p->scores = slim_malloc(sizeof(double) * PREDICT_CHUNK * (size_t)p->n_names);
+    } else if (predict_setup_generate(p, cfg) != 0) {
+        return -1;
+    }
     p->prompt_tokens = o->prompt_tokens;
     p->out = o->out ? slim_atomic_open(o->out, p->tmp, sizeof p->tmp) : stdout;
     return p->out ? 0 : -1;
@@ -137,6 +162,8 @@ static int predict_setup(predictor *p, const slim_config *cfg, const predict_opt
 
 static void predict_free(predictor *p) {
     if (p->out && p->out != stdout) slim_atomic_abort(p->out, p->tmp); /* only after a failure */
+    if (p->generate) acts_free(&p->gen);
+    free(p->gen_tokens);
     free(p->scores);
     free(p->d.tokens);
     free(p->d.offsets);
@@ -224,6 +251,74 @@ static int predict_write_row(predictor *p, int i, int64_t line, int64_t e_idx) {
     return rc;
 }
 
+/* The prompt of row e into p->gen_tokens: the rows' shape rendered as data prepare renders it, without
+ * the completion (prompt_completion, alpaca) or the final EOS (text). Returns its length, 0 for a bad row
+ * (*why set), -1 on a tokenizer failure. */
+static int predict_prompt(predictor *p, const data_example *e, prep_rendered *w, const char **why) {
+    data_example x = *e;
+    x.label = "";
+    x.label_len = 0;
+    if (prep_render(&p->r, &x, 0, w) != 0) return -1;
+    const int n = p->rd.shape == SHAPE_TEXT ? w->n_tokens - 1 : w->prompt_len;
+    if (w->bad || n < 1 || n > p->gen.T - p->max_new) {
+        *why = w->bad ? w->message : "the prompt is empty or longer than data.max_seq_len";
+        return 0;
+    }
+    memcpy(p->gen_tokens, w->tokens, sizeof(int32_t) * (size_t)n);
+    return n;
+}
+
+/* Greedy generation after the n prompt tokens in p->gen_tokens: up to max_new tokens, stopping at EOS
+ * (each step a forward over the whole sequence, the head on its last row only). Returns the tokens
+ * generated (appended to p->gen_tokens) and sets *eos. */
+static int predict_greedy(predictor *p, int n, int *eos) {
+    const int V = p->m.cfg.vocab_size;
+    int k = 0;
+    *eos = 0;
+    for (; k < p->max_new; k++) {
+        const int T = n + k;
+        for (int t = 0; t < T; t++) p->gen_targets[t] = t == T - 1 ? 0 : -1; /* only the last row's head */
+        model_forward(&p->m, p->has_lora ? &p->lora : NULL, &p->gen, p->gen_tokens, p->gen_targets, 1, T, NULL, NULL);
+        int best = 0;
+        for (int v = 1; v < V; v++) if (p->gen.logits[v] > p->gen.logits[best]) best = v; /* probabilities */
+        if (best == p->m.tok.eos_id) { *eos = 1; break; }
+        p->gen_tokens[T] = best;
+    }
+    return k;
+}
+
+/* Generates for row e and writes its line: {"line", "completion", "n_tokens", "stop", "reference"}. */
+static int predict_generate_row(predictor *p, const data_example *e, prep_rendered *w) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "line", (double)e->line);
+    const char *why = e->reason != READ_OK ? e->message : NULL;
+    int n = why ? 0 : predict_prompt(p, e, w, &why), rc = n < 0 ? -1 : 0;
+    if (rc == 0 && n == 0) {
+        cJSON_AddStringToObject(o, "error", why);
+        p->n_bad++;
+    } else if (rc == 0) {
+        int eos, k = predict_greedy(p, n, &eos);
+        const size_t cap = (size_t)k * 256 + 1;
+        char *text = slim_malloc(cap);
+        text[0] = 0;
+        for (int i = 0; i < k; i++) tokenizer_decode_token(&p->m.tok, p->gen_tokens[n + i], text, cap); /* appends */
+        cJSON_AddStringToObject(o, "completion", text);
+        cJSON_AddNumberToObject(o, "n_tokens", k);
+        cJSON_AddStringToObject(o, "stop", eos ? "eos" : "max_new_tokens");
+        if (e->label) cJSON_AddStringToObject(o, "reference", e->label);
+        if (p->prompt_tokens) {
+            cJSON *ids = cJSON_AddArrayToObject(o, "prompt_tokens");
+            for (int i = 0; i < n; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(p->gen_tokens[i]));
+        }
+        free(text);
+    }
+    char *line = cJSON_PrintUnformatted(o);
+    if (rc == 0 && fprintf(p->out, "%s\n", line) < 0) rc = slim_set_error("cannot write the predictions");
+    free(line);
+    cJSON_Delete(o);
+    return rc;
+}
+
 /* Reads up to PREDICT_CHUNK rows, renders the good ones, scores every label of them and writes a line
  * per row. Returns the rows done (0 at the end of the input) or -1 with an error. */
 static int predict_chunk(predictor *p, int batch) {
@@ -236,11 +331,12 @@ static int predict_chunk(predictor *p, int batch) {
     const reader_row *row;
     while (n < PREDICT_CHUNK && rc == 0 && reader_next(&p->rd, &row)) {
         lines[n] = row->line;
-        rc = predict_render_row(p, n, row, &w);
+        rc = p->generate ? predict_generate_row(p, row, &w) : predict_render_row(p, n, row, &w);
         n++;
     }
     prep_rendered_free(&w);
     if (rc != 0) return -1;
+    if (p->generate) return n;
     if (d->n_examples > 0 && eval_score(&p->m, p->has_lora ? &p->lora : NULL, d, NULL, d->n_examples, batch, NULL,
                                         p->scores) != 0)
         return -1;
@@ -262,7 +358,7 @@ int predict_run(const slim_config *cfg, const predict_opts *o) {
         d->prompt_len = slim_malloc(sizeof(int32_t) * PREDICT_CHUNK);
         d->labels = slim_malloc(sizeof(int32_t) * PREDICT_CHUNK);
         d->source_line = slim_malloc(sizeof(int64_t) * PREDICT_CHUNK);
-        d->n_labels = p->n_names;
+        d->n_labels = p->n_names; /* label scoring only */
         d->label_names = p->names;
         d->completion_template = (char *)prep_completion_template(cfg, SHAPE_TEXT_LABEL);
         int64_t done = 0;

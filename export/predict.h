@@ -15,7 +15,16 @@
  * Output (--out FILE, written through a temporary file and renamed; else stdout), one JSON object a row:
  *   {"line": 12, "label": "spam", "probs": {"ham": 0.0123, "spam": 0.9877}, "gold": "spam"}
  *   {"line": 13, "error": "empty text"}
- * ("gold" only when the row has a label). Other shapes (generation) are not implemented yet: an error. */
+ * ("gold" only when the row has a label).
+ *
+ * Other shapes (prompt_completion, alpaca, and text rows when the config has no labels): the prompt,
+ * rendered as `data prepare` renders it without the completion, is continued greedily up to
+ * predict.max_new_tokens tokens or EOS (no KV cache: each token a forward over the whole sequence, the
+ * head on the last row only):
+ *   {"line": 3, "completion": " there was a girl", "n_tokens": 16, "stop": "eos" | "max_new_tokens",
+ *    "reference": the row's completion when it has one}
+ * The completion column may be absent or empty. Chat rows (generation from a chat template) are not
+ * implemented yet: an error. */
 #ifndef SLIM_PREDICT_H
 #define SLIM_PREDICT_H
 

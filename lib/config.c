@@ -122,6 +122,7 @@ static const config_field config_fields[] = {
           "f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, lora, peft, hf", "f16, q8_0, q4_k_m, lora"),
     INT("export.hf_shard_mb", hf_shard_mb, 1, BIG, 4000),
     STR0("export.registry", registry),
+    INT("predict.max_new_tokens", max_new_tokens, 1, 1 << 16, 64),
     CHOICE("export.merge_base", merge_base, "trained", "trained, original"),
     REAL("eval.min_accuracy", min_accuracy, 0, 0, 1, 0, 0),
     REAL("eval.min_gain", min_gain, -1, 0, 1, 0, -1),

@@ -115,6 +115,10 @@ typedef struct slim_config {
     char *merge_base;        /* export.merge_base: "trained" (default: onto the weights as base.quant stored
                                 them for training) | "original" (onto the file's weights) */
 
+    /* "predict": { ... } */
+    int max_new_tokens;      /* predict.max_new_tokens: tokens generated at most for a row of a non-label shape
+                                (default 64; generation stops earlier at EOS) */
+
     /* "eval": { ... } */
     double min_accuracy;     /* eval.min_accuracy: fail below this (default 0 = no gate) */
     double min_gain;         /* eval.min_gain: fail when accuracy - best baseline is below (default -1 = no gate) */

@@ -3,6 +3,8 @@
 # (the same label scoring); every input row gets one line, in input order, bad rows an error line; rows
 # without a label column are predicted too; the probabilities of a row sum to 1; a merged F32 file
 # (--model, no adapter) predicts what base + adapter predicts; --out is written whole or not at all.
+# Rows of a prompt/completion config (completion column absent or empty) get greedy generations, the same
+# text real llama.cpp generates greedily from the same prompt ids (tests/llamacpp/greedy_labels.mjs).
 set -uo pipefail
 . "$(dirname "$0")/../testlib.sh" test_predict
 
@@ -70,4 +72,30 @@ check "the merged file predicts what base + adapter does" $?
 "$bin" predict --config "$tmp/config.json" --input "$tmp/test.csv" --model "$tmp/nonexistent.gguf" --out "$tmp/x.jsonl" 2>"$tmp/x.log"
 [ $? -eq 2 ] && [ ! -e "$tmp/x.jsonl" ] && [ -z "$(ls "$tmp" | grep 'x.jsonl.tmp')" ]
 check "a failed predict exits 2 and writes nothing" $? "$(cat "$tmp/x.log")"
+
+# generation: prompt/completion rows, base model, 16 new tokens, against llama.cpp
+printf 'prompt,completion\nOnce upon a time,\nThe little dog,\nShe was very,\n' >"$tmp/gen.csv"
+printf '{"prompt": "Lily wanted to"}\n{"prompt": "Tom and Sue went to the"}\n{"prompt": "  "}\n' >"$tmp/gen.jsonl"
+jq -n --arg m "$SHARED/models/stories260K.gguf" --arg o "$tmp/gen" --arg d "$tmp/gen.csv" \
+    '{model: $m, out_dir: $o, data: {train: $d, max_seq_len: 64}, predict: {max_new_tokens: 16}}' >"$tmp/gen.json"
+for f in gen.csv gen.jsonl; do
+    "$bin" predict --config "$tmp/gen.json" --input "$tmp/$f" --model "$SHARED/models/stories260K.gguf" --prompt-tokens \
+        --out "$tmp/$f.out" 2>"$tmp/$f.log"
+    check "generate for $f" $? "$(tail -2 "$tmp/$f.log")"
+done
+jq -e -s 'length == 3 and all(.[]; (.completion | length) > 0 and .stop == "max_new_tokens" and .n_tokens == 16)' \
+    "$tmp/gen.csv.out" >/dev/null && jq -e -s 'length == 3 and (.[2] | has("error"))' "$tmp/gen.jsonl.out" >/dev/null
+check "a completion a row (16 tokens), an error line for a blank prompt" $? "$(cat "$tmp/gen.csv.out" "$tmp/gen.jsonl.out")"
+if [ -d tests/llamacpp/node_modules/node-llama-cpp ]; then
+    cat "$tmp/gen.csv.out" "$tmp/gen.jsonl.out" >"$tmp/gen-all.jsonl"
+    node tests/llamacpp/greedy_labels.mjs --model "$SHARED/models/stories260K.gguf" --rows "$tmp/gen-all.jsonl" --labels x \
+        --max-new 16 >"$tmp/gen-ll.jsonl" 2>"$tmp/gen-ll.log"
+    check "llama.cpp greedy generation" $? "$(tail -2 "$tmp/gen-ll.log")"
+    jq -e -n --slurpfile a "$tmp/gen-all.jsonl" --slurpfile b "$tmp/gen-ll.jsonl" \
+        '[$a[] | select(has("completion"))] as $a | ($a | length) == 5 and ($b | length) == 5 and
+         ([range(0; 5) as $i | ($a[$i].completion | ltrimstr(" ")) == ($b[$i].text | ltrimstr(" "))] | all)' >/dev/null
+    check "the completions are llama.cpp's greedy text" $? "$(paste -d'|' <(jq -r '.completion // empty' "$tmp/gen-all.jsonl") <(jq -r .text "$tmp/gen-ll.jsonl"))"
+else
+    check "llama.cpp oracle installed (run make deps)" 1
+fi
 finish
