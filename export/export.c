@@ -130,6 +130,12 @@ static int export_write_tensor(gguf_writer *w, merge_job *j, uint64_t i) {
     const qmatrix *W = merge_weights(j->src.m, t);
     if (!merge_is_adapted(&j->src, t, &l, &tg) && type == t->type && t->data && (!W || W->type == t->type))
         return export_write_copy(w, g, t);
+    if (!t->data && !W) { /* a vector whose file bytes were released: the loaded F32 copy */
+        const float *v = merge_vector(j->src.m, t);
+        if (!v || type != GGML_TYPE_F32)
+            return slim_set_error("%s: tensor %s: its data are no longer in memory", g->path, t->name);
+        return gguf_writer_write_data(w, v, sizeof(float) * (size_t)t->ne[0]);
+    }
     return export_write_matrix(w, j, t, type);
 }
 

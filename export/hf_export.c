@@ -79,9 +79,11 @@ static void hf_unpermute(float *v, int64_t nrow, int64_t width, int hd) {
 static int hf_write_vector(safetensors_writer *w, const merge_src *src, const hf_tensor *h) {
     const int64_t n = h->t->ne[0];
     float *v = slim_malloc(sizeof(float) * (size_t)n);
-    int rc = quant_dequantize_row(h->t->type, h->t->data, v, n) != 0
-                 ? slim_set_error("%s: tensor %s: cannot decode", src->m->gguf.path, h->t->name)
-                 : 0;
+    const float *loaded = merge_vector(src->m, h->t); /* the base's bytes may be released (an HF view) */
+    int rc = 0;
+    if (loaded) memcpy(v, loaded, sizeof(float) * (size_t)n);
+    else if (!h->t->data || quant_dequantize_row(h->t->type, h->t->data, v, n) != 0)
+        rc = slim_set_error("%s: tensor %s: cannot decode", src->m->gguf.path, h->t->name);
     if (rc == 0 && h->qk) hf_unpermute(v, n, 1, src->m->cfg.head_dim);
     if (rc == 0) rc = safetensors_writer_data(w, v, sizeof(float) * (size_t)n);
     free(v);

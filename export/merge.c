@@ -2,6 +2,7 @@
 #include "merge.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,21 @@ int merge_rows(merge_src *s, const gguf_tensor *t, int64_t r0, int64_t r1) {
     if (t->data) /* the file's pages behind, when read in place */
         gguf_drop_pages(&s->m->gguf, (const uint8_t *)t->data + (size_t)r0 * in_rb, (size_t)(r1 - r0) * in_rb);
     return rc;
+}
+
+const float *merge_vector(const model *m, const gguf_tensor *t) {
+    int l, n = 0;
+    if (!strcmp(t->name, "rope_freqs.weight")) return m->cfg.rope_freqs;
+    if (!strcmp(t->name, "output_norm.weight")) return m->output_norm;
+    if (sscanf(t->name, "blk.%d.%n", &l, &n) != 1 || n == 0 || l < 0 || l >= m->cfg.n_layers) return NULL;
+    const model_layer *L = &m->layers[l];
+    const char *rest = t->name + n;
+    return !strcmp(rest, "attn_norm.weight") ? L->attn_norm
+         : !strcmp(rest, "ffn_norm.weight")  ? L->ffn_norm
+         : !strcmp(rest, "attn_q.bias")      ? L->bias[0]
+         : !strcmp(rest, "attn_k.bias")      ? L->bias[1]
+         : !strcmp(rest, "attn_v.bias")      ? L->bias[2]
+                                             : NULL;
 }
 
 void merge_src_free(merge_src *s) {

@@ -29,6 +29,10 @@ int64_t merge_block_rows(const merge_src *s, const gguf_tensor *t);
  * rows when none were loaded; the file's pages read in place are dropped behind. Returns 0 or -1 with an
  * error naming the tensor. */
 int merge_rows(merge_src *s, const gguf_tensor *t, int64_t r0, int64_t r1);
+/* The loaded F32 copy of vector tensor t (a norm, a q/k/v bias, rope_freqs; in GGUF order), or NULL:
+ * what to write when the base's own bytes are gone (a Hugging Face view's memory, released after the
+ * load, holds rope_freqs and llama's permuted q/k). */
+const float *merge_vector(const model *m, const gguf_tensor *t);
 /* Frees the scratch. */
 void merge_src_free(merge_src *s);
 

@@ -4,7 +4,10 @@
 # independent reader (tests/export/check_hf.py: json + struct + numpy against the merged bf16 GGUF read with
 # scripts/ggufpy.py) finds transformers' names, the index, config.json and every value; loaded back into
 # slimtune (a Hugging Face directory as the model) its logits equal the merged bf16 GGUF's bit for bit; one
-# shard when the limit allows; written through a temporary directory.
+# shard when the limit allows; written through a temporary directory. From a Hugging Face base directory
+# (scripts/make-tiny-model llama with Llama 3 rope scaling, and qwen2 with q/k/v biases): config.json and
+# the tokenizer files are the base's, the merged bf16 GGUF is written too (the base's rope_freqs and
+# permuted q/k live in memory released after the load) and both give the same logits.
 set -uo pipefail
 . "$(dirname "$0")/../testlib.sh" test_hf_export
 
@@ -34,4 +37,26 @@ done
 check "slimtune loads the directory back" $?
 jq -e -n --slurpfile a "$tmp/hf.json" --slurpfile b "$tmp/gguf.json" '$a[0].logits == $b[0].logits' >/dev/null
 check "its logits equal the merged bf16 GGUF's bit for bit" $?
+
+scripts/make-tiny-model "$tmp/tiny" --arch all >"$tmp/tiny.log" 2>&1
+check "make-tiny-model" $? "$(tail -3 "$tmp/tiny.log")"
+for a in llama qwen2; do
+    base="$tmp/tiny/tiny-$a-hf"
+    "$tool" adapter "$base" "$tmp/ad-$a.gguf" all &&
+        jq -n --arg m "$base" --arg o "$tmp/hfbase-$a" '{model: $m, out_dir: $o, export: {formats: ["hf", "bf16"]}}' \
+            >"$tmp/hfbase-$a.json" &&
+        "$bin" export --config "$tmp/hfbase-$a.json" --adapter "$tmp/ad-$a.gguf" >"$tmp/hfbase-$a.log" 2>&1
+    check "$a: export hf and bf16 from a Hugging Face base" $? "$(tail -3 "$tmp/hfbase-$a.log")"
+    out="$tmp/hfbase-$a/export"
+    cmp -s "$base/tokenizer.json" "$out/merged-hf/tokenizer.json" &&
+        cmp -s "$base/tokenizer_config.json" "$out/merged-hf/tokenizer_config.json" &&
+        jq -e --slurpfile b "$base/config.json" '(del(.torch_dtype)) == ($b[0] | del(.torch_dtype)) and
+            .torch_dtype == "bfloat16"' "$out/merged-hf/config.json" >/dev/null
+    check "$a: the base's config.json (torch_dtype bfloat16) and tokenizer files" $?
+    /usr/bin/python3 tests/export/check_hf.py "$out/merged-bf16.gguf" "$out/merged-hf" >"$tmp/check-$a.log" 2>&1
+    check "$a: the independent reader" $? "$(tail -4 "$tmp/check-$a.log")"
+    "$tool" logits "$out/merged-hf" "$tmp/$a-hf.json" && "$tool" logits "$out/merged-bf16.gguf" "$tmp/$a-gguf.json" &&
+        jq -e -n --slurpfile x "$tmp/$a-hf.json" --slurpfile y "$tmp/$a-gguf.json" '$x[0].logits == $y[0].logits' >/dev/null
+    check "$a: the directory and the bf16 GGUF give the same logits" $?
+done
 finish

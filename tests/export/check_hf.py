@@ -26,7 +26,8 @@ LAYER = {"attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_
          "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
          "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
          "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
-         "ffn_down.weight": "mlp.down_proj.weight"}
+         "ffn_down.weight": "mlp.down_proj.weight", "attn_q.bias": "self_attn.q_proj.bias",
+         "attn_k.bias": "self_attn.k_proj.bias", "attn_v.bias": "self_attn.v_proj.bias"}
 TOP = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
        "output.weight": "lm_head.weight"}
 passed = failed = 0
@@ -91,11 +92,11 @@ def main(gguf_path, hf_dir):
         elif name in TOP:
             hf = TOP[name]
         else:
-            continue
+            continue  # rope_freqs: config.json's rope_scaling carries it
         w = t.numpy()
-        if arch == "llama" and name.endswith(("attn_q.weight", "attn_k.weight")):
+        if arch == "llama" and name.endswith(("attn_q.weight", "attn_k.weight", "attn_q.bias", "attn_k.bias")):
             nh = n_head if "attn_q" in name else n_kv
-            w = w.reshape(nh, w.shape[0] // nh // 2, 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape)
+            w = w.reshape(nh, w.shape[0] // nh // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
         want[hf] = w
     check(sorted(tensors) == sorted(want), "transformers names: %s" % sorted(set(tensors) ^ set(want))[:4])
     for name in sorted(set(tensors) & set(want)):
