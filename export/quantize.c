@@ -13,6 +13,7 @@
 #include "common.h"
 #include "format/gguf.h"
 #include "model/quant.h"
+#include "mix.h"
 
 static const struct { const char *name; uint32_t type; uint32_t ftype; } quantize_types[] = {
     { "f16", GGML_TYPE_F16, 1 },   { "bf16", GGML_TYPE_BF16, 32 }, { "q8_0", GGML_TYPE_Q8_0, 7 },
@@ -42,8 +43,9 @@ static int quantize_wanted(const gguf_tensor *t) {
     return strstr(t->name, "norm") == NULL;
 }
 
-int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
-    if (quantize_file_type(type) == 0)
+/* quantize_model and quantize_model_mix: type (pure), or the mix of ft. */
+static int quantize_file(const char *in_path, const char *out_path, uint32_t type, const file_type *ft) {
+    if (!ft && quantize_file_type(type) == 0)
         return slim_set_error("quantize: unsupported target type %s", gguf_type_name(type));
     gguf_file g;
     if (gguf_open(&g, in_path) != 0) return -1;
@@ -53,19 +55,21 @@ int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
     uint64_t bytes_in = 0, bytes_out = 0;
 
     for (uint64_t i = 0; i < g.n_kv; i++) gguf_writer_copy_kv(w, &g.kv[i]);
-    gguf_writer_set_u32(w, "general.file_type", quantize_file_type(type));
+    gguf_writer_set_u32(w, "general.file_type", ft ? ft->ftype : quantize_file_type(type));
+    tensor_mix mix;
+    if (ft) tensor_mix_init(&mix, ft, &g);
 
     for (uint64_t ti = 0; ti < g.n_tensors; ti++) {
         const gguf_tensor *t = &g.tensors[ti];
         bytes_in += t->nbytes;
-        if (!quantize_wanted(t)) {
+        if (ft ? !tensor_mix_wanted(t) : !quantize_wanted(t)) {
             if (gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) != 0) goto done;
             bytes_out += t->nbytes;
             continue;
         }
         const int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
-        const uint32_t ty = quant_fallback_type(type, cols);
-        if (ty != type)
+        const uint32_t ty = ft ? tensor_mix_type(&mix, t) : quant_fallback_type(type, cols);
+        if (!ft && ty != type)
             fprintf(stderr, "quantize: %s: rows of %lld do not fit %s blocks, stored as %s\n", t->name,
                     (long long)cols, gguf_type_name(type), gguf_type_name(ty));
         const size_t in_row = gguf_row_size(t->type, cols), out_row = gguf_row_size(ty, cols);
@@ -100,7 +104,7 @@ int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
     }
     if (gguf_writer_write(w, out_path) != 0) goto done;
     fprintf(stderr, "quantize: %s -> %s (%s): tensor data %.2f MB -> %.2f MB\n", in_path, out_path,
-            gguf_type_name(type), bytes_in / 1e6, bytes_out / 1e6);
+            ft ? ft->name : gguf_type_name(type), bytes_in / 1e6, bytes_out / 1e6);
     rc = 0;
 done:
     free(dst);
@@ -109,9 +113,18 @@ done:
     return rc;
 }
 
+int quantize_model(const char *in_path, const char *out_path, uint32_t type) {
+    return quantize_file(in_path, out_path, type, NULL);
+}
+
+int quantize_model_mix(const char *in_path, const char *out_path, const file_type *ft) {
+    return quantize_file(in_path, out_path, ft->type, ft);
+}
+
 static void quantize_usage(FILE *f) {
     fprintf(f, "usage: slimtune quantize IN.gguf OUT.gguf --type TYPE\n"
-               "  TYPE: f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k\n"
+               "  TYPE: f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, or q4_k_m q5_k_m (llama-quantize's mix:\n"
+               "  the output matrix and some layers' attn_v / ffn_down in Q6_K)\n"
                "  Re-encodes every weight matrix (norms and other 1-D tensors are kept) as TYPE, like\n"
                "  llama-quantize --pure; matrices whose rows TYPE's blocks do not divide fall back\n"
                "  (q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, else f16).\n");
@@ -129,16 +142,20 @@ int quantize_parse_args(quantize_opts *o, int argc, char **argv) {
     }
     if (n_pos != 2 || !type_arg) return slim_set_error("IN.gguf, OUT.gguf and --type are required");
     int type = quantize_parse_type(type_arg);
-    if (type < 0) return slim_set_error("unknown --type '%s'", type_arg);
+    const file_type *ft = file_type_find(type_arg);
+    o->mix = type < 0 && ft && ft->k_mix ? ft : NULL;
+    if (type < 0 && !o->mix) return slim_set_error("unknown --type '%s'", type_arg);
     o->in_path = pos[0];
     o->out_path = pos[1];
-    o->type = (uint32_t)type;
+    o->type = o->mix ? o->mix->type : (uint32_t)type;
     return SLIM_OK;
 }
 
 int quantize_run(const quantize_opts *o) {
     double t0 = slim_time_sec();
-    if (quantize_model(o->in_path, o->out_path, o->type) != 0) return -1;
+    int rc = o->mix ? quantize_model_mix(o->in_path, o->out_path, o->mix)
+                    : quantize_model(o->in_path, o->out_path, o->type);
+    if (rc != 0) return -1;
     fprintf(stderr, "quantize: done in %.2f s\n", slim_time_sec() - t0);
     return SLIM_OK;
 }

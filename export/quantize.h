@@ -8,11 +8,13 @@
 /* Options of `slimtune quantize IN.gguf OUT.gguf --type T`. */
 typedef struct quantize_opts {
     const char *in_path, *out_path;
-    uint32_t type; /* the ggml type of --type */
+    uint32_t type;           /* the ggml type of --type */
+    const struct file_type *mix; /* --type q4_k_m / q5_k_m: llama-quantize's per-tensor mix (mix.h), else NULL */
 } quantize_opts;
 
 /* Parses argv (argv[0] = "quantize") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h).
- * T is one of f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k. */
+ * T is one of f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k (every matrix that type, as
+ * llama-quantize --pure) or q4_k_m, q5_k_m (llama-quantize's per-tensor mix). */
 int quantize_parse_args(quantize_opts *o, int argc, char **argv);
 
 /* Writes o->out_path with quantize_model(). Returns SLIM_OK or -1. */
@@ -28,6 +30,9 @@ int quantize_main(int argc, char **argv);
  * tensors are copied unchanged. Source tensors may be of any type quant_dequantize_row reads.
  * Returns 0, or -1 with an error naming the file and tensor at fault. */
 int quantize_model(const char *in_path, const char *out_path, uint32_t type);
+/* As quantize_model, each matrix typed by the mix of file type ft (mix.h: q4_k_m, q5_k_m, ...; llama-quantize
+ * without --pure), general.file_type ft's. */
+int quantize_model_mix(const char *in_path, const char *out_path, const struct file_type *ft);
 
 /* The ggml type named by a --type argument ("q4_k", "Q4_K", "f16", ...); -1 when unknown. */
 int quantize_parse_type(const char *name);

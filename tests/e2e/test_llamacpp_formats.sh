@@ -56,4 +56,14 @@ console.log(`${process.argv[4]}: max |llama.cpp - slimtune| ${worst.toExponentia
 process.exit(a.length === b.length && worst <= tol && am === bm ? 0 : 1);' "$tmp/ours-$f.json" "$tmp/ll-$f.json" "${tol[$f]}" "$f"
     check "$f: logits within ${tol[$f]} of slimtune's, same argmax" $?
 done
+
+# slimtune quantize --type q4_k_m applies the same mix to any GGUF (here the base itself)
+"$bin" quantize "$tmp/tiny.gguf" "$tmp/quant-q4_k_m.gguf" --type q4_k_m >"$tmp/quant.log" 2>&1
+check "quantize --type q4_k_m" $? "$(tail -2 "$tmp/quant.log")"
+got=$("$bin" info "$tmp/quant-q4_k_m.gguf" | sed -n 's/^  \([A-Z0-9_]*\) *\([0-9]*\) tensors.*/\1:\2/p' | sort | tr '\n' ' ')
+[ "$got" = "$(tr ' ' '\n' <<<"${types[q4_k_m]}" | sort | tr '\n' ' ')" ]
+check "quantize q4_k_m: the mix's tensor types" $? "($got)"
+node tests/llamacpp/logits.mjs --model "$tmp/quant-q4_k_m.gguf" --tokens 1,403 --verbose >/dev/null 2>"$tmp/ll-quant.err" &&
+    grep -q 'file type *= Q4_K - Medium' "$tmp/ll-quant.err"
+check "quantize q4_k_m: llama.cpp loads it as Q4_K - Medium" $? "$(grep -i 'file type\|error' "$tmp/ll-quant.err" | head -2)"
 finish
