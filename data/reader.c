@@ -475,7 +475,7 @@ static void reader_fill_chat(reader_ctx *x, reader_row *row, const cJSON *msgs) 
         }
         n_assistant += r == ROLE_ASSISTANT;
     }
-    if (n_assistant == 0) {
+    if (n_assistant == 0 && (k == 0 || !x->o->target_optional)) { /* a row to predict needs no answer */
         if (k == 0) reader_bad(x, row, READ_NO_ASSISTANT, "\"%s\" is empty: no assistant turn", mc);
         else reader_bad(x, row, READ_NO_ASSISTANT, "no assistant turn among the %d messages", k);
     }

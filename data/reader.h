@@ -52,7 +52,8 @@ typedef struct reader_opts {
     int n_labels;
     int replace_bad_utf8;            /* 1: replace invalid UTF-8 by U+FFFD and keep the row; 0: bad row */
     int target_optional;             /* 1: the target column (label, completion, output) may be absent (new
-                                        rows to predict); a row without it has label NULL */
+                                        rows to predict); a row without it has label NULL; a chat row needs
+                                        no assistant turn */
 } reader_opts;
 
 typedef struct data_reader {

@@ -23,8 +23,8 @@ static void predict_usage(FILE *f) {
             "  Predicts the label of every row of ROWS (CSV, TSV or JSONL with the config's columns; a label\n"
             "  column is optional) as eval scores labels, and writes one JSON object a row (input order) to\n"
             "  FILE (default stdout): {\"line\", \"label\", \"probs\": {label: p}, \"gold\"} or {\"line\", \"error\"}.\n"
-            "  Rows of a prompt/completion, alpaca or text config without labels get a greedy completion of up\n"
-            "  to predict.max_new_tokens tokens: {\"line\", \"completion\", \"n_tokens\", \"stop\"}.\n"
+            "  Rows of a prompt/completion, alpaca, chat or text config without labels get a greedy completion\n"
+            "  of up to predict.max_new_tokens tokens: {\"line\", \"completion\", \"n_tokens\", \"stop\"}.\n"
             "  --adapter A   LoRA adapter over the config's base (default <out_dir>/train/adapter.gguf)\n"
             "  --model M     a merged GGUF (slimtune export) used as stored, without an adapter\n"
             "  --batch N     (row, label) pairs per forward pass (default 32)\n"
@@ -71,6 +71,7 @@ typedef struct predictor {
     int max_new;           /* predict.max_new_tokens */
     acts gen;              /* generation: inference activations of one row of max_seq_len + max_new tokens */
     int32_t *gen_tokens, *gen_targets; /* [max_seq_len + max_new] */
+    int32_t eot;           /* chat: the template's end-of-turn token (generation stops there too), else -1 */
     int64_t n_bad, n_gold, n_correct;
     /* one chunk */
     slim_dataset d;        /* its good rows, rendered (tokens, offsets, prompt_len; label names) */
@@ -124,11 +125,13 @@ static int predict_load(predictor *p, const slim_config *cfg, const predict_opts
 
 /* Generation set-up: the renderer of the rows' shape, activations and token buffers of one row. */
 static int predict_setup_generate(predictor *p, const slim_config *cfg) {
-    if (p->rd.shape == SHAPE_CHAT)
-        return slim_set_error("%s: chat rows: generation from a chat template is not implemented yet", p->rd.path);
-    if (prep_renderer_init(&p->r, &p->m.tok, cfg, p->rd.shape, NULL, 0, NULL) != 0) return -1;
+    const char *jinja = gguf_find_kv(&p->m.gguf, "tokenizer.chat_template") ? gguf_get_str(&p->m.gguf,
+                                                                                             "tokenizer.chat_template")
+                                                                            : NULL;
+    if (prep_renderer_init(&p->r, &p->m.tok, cfg, p->rd.shape, NULL, 0, jinja) != 0) return -1;
     p->has_renderer = 1;
     p->generate = 1;
+    p->eot = -1;
     p->max_new = cfg->max_new_tokens;
     const int T = cfg->max_seq_len + p->max_new;
     acts_init_inference(&p->gen, &p->m.cfg, 1, T, p->has_lora ? p->lora.r : 0);
@@ -251,10 +254,39 @@ static int predict_write_row(predictor *p, int i, int64_t line, int64_t e_idx) {
     return rc;
 }
 
+/* Chat: the conversation of e (a final assistant turn dropped) with a placeholder assistant turn, rendered
+ * as data prepare renders it; the prompt is everything before that turn's first loss token (the
+ * template's generation prompt), the end-of-turn token its last loss token. Returns the prompt length, 0
+ * for a bad row (*why), -1 on a tokenizer failure. */
+static int predict_chat_prompt(predictor *p, const data_example *e, prep_rendered *w, const char **why) {
+    int n_turns = e->n_turns;
+    if (n_turns > 0 && e->turns[n_turns - 1].role == ROLE_ASSISTANT) n_turns--;
+    example_turn *turns = slim_malloc(sizeof(example_turn) * (size_t)(n_turns + 1));
+    memcpy(turns, e->turns, sizeof(example_turn) * (size_t)n_turns);
+    turns[n_turns] = (example_turn){.role = ROLE_ASSISTANT, .content = "x", .content_len = 1};
+    data_example x = *e;
+    x.turns = turns;
+    x.n_turns = n_turns + 1;
+    int rc = prep_render(&p->r, &x, 0, w);
+    free(turns);
+    if (rc != 0) return -1;
+    int end = w->n_tokens, start;
+    while (end > 0 && !w->mask[end - 1]) end--;
+    for (start = end; start > 0 && w->mask[start - 1]; start--) {}
+    if (w->bad || w->truncated || end == 0 || start < 1 || start > p->gen.T - p->max_new) {
+        *why = w->bad ? w->message : "the conversation is longer than data.max_seq_len";
+        return 0;
+    }
+    p->eot = w->tokens[end - 1];
+    memcpy(p->gen_tokens, w->tokens, sizeof(int32_t) * (size_t)start);
+    return start;
+}
+
 /* The prompt of row e into p->gen_tokens: the rows' shape rendered as data prepare renders it, without
- * the completion (prompt_completion, alpaca) or the final EOS (text). Returns its length, 0 for a bad row
- * (*why set), -1 on a tokenizer failure. */
+ * the completion (prompt_completion, alpaca), the final EOS (text) or the answer (chat). Returns its
+ * length, 0 for a bad row (*why set), -1 on a tokenizer failure. */
 static int predict_prompt(predictor *p, const data_example *e, prep_rendered *w, const char **why) {
+    if (p->rd.shape == SHAPE_CHAT) return predict_chat_prompt(p, e, w, why);
     data_example x = *e;
     x.label = "";
     x.label_len = 0;
@@ -281,7 +313,7 @@ static int predict_greedy(predictor *p, int n, int *eos) {
         model_forward(&p->m, p->has_lora ? &p->lora : NULL, &p->gen, p->gen_tokens, p->gen_targets, 1, T, NULL, NULL);
         int best = 0;
         for (int v = 1; v < V; v++) if (p->gen.logits[v] > p->gen.logits[best]) best = v; /* probabilities */
-        if (best == p->m.tok.eos_id) { *eos = 1; break; }
+        if (best == p->m.tok.eos_id || best == p->eot) { *eos = 1; break; }
         p->gen_tokens[T] = best;
     }
     return k;

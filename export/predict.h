@@ -23,8 +23,11 @@
  * head on the last row only):
  *   {"line": 3, "completion": " there was a girl", "n_tokens": 16, "stop": "eos" | "max_new_tokens",
  *    "reference": the row's completion when it has one}
- * The completion column may be absent or empty. Chat rows (generation from a chat template) are not
- * implemented yet: an error. */
+ * The completion column may be absent or empty. Chat rows (data.chat_template, or the model's own): the
+ * conversation (a final assistant turn left out) rendered with a placeholder answer as data prepare
+ * renders it; the prompt is everything before the answer's loss span (the template's generation prompt,
+ * e.g. "<|im_start|>assistant\n"), and generation also stops at the template's end-of-turn token (the
+ * span's last token). */
 #ifndef SLIM_PREDICT_H
 #define SLIM_PREDICT_H
 

@@ -5,6 +5,8 @@
 # (--model, no adapter) predicts what base + adapter predicts; --out is written whole or not at all.
 # Rows of a prompt/completion config (completion column absent or empty) get greedy generations, the same
 # text real llama.cpp generates greedily from the same prompt ids (tests/llamacpp/greedy_labels.mjs).
+# Chat rows (make-tiny-model's qwen2, template qwen2.5): the prompt ends with the template's generation
+# prompt "<|im_start|>assistant\n", a final assistant turn is replaced, and llama.cpp continues the same way.
 set -uo pipefail
 . "$(dirname "$0")/../testlib.sh" test_predict
 
@@ -97,5 +99,33 @@ if [ -d tests/llamacpp/node_modules/node-llama-cpp ]; then
     check "the completions are llama.cpp's greedy text" $? "$(paste -d'|' <(jq -r '.completion // empty' "$tmp/gen-all.jsonl") <(jq -r .text "$tmp/gen-ll.jsonl"))"
 else
     check "llama.cpp oracle installed (run make deps)" 1
+fi
+
+# chat rows
+scripts/make-tiny-model "$tmp/tm" --arch qwen2 >"$tmp/tm.log" 2>&1
+check "make-tiny-model qwen2" $? "$(tail -2 "$tmp/tm.log")"
+qwen="$tmp/tm/tiny-qwen2.gguf"
+cat >"$tmp/chat.jsonl" <<'JSONL'
+{"messages": [{"role": "user", "content": "Hello there"}]}
+{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a color"}, {"role": "assistant", "content": "Blue"}]}
+{"messages": []}
+JSONL
+jq -n --arg m "$qwen" --arg o "$tmp/chatrun" --arg d "$tmp/chat.jsonl" \
+    '{model: $m, out_dir: $o, data: {train: $d, chat_template: "qwen2.5", max_seq_len: 128}, predict: {max_new_tokens: 8}}' \
+    >"$tmp/chat.json"
+"$bin" predict --config "$tmp/chat.json" --input "$tmp/chat.jsonl" --model "$qwen" --prompt-tokens --out "$tmp/chat.out" \
+    2>"$tmp/chat.log"
+check "predict chat rows" $? "$(tail -2 "$tmp/chat.log")"
+gen=$("$bin" tokenize "$qwen" --text $'<|im_start|>assistant\n' --ids-only --parse-special --no-bos | jq -c .)
+jq -e -s --argjson g "$gen" 'length == 3 and (.[2] | has("error")) and
+    ([.[0, 1] | .prompt_tokens[-3:] == $g and (.completion | length) > 0] | all) and
+    ($g[1] as $assistant | .[1].prompt_tokens | map(select(. == $assistant)) | length) == 1' "$tmp/chat.out" >/dev/null
+check "chat prompts end with the generation prompt, the answer turn left out" $? "$(cut -c1-200 "$tmp/chat.out")"
+if [ -d tests/llamacpp/node_modules/node-llama-cpp ]; then
+    node tests/llamacpp/greedy_labels.mjs --model "$qwen" --rows "$tmp/chat.out" --labels x --max-new 8 >"$tmp/chat-ll.jsonl" \
+        2>"$tmp/chat-ll.log" &&
+        jq -e -n --slurpfile a "$tmp/chat.out" --slurpfile b "$tmp/chat-ll.jsonl" \
+            '[range(0; 2) as $i | ($a[$i].completion | ltrimstr(" ")) == ($b[$i].text | ltrimstr(" "))] | all' >/dev/null
+    check "chat completions are llama.cpp's greedy text" $? "$(tail -2 "$tmp/chat-ll.log"; cat "$tmp/chat-ll.jsonl")"
 fi
 finish
