@@ -161,17 +161,13 @@ static void info_print_memory(const gguf_file *g, const model_config *c, const i
 static int info_print_plan(const gguf_file *g, const model_config *c, const char *path) {
     slim_config cfg;
     if (config_load(&cfg, path) != 0) { config_free(&cfg); return -1; }
-    int has_val = (cfg.val_file || (cfg.has_split && cfg.split_val_fraction > 0)) && cfg.eval_every != 0;
-    plan_run r = {.quant = base_quant_index(cfg.base_quant), .B = cfg.batch_size, .T = cfg.max_seq_len,
-                  .lora_r = cfg.lora_r, .keep_best = has_val && cfg.es_patience > 0,
-                  .val_B = has_val ? cfg.batch_size : 0, .val_T = cfg.max_seq_len,
+    plan_run r = {.T = cfg.max_seq_len, .val_T = cfg.max_seq_len,
                   .threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads()};
-    for (int i = 0; i < cfg.n_targets; i++) r.targets_on[lora_target_index(cfg.targets[i])] = 1;
+    plan_run_from_config(&r, &cfg, config_validates(&cfg));
     mem_plan p;
     mem_plan_make(&p, g, c, &r);
-    size_t avail = cfg.memory_limit_mib > 0 ? (size_t)cfg.memory_limit_mib << 20 : mem_available();
-    int layers = !strcmp(cfg.checkpointing, "layers") || (!strcmp(cfg.checkpointing, "auto") && avail > 0 &&
-                                                         p.total[0] > avail);
+    const size_t avail = plan_memory_limit(&cfg);
+    const int layers = plan_layers(&cfg, &p, avail);
     printf("memory plan   %s: micro-batch %d x %d tokens, base.quant %s, LoRA r=%d on %d projections, %d threads; "
            "train.checkpointing %s -> %s\n", path, r.B, r.T, cfg.base_quant, r.lora_r, cfg.n_targets, r.threads,
            cfg.checkpointing, layers ? "layers" : "none");

@@ -220,15 +220,9 @@ static int hf_copy_tokenizer(const char *base_dir, const char *dir) {
                                         "tokenizer.model"};
     int n = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char from[4400], to[4400], *data;
-        size_t len;
+        char from[4400], to[4400];
         if (slim_format_path(from, sizeof from, "%s/%s", base_dir, files[i]) || access(from, R_OK) != 0) continue;
-        if (slim_format_path(to, sizeof to, "%s/%s", dir, files[i]) || slim_read_file(from, &data, &len) != 0) return -1;
-        char tmp[4500];
-        FILE *f = slim_atomic_open(to, tmp, sizeof tmp);
-        int rc = f && fwrite(data, 1, len, f) == len ? slim_atomic_commit(f, tmp, to) : (slim_atomic_abort(f, tmp), -1);
-        free(data);
-        if (rc != 0) return -1;
+        if (slim_format_path(to, sizeof to, "%s/%s", dir, files[i]) || slim_copy_file(from, to) != 0) return -1;
         n++;
     }
     return n;

@@ -109,14 +109,7 @@ static int registry_sha256(const char *path, char hex[65], uint64_t *bytes) {
 static int registry_link(const char *src, const char *dst) {
     if (link(src, dst) == 0) return 0;
     if (errno != EXDEV && errno != EPERM) return slim_set_error("%s: cannot link from %s: %s", dst, src, strerror(errno));
-    char *data;
-    size_t n;
-    if (slim_read_file(src, &data, &n) != 0) return -1;
-    char tmp[4500];
-    FILE *f = slim_atomic_open(dst, tmp, sizeof tmp);
-    int rc = f && fwrite(data, 1, n, f) == n ? slim_atomic_commit(f, tmp, dst) : (slim_atomic_abort(f, tmp), -1);
-    free(data);
-    return rc;
+    return slim_copy_file(src, dst);
 }
 
 /* Snapshots file or flat directory `name` of src_dir into snap (which exists) and adds {"name", "bytes",

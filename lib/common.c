@@ -279,3 +279,15 @@ int slim_dir_commit(const char *tmp, const char *path) {
     if (old[0]) (void)slim_remove_dir(old);
     return slim_fsync_path(parent, 1);
 }
+
+int slim_copy_file(const char *src, const char *dst) {
+    char *data, tmp[4500];
+    size_t n;
+    if (slim_read_file(src, &data, &n) != 0) return -1;
+    FILE *f = slim_atomic_open(dst, tmp, sizeof tmp);
+    int rc = -1;
+    if (f && fwrite(data, 1, n, f) == n) rc = slim_atomic_commit(f, tmp, dst);
+    else if (f) { slim_atomic_abort(f, tmp); slim_set_error("%s: write failed", dst); }
+    free(data);
+    return rc;
+}

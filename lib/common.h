@@ -49,6 +49,9 @@ FILE *slim_atomic_open(const char *path, char *tmp, size_t cap);
 int slim_atomic_commit(FILE *f, const char *tmp, const char *path);
 void slim_atomic_abort(FILE *f, const char *tmp);
 
+/* Copies the file src to dst atomically (slim_atomic_open/commit). Returns 0, or -1 with an error. */
+int slim_copy_file(const char *src, const char *dst);
+
 /* Writes text and a newline to path atomically (slim_atomic_open/commit). Returns 0, or -1 with an
  * error naming the temporary file or path. */
 int slim_write_text_line(const char *path, const char *text);

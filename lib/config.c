@@ -608,3 +608,7 @@ int config_save(const slim_config *c, const char *path) {
     cJSON_free(json);
     return rc;
 }
+
+int config_validates(const slim_config *c) {
+    return (c->val_file || (c->has_split && c->split_val_fraction > 0)) && c->eval_every != 0;
+}

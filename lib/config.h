@@ -129,6 +129,9 @@ typedef struct slim_config {
 void config_defaults(slim_config *c);
 /* Sets the defaults (config_defaults), then reads a JSON config over them. Returns 0, or -1 with an
  * error naming file and key; *c is safe to config_free() either way. */
+/* Whether a training run of c validates: a validation set (data.val or data.split.val_fraction) and
+ * train.eval_every not 0. */
+int config_validates(const slim_config *c);
 int config_load(slim_config *c, const char *path);
 /* Frees every string and list of the config; *c is zeroed (safe after a failed config_load). */
 void config_free(slim_config *c);

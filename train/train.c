@@ -151,7 +151,7 @@ static int train_read_data(trainer *t, const slim_config *c) {
     if (dataset_read(&t->data, path) != 0) return -1;
     t->has_data = 1;
     ckpt_dataset_sha256(&t->data, t->data_sha256);
-    if (!(c->val_file || (c->has_split && c->split_val_fraction > 0)) || c->eval_every == 0) return 0;
+    if (!config_validates(c)) return 0;
     if (slim_format_path(path, sizeof path, "%s/data/val.h5", c->out_dir) != 0) return -1;
     if (access(path, F_OK) != 0)
         return slim_set_error("%s: no validation set: the config names one (%s), make it with slimtune data prepare "
@@ -222,21 +222,18 @@ static int train_plan(trainer *t, const slim_config *c) {
     model_config mc;
     if (slim_model_open(&g, c->model) != 0) return -1;
     if (model_read_config(&g, &mc) != 0) { gguf_close(&g); return -1; }
-    plan_run r = {.quant = base_quant_index(c->base_quant), .B = c->batch_size, .lora_r = c->lora_r,
-                  .keep_best = t->has_val && c->es_patience > 0, .threads = omp_get_max_threads()};
-    for (int i = 0; i < c->n_targets; i++) r.targets_on[lora_target_index(c->targets[i])] = 1;
+    plan_run r = {.threads = omp_get_max_threads()};
+    plan_run_from_config(&r, c, t->has_val);
     r.T = loader_row_tokens(&t->data, c->packing);
     r.data_bytes = train_data_bytes(&t->data);
     if (t->has_val) {
-        r.val_B = c->batch_size;
         r.val_T = loader_row_tokens(&t->val, 0);
         if (r.val_T > r.T) r.T = r.val_T;
         r.data_bytes += train_data_bytes(&t->val);
     }
     mem_plan_make(&t->plan, &g, &mc, &r);
-    size_t avail = c->memory_limit_mib > 0 ? (size_t)c->memory_limit_mib << 20 : mem_available();
-    int layers = !strcmp(c->checkpointing, "layers") ||
-                 (!strcmp(c->checkpointing, "auto") && avail > 0 && t->plan.total[0] > avail);
+    const size_t avail = plan_memory_limit(c);
+    const int layers = plan_layers(c, &t->plan, avail);
     t->acts_mode = layers ? ACTS_CHECKPOINT : ACTS_TRAIN;
     fprintf(stderr, "slimtune train: memory plan for %d x %d tokens a micro-batch, base.quant %s, checkpointing %s%s "
             "(%.1f MiB available%s):\n", r.B, r.T, c->base_quant, layers ? "layers" : "none",

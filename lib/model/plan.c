@@ -9,6 +9,7 @@
 
 #include "acts.h"
 #include "common.h"
+#include "config.h"
 
 /* The process floor measured here (scripts/bench-scale prints planned beside measured): about 30 MiB of
  * code, libraries and the C runtime, and per thread the BLAS packing buffers and stack, which the large
@@ -53,6 +54,24 @@ void mem_plan_make(mem_plan *p, const gguf_file *g, const model_config *c, const
     p->data = r->data_bytes;
     p->runtime = PLAN_RUNTIME_BASE + PLAN_RUNTIME_THREAD * (size_t)(r->threads > 0 ? r->threads : 1);
     for (int m = 0; m < 2; m++) p->total[m] = p->base + p->lora + p->acts[m] + p->eval + p->data + p->runtime;
+}
+
+void plan_run_from_config(plan_run *r, const slim_config *c, int has_val) {
+    r->quant = base_quant_index(c->base_quant);
+    r->B = c->batch_size;
+    r->lora_r = c->lora_r;
+    for (int i = 0; i < c->n_targets; i++) r->targets_on[lora_target_index(c->targets[i])] = 1;
+    r->keep_best = has_val && c->es_patience > 0;
+    r->val_B = has_val ? c->batch_size : 0;
+}
+
+size_t plan_memory_limit(const slim_config *c) {
+    return c->memory_limit_mib > 0 ? (size_t)c->memory_limit_mib << 20 : mem_available();
+}
+
+int plan_layers(const slim_config *c, const mem_plan *p, size_t avail) {
+    return !strcmp(c->checkpointing, "layers") ||
+           (!strcmp(c->checkpointing, "auto") && avail > 0 && p->total[0] > avail);
 }
 
 static double plan_mib(size_t b) { return b / 1048576.0; }

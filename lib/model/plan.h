@@ -37,6 +37,18 @@ typedef struct mem_plan {
     size_t total[2];     /* the planned peak: the sum of the above */
 } mem_plan;
 
+struct slim_config;
+
+/* The settings of config c that decide a run's memory, into r: base.quant, batch_size (also of the
+ * validation batches when has_val), lora.r and lora.targets, keep_best (early stopping with a validation
+ * set). T, val_T, data_bytes and threads are left to the caller. */
+void plan_run_from_config(plan_run *r, const struct slim_config *c, int has_val);
+/* The memory a run of config c may use: train.memory_limit_mib, else mem_available() (0: unknown). */
+size_t plan_memory_limit(const struct slim_config *c);
+/* train.checkpointing resolved for plan p under avail bytes: 1 layers, 0 none ("auto": layers when the
+ * plan without checkpointing exceeds a known avail). */
+int plan_layers(const struct slim_config *c, const mem_plan *p, size_t avail);
+
 /* Plans run r for the model whose header is g (config c). Reads tensor infos only. */
 void mem_plan_make(mem_plan *p, const gguf_file *g, const model_config *c, const plan_run *r);
 /* Prints p as lines that start with prefix: the parts and both totals; `chosen` (0 none, 1 layers, -1
