@@ -9,6 +9,7 @@
 # make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
+# MPI=0           build without MPI (default: with it when mpicc is found; mpirun -np N slimtune train)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer, for make test SANITIZE=1 and the fuzz build
 SANITIZERS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -26,6 +27,13 @@ PKGS     = hdf5 openblas libcjson nettle
 BASE_CFLAGS = -std=gnu11 -Wall -Wextra -fopenmp -Ilib $(shell pkg-config --cflags $(PKGS))
 CFLAGS  += $(BASE_CFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lutf8proc -fopenmp -lm
+# data-parallel training over MPI (lib/dist.c) when Open MPI's mpicc is there; MPI=0 builds without it
+# (lib/dist.c is the one file that differs: a stamp rebuilds it when MPI changes)
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+CFLAGS  += -DSLIM_MPI $(shell mpicc --showme:compile)
+LDLIBS  += $(shell mpicc --showme:link)
+endif
 SLIM_SHARED ?= ../shared
 export SLIM_SHARED
 # idle OpenMP threads sleep instead of spinning: on 2 busy cores spinning costs 2-7x (see slimtune.c)
@@ -45,6 +53,10 @@ all: $(BUILD)/slimtune
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/lib/dist.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 $(BUILD)/libslim.a: $(LIB_OBJ)
 	@rm -f $@

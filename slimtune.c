@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "common.h"
 #include "config.h"
 #include "../data/prepare.h"
@@ -226,7 +227,8 @@ int main(int argc, char **argv) {
         {"predict", predict_main},   {"models", models_main},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(cmd, commands[i].name)) return slim_exit_status(cmd, commands[i].main(argc - 1, argv + 1));
+        if (!strcmp(cmd, commands[i].name)) /* dist_finish: MPI ranks (train) end together, or abort on an error */
+            return dist_finish(slim_exit_status(cmd, commands[i].main(argc - 1, argv + 1)));
     usage(stderr);
     slim_set_error("unknown command (see slimtune --help)");
     return slim_exit_status(cmd, -1);

@@ -260,6 +260,8 @@ int ckpt_write_state(const ckpt_writer *w, const ckpt_state *s) {
     const int64_t version = CKPT_FORMAT_VERSION;
     if (rc == 0) rc = ckpt_write_attr(f, path, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version);
     if (rc == 0) rc = ckpt_write_attr(f, path, "n_params", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->n_params);
+    const int64_t ranks = s->ranks > 0 ? s->ranks : 1;
+    if (rc == 0) rc = ckpt_write_attr(f, path, "ranks", H5T_STD_I64LE, H5T_NATIVE_INT64, &ranks);
     for (size_t i = 0; i < CKPT_N(ckpt_int_attrs) && rc == 0; i++)
         rc = ckpt_write_attr(f, path, ckpt_int_attrs[i].name, H5T_STD_I64LE, H5T_NATIVE_INT64,
                              (const char *)s + ckpt_int_attrs[i].off);
@@ -324,10 +326,13 @@ static int ckpt_read_attrs(hid_t f, const char *path, ckpt_state *s) {
         if (ckpt_read_attr(f, path, ckpt_real_attrs[i].name, H5T_FLOAT, H5T_NATIVE_DOUBLE,
                            (char *)s + ckpt_real_attrs[i].off))
             return -1;
-    if (s->step < 0 || s->adam_t < 0 || s->loader.epoch < 0 || s->loader.cursor < 0 || s->threads < 1)
-        return slim_set_error("%s: step %lld, adam_t %lld, loader %lld/%lld, threads %lld: out of range", path,
-                              (long long)s->step, (long long)s->adam_t, (long long)s->loader.epoch,
-                              (long long)s->loader.cursor, (long long)s->threads);
+    s->ranks = 1; /* checkpoints written before data-parallel runs have no "ranks" */
+    if (H5Aexists(f, "ranks") > 0 && ckpt_read_attr(f, path, "ranks", H5T_INTEGER, H5T_NATIVE_INT64, &s->ranks))
+        return -1;
+    if (s->step < 0 || s->adam_t < 0 || s->loader.epoch < 0 || s->loader.cursor < 0 || s->threads < 1 || s->ranks < 1)
+        return slim_set_error("%s: step %lld, adam_t %lld, loader %lld/%lld, threads %lld, ranks %lld: out of range",
+                              path, (long long)s->step, (long long)s->adam_t, (long long)s->loader.epoch,
+                              (long long)s->loader.cursor, (long long)s->threads, (long long)s->ranks);
     return 0;
 }
 

@@ -15,7 +15,7 @@
  * state.h5 (HDF5 1.8+ file format, metadata checksummed; datasets chunked with fletcher32 checksums):
  *   /params, /adam_m, /adam_v    float32 [n_params]: LoRA A and B (lora_adapter.params order), moments
  *   /dataset_sha256              uint8 [32]: ckpt_dataset_sha256 of the training data
- *   attributes (int64)           format_version (1), step, adam_t, loader_epoch, loader_cursor, threads,
+ *   attributes (int64)           format_version (1), step, adam_t, loader_epoch, loader_cursor, threads, ranks,
  *                                n_params, targets_since, tokens_since, real_since, tokens_total,
  *                                real_total, targets_total
  *   attributes (float64)         loss_since, elapsed_s
@@ -48,7 +48,9 @@ typedef struct ckpt_state {
     int64_t step;               /* optimizer steps done */
     int64_t adam_t;             /* AdamW's step count */
     loader_state loader;        /* where the next micro-batch comes from */
-    int64_t threads;            /* OpenMP threads of the run (floating-point sums depend on it) */
+    int64_t threads;            /* OpenMP threads of the run, per rank (floating-point sums depend on it) */
+    int64_t ranks;              /* MPI ranks of the run (dist.h): the global batch and the sums depend on it
+                                   (attribute "ranks", optional: 1 when absent) */
     uint8_t dataset_sha256[32]; /* ckpt_dataset_sha256 of the training data */
     int64_t n_params;
     float *params, *adam_m, *adam_v;

@@ -7,13 +7,15 @@
 
 #include "common.h"
 #include "config.h"
+#include "dist.h"
 
 int slim_exit_status(const char *cmd, int r) {
     if (r == SLIM_OK || r == SLIM_HELP) return SLIM_EXIT_OK;
     if (r == SLIM_GATE_FAILED) return SLIM_EXIT_GATE;
     if (r > SLIM_STOPPED && r < SLIM_STOPPED + 64) return 128 + (r - SLIM_STOPPED);
     if (r >= 0) slim_set_error("internal error: result %d is not in lib/cli.h's table", r);
-    fprintf(stderr, "slimtune %s: %s\n", cmd, slim_last_error());
+    if (dist_size() > 1) fprintf(stderr, "slimtune %s (rank %d of %d): %s\n", cmd, dist_rank(), dist_size(), slim_last_error());
+    else fprintf(stderr, "slimtune %s: %s\n", cmd, slim_last_error());
     return SLIM_EXIT_ERROR;
 }
 

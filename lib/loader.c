@@ -182,6 +182,12 @@ int loader_next(loader *L) {
     return L->rows;
 }
 
+int loader_skip(loader *L) {
+    L->rows = sampler_next(&L->smp, L->units, L->B, &L->epoch_end);
+    L->n_targets = L->n_real = 0;
+    return L->rows;
+}
+
 void loader_reset(loader *L) {
     L->smp.st = (loader_state){.epoch = 0, .cursor = 0};
 }

@@ -88,6 +88,10 @@ int loader_init(loader *L, const slim_dataset *d, int B, int packing, int pad_id
 int loader_row_tokens(const slim_dataset *d, int packing);
 /* Fills the next micro-batch (fields rows .. units) and returns its rows (>= 1). */
 int loader_next(loader *L);
+/* Moves past the next micro-batch without filling it (another rank's share of a step, dist.h): sets
+ * rows, units and epoch_end as loader_next would, n_targets and n_real to 0; the arrays keep the last
+ * batch loader_next filled. Returns its rows. */
+int loader_skip(loader *L);
 /* Back to the start of epoch 0. */
 void loader_reset(loader *L);
 /* The position of the next micro-batch. */

@@ -20,7 +20,16 @@
  * (eval_score: every label scored, the best-scoring predicted). Early stopping
  * (train.early_stopping.patience > 0) keeps a copy of the parameters at the best validation and ends
  * the run after `patience` validations without an improvement of min_delta; train/adapter.gguf is
- * then the best adapter and train/adapter-last.gguf the last. */
+ * then the best adapter and train/adapter-last.gguf the last.
+ *
+ * Data parallel (dist.h): under `mpirun -np N` each optimizer step takes train.grad_accum micro-batches
+ * a rank (global batch: batch_size x grad_accum x N units). Every rank walks the same seeded loader and
+ * fills only its micro-batches of the step (k-th micro-batch: rank k mod N); the step's target count,
+ * loss, token counts and the LoRA gradients are summed over the ranks before clipping, so every rank
+ * makes the same AdamW update and the run equals a single process with grad_accum x N (up to the
+ * order of the float sums). Validation splits its batches and examples the same way. Rank 0 alone
+ * prints, writes metrics, checkpoints and the adapter; checkpoints record the rank count, and a run is
+ * resumed at the same count. */
 #include "train.h"
 
 #include <cJSON.h>
@@ -40,6 +49,7 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
+#include "dist.h"
 #include "loader.h"
 #include "model/model.h"
 #include "format/model_file.h"
@@ -114,7 +124,8 @@ typedef struct trainer {
     long steps_per_epoch;
     long total_steps;
     long step0;              /* the first step this process runs (a resumed run's checkpoint step) */
-    int threads;             /* OpenMP threads of the run */
+    int threads;             /* OpenMP threads of the run, per rank */
+    int rank, ranks;         /* this process's rank of the data-parallel job, and their number (dist.h) */
     char dir[4096];          /* <out_dir>/train */
     char ckpt_dir[4200];     /* <out_dir>/train/checkpoints */
     /* validation (train.eval_every) and early stopping */
@@ -177,6 +188,16 @@ static void train_append(char *buf, size_t cap, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Progress text on stderr, from rank 0 alone (the other ranks of a data-parallel job are silent). */
+static void train_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void train_say(const char *fmt, ...) {
+    if (dist_rank() != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 /* The error of a run r whose plan (need bytes, with checkpointing `layers`) exceeds avail: names the
  * settings that would fit, each planned again: checkpointing layers, the largest smaller batch with
  * grad_accum raised to keep the effective batch, a smaller base.quant. Returns -1. */
@@ -216,7 +237,8 @@ static int train_plan_refuse(const gguf_file *g, const model_config *mc, const p
 /* The memory plan of the run (lib/model/plan.h) from the base's header and the data read: prints it,
  * resolves train.checkpointing (auto: none when that fits the memory available, else layers) into
  * t->acts_mode, and refuses a run whose plan exceeds the memory available (train.memory_limit_mib,
- * else mem_available) with the figures and settings that would fit. Returns 0 or -1 with an error. */
+ * else mem_available, shared by the ranks on this host) with the figures and settings that would fit.
+ * Returns 0 or -1 with an error. */
 static int train_plan(trainer *t, const slim_config *c) {
     gguf_file g;
     model_config mc;
@@ -232,14 +254,15 @@ static int train_plan(trainer *t, const slim_config *c) {
         r.data_bytes += train_data_bytes(&t->val);
     }
     mem_plan_make(&t->plan, &g, &mc, &r);
-    const size_t avail = plan_memory_limit(c);
+    const int local = c->memory_limit_mib > 0 ? 1 : dist_local_size(); /* ranks sharing MemAvailable */
+    const size_t avail = plan_memory_limit(c) / (size_t)local;
     const int layers = plan_layers(c, &t->plan, avail);
     t->acts_mode = layers ? ACTS_CHECKPOINT : ACTS_TRAIN;
-    fprintf(stderr, "slimtune train: memory plan for %d x %d tokens a micro-batch, base.quant %s, checkpointing %s%s "
-            "(%.1f MiB available%s):\n", r.B, r.T, c->base_quant, layers ? "layers" : "none",
-            !strcmp(c->checkpointing, "auto") ? " (auto)" : "", avail / 1048576.0,
-            c->memory_limit_mib > 0 ? ", train.memory_limit_mib" : "");
-    mem_plan_print(stderr, &t->plan, "  ", layers);
+    train_say("slimtune train: memory plan for %d x %d tokens a micro-batch, base.quant %s, checkpointing %s%s "
+              "(%.1f MiB available%s):\n", r.B, r.T, c->base_quant, layers ? "layers" : "none",
+              !strcmp(c->checkpointing, "auto") ? " (auto)" : "", avail / 1048576.0,
+              c->memory_limit_mib > 0 ? ", train.memory_limit_mib" : local > 1 ? " to each rank of this host" : "");
+    if (dist_rank() == 0) mem_plan_print(stderr, &t->plan, "  ", layers);
     int rc = 0;
     if (avail > 0 && t->plan.total[layers] > avail)
         rc = train_plan_refuse(&g, &mc, &r, c, t->plan.total[layers], avail, layers);
@@ -296,11 +319,12 @@ static int train_setup(trainer *t, const slim_config *c) {
     loader *L = &t->loader;
     if (loader_init(L, &t->data, c->batch_size, c->packing, pad_id, (uint64_t)c->seed) != 0) return -1;
     if (L->packed)
-        fprintf(stderr, "slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
+        train_say("slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
                 "real (%.1f%% without packing)\n", (long long)t->data.n_examples, (long long)L->plan.n_rows, L->T_max,
                 100.0 * pack_plan_efficiency(&L->plan),
                 100.0 * t->data.n_tokens / ((double)t->data.n_examples * L->T_max));
-    t->steps_per_epoch = (loader_batches_per_epoch(L) + c->grad_accum - 1) / c->grad_accum;
+    const long n_micro = (long)c->grad_accum * t->ranks; /* micro-batches a step, all ranks */
+    t->steps_per_epoch = (loader_batches_per_epoch(L) + n_micro - 1) / n_micro;
     t->total_steps = t->steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < t->total_steps) t->total_steps = c->max_steps;
     if (train_setup_val(t, c, pad_id) != 0) return -1;
@@ -340,30 +364,54 @@ typedef struct train_stats {
     int epoch_end;   /* 1: it ended an epoch */
 } train_stats;
 
-/* Targets of the next n_micro micro-batches (fewer when an epoch ends first), leaving the loader where
- * it was: a step's loss is the mean over all of them, so its scale is known before its first backward. */
-static long train_count_targets(loader *L, int n_micro) {
+/* Fills the next micro-batch when it is this rank's (the k-th of a step or pass is rank k mod ranks'),
+ * else moves past it. Returns 1 when it was filled. */
+static int train_next_batch(loader *L, int k, int rank, int ranks) {
+    if (k % ranks != rank) {
+        loader_skip(L);
+        return 0;
+    }
+    loader_next(L);
+    return 1;
+}
+
+/* Targets of this rank's share of the next n_micro micro-batches (fewer when an epoch ends first),
+ * summed over the ranks, leaving the loader where it was: a step's loss is the mean over all of them,
+ * so its scale is known before its first backward. Returns the count, or -1 with an error. */
+static long train_count_targets(loader *L, int n_micro, int rank, int ranks) {
     const loader_state start = loader_get_state(L);
-    long n = 0;
+    int64_t n = 0;
     for (int micro = 0; micro < n_micro; micro++) {
-        loader_next(L);
+        train_next_batch(L, micro, rank, ranks);
         n += L->n_targets;
         if (L->epoch_end) break;
     }
     (void)loader_set_state(L, start); /* its own saved state: always in range */
-    return n;
+    return dist_sum_i64(&n, 1) != 0 ? -1 : (long)n;
 }
 
-/* Optimizer step `step` (0-based): up to train.grad_accum micro-batches (a step ends with its epoch),
- * the gradient of their mean target loss clipped to train.grad_clip, one AdamW update. Returns 0, or -1
- * with an error when the loss or the gradient norm is not finite (the update is not made). */
+/* Sums a step's gradient and its loss and token counts over the ranks (dist.h). Returns 0 or -1. */
+static int train_reduce(trainer *t, train_stats *st) {
+    double s[3] = {st->loss, (double)st->tokens, (double)st->real};
+    if (dist_sum_f32(t->grads, t->lora.n_params) != 0 || dist_sum_f64(s, 3) != 0) return -1;
+    st->loss = s[0];
+    st->tokens = (long)s[1];
+    st->real = (long)s[2];
+    return 0;
+}
+
+/* Optimizer step `step` (0-based): up to train.grad_accum micro-batches a rank (a step ends with its
+ * epoch), the gradient of their mean target loss summed over the ranks and clipped to train.grad_clip,
+ * one AdamW update. Returns 0, or -1 with an error when the loss or the gradient norm is not finite (the
+ * update is not made) or a sum over the ranks failed. */
 static int train_step(trainer *t, const slim_config *c, long step, train_stats *st) {
     loader *L = &t->loader;
-    *st = (train_stats){.n_targets = train_count_targets(L, c->grad_accum)};
+    const int n_micro = c->grad_accum * t->ranks;
+    *st = (train_stats){.n_targets = train_count_targets(L, n_micro, t->rank, t->ranks)};
+    if (st->n_targets < 0) return -1;
     memset(t->grads, 0, sizeof(float) * t->lora.n_params);
-    for (int micro = 0; micro < c->grad_accum; micro++) {
-        loader_next(L);
-        if (L->n_targets > 0) {
+    for (int micro = 0; micro < n_micro; micro++) {
+        if (train_next_batch(L, micro, t->rank, t->ranks) && L->n_targets > 0) {
             st->loss += model_forward_packed(&t->model, &t->lora, &t->acts, L->tokens, L->targets, L->pos,
                                              L->packed ? L->seg_start : NULL, L->rows, L->T, NULL, NULL);
             model_backward(&t->model, &t->lora, &t->acts, t->grads, 1.0f / (float)st->n_targets);
@@ -373,6 +421,7 @@ static int train_step(trainer *t, const slim_config *c, long step, train_stats *
         if (L->epoch_end) break;
     }
     st->epoch_end = L->epoch_end;
+    if (train_reduce(t, st) != 0) return -1;
     st->grad_norm = grad_clip_norm(t->grads, t->lora.n_params, c->grad_clip);
     if (!isfinite(st->loss) || !isfinite(st->grad_norm))
         return slim_set_error("training diverged at step %ld (loss %g, gradient norm %g); no adapter written: lower "
@@ -386,7 +435,7 @@ static int train_step(trainer *t, const slim_config *c, long step, train_stats *
 /* progress lines and metrics.jsonl */
 
 typedef struct train_log {
-    FILE *metrics;                 /* <dir>/metrics.jsonl, written atomically */
+    FILE *metrics;                 /* <dir>/metrics.jsonl, written atomically; NULL on ranks other than 0 */
     char path[4096], tmp[4200];
     double t_start, t_last;        /* start of this process's steps, time of the last line */
     ckpt_log c;                    /* the counters, carried in checkpoints */
@@ -418,8 +467,10 @@ static int train_log_open(train_log *g, const char *dir, const char *from) {
 
 /* Counts step `step` (0-based) of total; every log_every steps and at the last, prints the progress line
  * and appends a metrics line (mean loss per target since the last line, tokens/s with and without
- * padding and of targets, ETA). first: the first step of this process. */
+ * padding and of targets, ETA). first: the first step of this process. Nothing without a metrics file
+ * (ranks other than 0). */
 static void train_log_step(train_log *g, const train_stats *st, long step, long first, long total, int log_every) {
+    if (!g->metrics) return;
     ckpt_log *k = &g->c;
     k->loss_since += st->loss;
     k->targets_since += st->n_targets;
@@ -457,38 +508,43 @@ static void train_log_step(train_log *g, const train_stats *st, long step, long 
  * *acc set, or -1 with an error. */
 static int train_val_accuracy(const trainer *t, int batch, double *acc) {
     const slim_dataset *v = &t->val;
-    double *scores = slim_malloc((size_t)v->n_examples * (size_t)v->n_labels * sizeof(double));
-    int32_t *pred = slim_malloc((size_t)v->n_examples * sizeof(int32_t));
-    int rc = eval_score(&t->model, &t->lora, v, NULL, v->n_examples, batch, NULL, scores);
+    int64_t n = 0, right = 0; /* this rank's examples: i = rank, rank + ranks, ... */
+    int64_t *idx = slim_malloc((size_t)v->n_examples * sizeof(int64_t));
+    for (int64_t i = t->rank; i < v->n_examples; i += t->ranks) idx[n++] = i;
+    double *scores = slim_malloc(((size_t)n + 1) * (size_t)v->n_labels * sizeof(double));
+    int32_t *pred = slim_malloc(((size_t)n + 1) * sizeof(int32_t));
+    int rc = n > 0 ? eval_score(&t->model, &t->lora, v, idx, n, batch, NULL, scores) : 0;
     if (rc == 0) {
-        eval_argmax(scores, v->n_examples, v->n_labels, pred);
-        int64_t right = 0;
-        for (int64_t i = 0; i < v->n_examples; i++) right += pred[i] == v->labels[i];
+        eval_argmax(scores, n, v->n_labels, pred);
+        for (int64_t i = 0; i < n; i++) right += pred[i] == v->labels[idx[i]];
+        rc = dist_sum_i64(&right, 1);
         *acc = (double)right / (double)v->n_examples;
     }
+    free(idx);
     free(scores);
     free(pred);
     return rc;
 }
 
 /* The mean cross-entropy per target token over the whole validation set (one pass of its loader from
- * the start; the training activations run forward only, their inference flag set) into *loss, and
- * the label accuracy into *acc (NAN without labels). Returns 0 or -1 with an error. */
+ * the start; the training activations run forward only, their inference flag set; each rank its share
+ * of the batches, summed) into *loss, and the label accuracy into *acc (NAN without labels). Returns 0
+ * or -1 with an error. */
 static int train_validate(trainer *t, const slim_config *c, double *loss, double *acc) {
     loader *V = &t->val_loader;
-    double sum = 0.0;
-    long n = 0;
+    double sum[2] = {0.0, 0.0}; /* loss, targets */
     loader_reset(V);
     t->acts.inference = 1;
-    do {
-        loader_next(V);
-        if (V->n_targets > 0)
-            sum += model_forward_packed(&t->model, &t->lora, &t->acts, V->tokens, V->targets, V->pos, NULL, V->rows,
-                                        V->T, NULL, NULL);
-        n += V->n_targets;
-    } while (!V->epoch_end);
+    for (int k = 0; k == 0 || !V->epoch_end; k++) {
+        if (train_next_batch(V, k, t->rank, t->ranks) && V->n_targets > 0)
+            sum[0] += model_forward_packed(&t->model, &t->lora, &t->acts, V->tokens, V->targets, V->pos, NULL,
+                                           V->rows, V->T, NULL, NULL);
+        sum[1] += (double)V->n_targets;
+    }
     t->acts.inference = 0;
-    *loss = n > 0 ? sum / (double)n : NAN;
+    if (dist_sum_f64(sum, 2) != 0) return -1;
+    const long n = (long)sum[1];
+    *loss = n > 0 ? sum[0] / (double)n : NAN;
     *acc = NAN;
     if (!isfinite(*loss)) return slim_set_error("validation loss is %g after %ld targets", *loss, n);
     return t->val_labels ? train_val_accuracy(t, c->batch_size, acc) : 0;
@@ -534,8 +590,9 @@ static int train_eval(trainer *t, const slim_config *c, train_log *g, long done,
     }
     char acc_s[40] = "";
     if (isfinite(acc)) snprintf(acc_s, sizeof acc_s, " | val accuracy %.4f", acc);
-    fprintf(stderr, "val  %5ld/%ld | val loss %.4f%s | %lld examples%s\n", done, total, loss, acc_s,
-            (long long)t->val.n_examples, best);
+    train_say("val  %5ld/%ld | val loss %.4f%s | %lld examples%s\n", done, total, loss, acc_s,
+              (long long)t->val.n_examples, best);
+    if (!g->metrics) return stop;
     fprintf(g->metrics, "{\"step\": %ld, \"val_loss\": %.6f, \"val_accuracy\": %s, \"val_examples\": %lld%s}\n", done,
             loss, train_json_num(a, sizeof a, acc), (long long)t->val.n_examples, best_json);
     fflush(g->metrics);
@@ -545,21 +602,23 @@ static int train_eval(trainer *t, const slim_config *c, train_log *g, long done,
 /* The two lines on the base model and the run that precede the steps. */
 static void train_banner(const trainer *t, const slim_config *c) {
     const model *m = &t->model;
-    fprintf(stderr, "slimtune train: base %s: %zu parameters stored as %s in %.1f MiB (%.3f bytes/parameter)%s\n",
+    char ranks[64] = "";
+    if (t->ranks > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->ranks);
+    train_say("slimtune train: base %s: %zu parameters stored as %s in %.1f MiB (%.3f bytes/parameter)%s\n",
             c->model, m->n_params, c->base_quant, m->weight_bytes / 1048576.0,
             (double)m->weight_bytes / (double)m->n_params,
             m->n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
-    fprintf(stderr,
+    train_say(
             "slimtune train: %s | %lld examples, %lld tokens | LoRA r=%d alpha=%g on %d projections x %d layers: "
-            "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d, %d threads\n",
+            "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d%s, %d threads%s\n",
             c->model, (long long)t->data.n_examples, (long long)t->data.n_tokens, t->lora.r, t->lora.alpha,
             c->n_targets, m->cfg.n_layers, t->lora.n_params, t->total_steps, c->epochs, t->steps_per_epoch,
-            c->batch_size, c->grad_accum, t->threads);
+            c->batch_size, c->grad_accum, ranks, t->threads, t->ranks > 1 ? " a rank" : "");
     if (t->eval_every > 0)
-        fprintf(stderr, "slimtune train: validation on %lld examples every %d steps%s", (long long)t->val.n_examples,
+        train_say("slimtune train: validation on %lld examples every %d steps%s", (long long)t->val.n_examples,
                 t->eval_every, t->es_on ? "" : "\n");
     if (t->es_on)
-        fprintf(stderr, "; early stopping on %s: patience %d validations, min_delta %g\n", c->es_metric,
+        train_say("; early stopping on %s: patience %d validations, min_delta %g\n", c->es_metric,
                 c->es_patience, c->es_min_delta);
 }
 
@@ -591,10 +650,23 @@ static void train_signals(int on, struct sigaction old[2]) {
     if (on) train_stop_signal = 0;
 }
 
+/* Checks that every rank holds the same LoRA parameters (they make the same updates from the same
+ * summed gradients; a difference means a broken job). Returns 0 or -1 with an error. */
+static int train_check_ranks(const trainer *t, long step) {
+    int same = dist_same(t->lora.params, t->lora.n_params * sizeof(float));
+    if (same < 0) return -1;
+    return same ? 0 : slim_set_error("after step %ld the ranks hold different LoRA parameters: the data-parallel job "
+                                     "is inconsistent (different binaries or data on its hosts?)", step);
+}
+
 /* Writes checkpoint <ckpt_dir>/step-<step> (step: optimizer steps done): the state, the metrics so
- * far, the config and the adapter. Returns 0 or -1 with an error. */
+ * far, the config and the adapter; rank 0 writes, after every rank has checked that the parameters
+ * agree. Returns 0 or -1 with an error. */
 static int train_checkpoint(const trainer *t, const slim_config *c, train_log *g, long step) {
+    if (train_check_ranks(t, step) != 0) return -1;
+    if (t->rank != 0) return 0;
     ckpt_state s = {.step = step, .adam_t = t->opt.t, .loader = loader_get_state(&t->loader), .threads = t->threads,
+                    .ranks = t->ranks,
                     .n_params = (int64_t)t->lora.n_params, .params = t->lora.params, .adam_m = t->opt.m,
                     .adam_v = t->opt.v, .log = g->c, .best_params = t->best, .best_step = t->best_step,
                     .evals_since_best = t->evals_since_best, .best_value = t->best_value};
@@ -634,7 +706,7 @@ static int train_check_config(const trainer *t, const slim_config *c, const char
 }
 
 /* Restores the run from checkpoint `from` (found by the caller): refuses another config (a key that
- * changes the result), other data (its hash) or another thread count; then loads the adapter, the
+ * changes the result), other data (its hash), another rank or thread count; then loads the adapter, the
  * AdamW state, the loader's position and the log's counters. Returns 0 or -1 with an error. */
 static int train_restore(trainer *t, const slim_config *c, const char *from, train_log *g) {
     if (train_check_config(t, c, from) != 0) return -1;
@@ -649,8 +721,13 @@ static int train_restore(trainer *t, const slim_config *c, const char *from, tra
                               "of the checkpoint %s (sha256 %.16s...): resume with the data it was trained on, or "
                               "train afresh without --resume", c->out_dir, t->data.source_file, now, from, was);
     }
+    if (s.ranks != t->ranks)
+        return slim_set_error("%s ran as %lld ranks, this run has %d: a step's global batch (train.batch_size x "
+                              "train.grad_accum x ranks) and its sums depend on the rank count, so it would not "
+                              "continue the same run (launch it with mpirun -np %lld%s)", from, (long long)s.ranks,
+                              t->ranks, (long long)s.ranks, s.ranks == 1 ? ", or without mpirun" : "");
     if (s.threads != t->threads)
-        return slim_set_error("train.threads: this run has %d threads, the checkpoint %s ran with %lld: floating-point "
+        return slim_set_error("train.threads: this run has %d threads a rank, the checkpoint %s ran with %lld: floating-point "
                               "sums depend on the thread count, so it would not continue exactly (pass --threads %lld)",
                               t->threads, from, (long long)s.threads, (long long)s.threads);
     if (s.step > t->total_steps)
@@ -662,7 +739,7 @@ static int train_restore(trainer *t, const slim_config *c, const char *from, tra
     t->best_step = (long)s.best_step;
     t->evals_since_best = (long)s.evals_since_best;
     t->best_value = s.best_value;
-    fprintf(stderr, "slimtune train: resuming from %s at step %ld of %ld\n", from, t->step0, t->total_steps);
+    train_say("slimtune train: resuming from %s at step %ld of %ld\n", from, t->step0, t->total_steps);
     return 0;
 }
 
@@ -679,7 +756,7 @@ static int train_init_adapter(trainer *t, const slim_config *c, const char *path
     else
         memcpy(t->lora.params, a.params, a.n_params * sizeof(float));
     lora_free(&a);
-    if (rc == 0) fprintf(stderr, "slimtune train: starting from the adapter %s\n", path);
+    if (rc == 0) train_say("slimtune train: starting from the adapter %s\n", path);
     return rc;
 }
 
@@ -697,13 +774,41 @@ static int train_begin(trainer *t, const slim_config *c, const train_opts *o, tr
     }
     if (!from[0] && o->init_adapter && train_init_adapter(t, c, o->init_adapter) != 0) return -1;
     if (from[0] && slim_format_path(metrics, sizeof metrics, "%s/metrics.jsonl", from) != 0) return -1;
-    if (train_log_open(g, t->dir, from[0] ? metrics : NULL) != 0) return -1;
+    memset(g, 0, sizeof *g); /* ranks other than 0 write no log */
+    if (t->rank == 0 && train_log_open(g, t->dir, from[0] ? metrics : NULL) != 0) return -1;
     /* checkpoints past the start would be written anew (or belong to another run) */
-    if ((from[0] && train_restore(t, c, from, g) != 0) || ckpt_remove_after(t->ckpt_dir, from[0] ? t->step0 : -1) < 0) {
-        slim_atomic_abort(g->metrics, g->tmp);
+    if ((from[0] && train_restore(t, c, from, g) != 0) ||
+        (t->rank == 0 && ckpt_remove_after(t->ckpt_dir, from[0] ? t->step0 : -1) < 0)) {
+        if (g->metrics) slim_atomic_abort(g->metrics, g->tmp);
         return -1;
     }
     return 0;
+}
+
+/* The signal (SIGINT / SIGTERM) that any rank has received, 0: none, -1 with an error: every rank
+ * stops after the same step. */
+static int train_agree_stop(void) {
+    int64_t sig = train_stop_signal;
+    return dist_max_i64(&sig, 1) != 0 ? -1 : (int)sig;
+}
+
+/* The run's closing lines (rank 0): steps, time, tokens/s, the time the ranks spent summing, and why
+ * it stopped early. */
+static void train_summary(const trainer *t, const slim_config *c, const train_log *g, long step, int es, int stop) {
+    double elapsed = slim_time_sec() - g->t_start + 1e-9;
+    train_say("slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", step - t->step0, elapsed,
+              g->c.tokens_total / (g->c.elapsed_s + elapsed));
+    if (t->ranks > 1 && step > t->step0)
+        train_say("slimtune train: %d ranks: rank 0 spent %.1f ms a step (%.1f%%) in the sums over the ranks "
+                  "(%zu LoRA gradients, %.2f MB a step)\n", t->ranks, 1e3 * dist_comm_seconds() / (step - t->step0),
+                  100.0 * dist_comm_seconds() / elapsed, t->lora.n_params, t->lora.n_params * 4e-6);
+    if (es)
+        train_say("slimtune train: early stopping after step %ld: %s has not improved by more than %g for %d "
+                  "validations; the best was at step %ld (%s %.4f)\n", step, c->es_metric, c->es_min_delta,
+                  c->es_patience, t->best_step, c->es_metric, t->best_value);
+    if (stop)
+        train_say("slimtune train: stopped by %s after step %ld: saved %s/step-%06ld; continue with --resume\n",
+                  stop == SIGINT ? "SIGINT" : "SIGTERM", step, t->ckpt_dir, step);
 }
 
 /* Runs the steps from t->step0, logging to <dir>/metrics.jsonl (committed when every step is done or
@@ -725,7 +830,8 @@ static int train_loop(trainer *t, const slim_config *c, train_log *g) {
             es = train_eval(t, c, g, step + 1, t->total_steps);
             if (es < 0) { rc = -1; break; }
         }
-        stop = train_stop_signal;
+        stop = train_agree_stop();
+        if (stop < 0) { rc = -1; break; }
         if (stop || es || st.epoch_end || step + 1 == t->total_steps ||
             (c->save_every > 0 && (step + 1) % c->save_every == 0))
             rc = train_checkpoint(t, c, g, step + 1);
@@ -733,32 +839,26 @@ static int train_loop(trainer *t, const slim_config *c, train_log *g) {
     train_signals(0, old);
     if (step == t->total_steps) stop = 0; /* a signal during the last step: the run is done anyway */
     if (rc != 0) {
-        slim_atomic_abort(g->metrics, g->tmp);
+        if (g->metrics) slim_atomic_abort(g->metrics, g->tmp);
         return -1;
     }
-    if (slim_atomic_commit(g->metrics, g->tmp, g->path) != 0) return -1;
-    double elapsed = slim_time_sec() - g->t_start + 1e-9;
-    fprintf(stderr, "slimtune train: %ld steps in %.1f s, %.0f tokens/s\n", step - t->step0, elapsed,
-            g->c.tokens_total / (g->c.elapsed_s + elapsed));
-    if (es)
-        fprintf(stderr, "slimtune train: early stopping after step %ld: %s has not improved by more than %g for %d "
-                "validations; the best was at step %ld (%s %.4f)\n", step, c->es_metric, c->es_min_delta,
-                c->es_patience, t->best_step, c->es_metric, t->best_value);
-    if (stop)
-        fprintf(stderr, "slimtune train: stopped by %s after step %ld: saved %s/step-%06ld; continue with --resume\n",
-                stop == SIGINT ? "SIGINT" : "SIGTERM", step, t->ckpt_dir, step);
+    if (g->metrics && slim_atomic_commit(g->metrics, g->tmp, g->path) != 0) return -1;
+    train_summary(t, c, g, step, es, stop);
     return stop ? SLIM_STOPPED + stop : SLIM_OK;
 }
 
 /* Writes <dir>/adapter.gguf and <dir>/config.json (the resolved config). With early stopping the last
  * adapter goes to <dir>/adapter-last.gguf and adapter.gguf is the best one (t->lora then holds it);
- * without, a stale adapter-last.gguf of an earlier run is removed. Returns 0 or -1 with an error. */
+ * without, a stale adapter-last.gguf of an earlier run is removed. Rank 0 writes, after every rank has
+ * checked that the parameters agree. Returns 0 or -1 with an error. */
 static int train_save(trainer *t, const slim_config *c, const char *dir) {
+    if (train_check_ranks(t, t->total_steps) != 0) return -1;
+    if (t->rank != 0) return 0;
     char path[4096];
     if (slim_format_path(path, sizeof path, "%s/adapter-last.gguf", dir) != 0) return -1;
     if (t->es_on && t->best_step > 0) {
         if (lora_save(&t->lora, &t->model, path) != 0) return -1;
-        fprintf(stderr, "slimtune train: wrote %s (the last adapter)\n", path);
+        train_say("slimtune train: wrote %s (the last adapter)\n", path);
         memcpy(t->lora.params, t->best, t->lora.n_params * sizeof(float));
     } else if (unlink(path) != 0 && errno != ENOENT) {
         return slim_set_error("%s: cannot remove: %s", path, strerror(errno));
@@ -766,10 +866,10 @@ static int train_save(trainer *t, const slim_config *c, const char *dir) {
     if (slim_format_path(path, sizeof path, "%s/adapter.gguf", dir) != 0) return -1;
     if (lora_save(&t->lora, &t->model, path) != 0) return -1;
     if (t->es_on && t->best_step > 0)
-        fprintf(stderr, "slimtune train: wrote %s (the best adapter: step %ld, %s %.4f)\n", path, t->best_step,
+        train_say("slimtune train: wrote %s (the best adapter: step %ld, %s %.4f)\n", path, t->best_step,
                 c->es_metric, t->best_value);
     else
-        fprintf(stderr, "slimtune train: wrote %s\n", path);
+        train_say("slimtune train: wrote %s\n", path);
     if (slim_format_path(path, sizeof path, "%s/config.json", dir) != 0) return -1;
     return config_save(c, path);
 }
@@ -789,8 +889,11 @@ static slim_config train_resolve_config(const slim_config *cfg, const train_opts
 int train_run(const slim_config *cfg, const train_opts *o) {
     const slim_config c = train_resolve_config(cfg, o);
     if (c.threads > 0) omp_set_num_threads(c.threads);
+    if (dist_init() != 0) return -1;
     trainer t;
     memset(&t, 0, sizeof t);
+    t.rank = dist_rank();
+    t.ranks = dist_size();
     train_log g;
     int rc = train_setup(&t, &c);
     if (rc == 0) rc = train_begin(&t, &c, o, &g);
