@@ -7,6 +7,7 @@
 # make demo       deps -> dataset -> prepare -> train -> eval -> export with configs/spam-stories260k.json
 # make validate   check a dataset for curators: DATA=train.csv [EVAL=test.csv] [CONFIG=...]
 # make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
+# make bench-mpi  data-parallel training: 2 MPI ranks against 1 process with 2 threads
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
 # MPI=0           build without MPI (default: with it when mpicc is found; mpirun -np N slimtune train)
@@ -47,7 +48,7 @@ TEST_SRC  := $(wildcard tests/*/test_*.c tests/*/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all deps test test-run demo bench bench-scale validate train golden fuzz clean
+.PHONY: all deps test test-run demo bench bench-scale bench-mpi validate train golden fuzz clean
 all: $(BUILD)/slimtune
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -101,6 +102,10 @@ bench: $(BUILD)/slimtune
 # memory and speed at the Llama-3.2-1B shape, checkpointing none vs layers, and the 8B plan (~15 min)
 bench-scale: $(BUILD)/slimtune
 	BUILD=$(BUILD) scripts/bench-scale
+
+# 1 process x 2 threads against mpirun -np 2 x 1 thread, same global batch (stories15M shape, ~2 min)
+bench-mpi: $(BUILD)/slimtune
+	BUILD=$(BUILD) scripts/bench-mpi
 
 # regenerate tests/golden fixtures: tiny models, slimtune quantize, the PyTorch reference (python3-torch)
 golden: $(BUILD)/slimtune

@@ -4,6 +4,7 @@
  * comparison names the key that differs and skips the allowed ones. */
 #define _GNU_SOURCE
 #include <cJSON.h>
+#include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ static ckpt_state make_state(int64_t step) {
         g_m[i] = 1e-3f / (float)(i + 1);
         g_v[i] = 1e-7f * (float)(i % 13);
     }
-    ckpt_state s = {.step = step, .adam_t = step, .loader = {.epoch = 1, .cursor = 5}, .threads = 2, .n_params = N,
+    ckpt_state s = {.step = step, .adam_t = step, .loader = {.epoch = 1, .cursor = 5}, .threads = 2, .ranks = 3,
+                    .n_params = N,
                     .params = g_p, .adam_m = g_m, .adam_v = g_v,
                     .log = {.loss_since = 12.5, .elapsed_s = 3.25, .targets_since = 7, .tokens_since = 99,
                             .real_since = 80, .tokens_total = 1000, .real_total = 900, .targets_total = 70}};
@@ -58,8 +60,16 @@ static void test_round_trip(void) {
     CHECK(got.step == 12 && got.adam_t == 12 && got.loader.epoch == 1 && got.loader.cursor == 5 && got.threads == 2,
           "scalars: step %lld adam_t %lld loader %lld/%lld threads %lld", (long long)got.step, (long long)got.adam_t,
           (long long)got.loader.epoch, (long long)got.loader.cursor, (long long)got.threads);
+    CHECK(got.ranks == 3, "ranks: %lld", (long long)got.ranks);
     CHECK(!memcmp(&got.log, &want.log, sizeof got.log), "the log counters differ");
     CHECK(!memcmp(got.dataset_sha256, want.dataset_sha256, 32), "the data hash differs");
+    /* a checkpoint written before the rank count was recorded reads as 1 rank */
+    char path[450];
+    snprintf(path, sizeof path, "%s/state.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(f >= 0 && H5Adelete(f, "ranks") >= 0 && H5Fclose(f) >= 0, "removing the ranks attribute");
+    CHECK(ckpt_read_state(dir, &got) == 0 && got.ranks == 1, "without ranks: %s, ranks %lld", slim_last_error(),
+          (long long)got.ranks);
     /* another parameter count is refused, naming the file and the field */
     got.n_params = N - 1;
     CHECK(ckpt_read_state(dir, &got) == -1 && strstr(slim_last_error(), "state.h5: n_params"), "got: %s",

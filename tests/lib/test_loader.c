@@ -232,6 +232,35 @@ static void test_state(void) {
     printf("loader: a state saved mid-epoch replays the same 5 micro-batches, in the same and in a fresh loader\n");
 }
 
+/* loader_skip (a data-parallel rank's share, train.c): two loaders, one filling every micro-batch, one
+ * filling every other and skipping the rest, draw the same units and epoch ends, and the batches the
+ * second fills equal the first's; a skipped batch counts no targets. */
+static void test_skip(void) {
+    loader L, R;
+    loader_init(&L, &g_d, 2, 0, PAD, 11);
+    loader_init(&R, &g_d, 2, 0, PAD, 11);
+    int bad = 0, skipped_targets = 0;
+    for (int k = 0; k < 9; k++) { /* 3 epochs of 3 micro-batches */
+        loader_next(&L);
+        if (k % 2) {
+            loader_skip(&R);
+            skipped_targets += R.n_targets != 0 || R.n_real != 0;
+        } else {
+            loader_next(&R);
+            bad += R.T != L.T || memcmp(R.tokens, L.tokens, sizeof(int32_t) * L.rows * L.T) != 0 ||
+                   memcmp(R.targets, L.targets, sizeof(int32_t) * L.rows * L.T) != 0 || R.n_targets != L.n_targets;
+        }
+        bad += R.rows != L.rows || R.epoch_end != L.epoch_end || memcmp(R.units, L.units, sizeof(int64_t) * L.rows);
+    }
+    CHECK(bad == 0, "skipping: %d micro-batches differ from the loader that filled every one", bad);
+    CHECK(skipped_targets == 0, "a skipped micro-batch counts targets or tokens");
+    CHECK(loader_get_state(&R).epoch == loader_get_state(&L).epoch &&
+              loader_get_state(&R).cursor == loader_get_state(&L).cursor, "skipping leaves the loader elsewhere");
+    loader_free(&L);
+    loader_free(&R);
+    printf("loader: skipping every other micro-batch keeps the same units, epoch ends and batches\n");
+}
+
 static void test_errors(void) {
     loader L;
     slim_dataset empty = {0};
@@ -284,6 +313,7 @@ int main(void) {
     test_batches();
     test_packed();
     test_state();
+    test_skip();
     test_errors();
     test_evalloader();
     return tu_finish("test_loader");
