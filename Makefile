@@ -112,7 +112,7 @@ golden: $(BUILD)/slimtune
 	BUILD=$(BUILD) /usr/bin/python3 tests/golden/reference.py --slimtune $(BUILD)/slimtune
 
 clean:
-	rm -rf $(BUILD) build-san build-fuzz
+	rm -rf $(BUILD) build-san build-fuzz build-nompi
 
 # ---------------------------------------------------------------------------------------------------
 # fuzzing — make fuzz [FUZZ_S=30] [FUZZ_TARGETS="gguf csv"]

@@ -320,9 +320,9 @@ static int train_setup(trainer *t, const slim_config *c) {
     if (loader_init(L, &t->data, c->batch_size, c->packing, pad_id, (uint64_t)c->seed) != 0) return -1;
     if (L->packed)
         train_say("slimtune train: packing %lld examples into %lld rows of %d tokens: %.1f%% of the tokens are "
-                "real (%.1f%% without packing)\n", (long long)t->data.n_examples, (long long)L->plan.n_rows, L->T_max,
-                100.0 * pack_plan_efficiency(&L->plan),
-                100.0 * t->data.n_tokens / ((double)t->data.n_examples * L->T_max));
+                  "real (%.1f%% without packing)\n", (long long)t->data.n_examples, (long long)L->plan.n_rows, L->T_max,
+                  100.0 * pack_plan_efficiency(&L->plan),
+                  100.0 * t->data.n_tokens / ((double)t->data.n_examples * L->T_max));
     const long n_micro = (long)c->grad_accum * t->ranks; /* micro-batches a step, all ranks */
     t->steps_per_epoch = (loader_batches_per_epoch(L) + n_micro - 1) / n_micro;
     t->total_steps = t->steps_per_epoch * c->epochs;
@@ -605,9 +605,9 @@ static void train_banner(const trainer *t, const slim_config *c) {
     char ranks[64] = "";
     if (t->ranks > 1) snprintf(ranks, sizeof ranks, " x %d ranks", t->ranks);
     train_say("slimtune train: base %s: %zu parameters stored as %s in %.1f MiB (%.3f bytes/parameter)%s\n",
-            c->model, m->n_params, c->base_quant, m->weight_bytes / 1048576.0,
-            (double)m->weight_bytes / (double)m->n_params,
-            m->n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
+              c->model, m->n_params, c->base_quant, m->weight_bytes / 1048576.0,
+              (double)m->weight_bytes / (double)m->n_params,
+              m->n_fallback ? " (some rows fell back to f16: see slimtune info)" : "");
     train_say(
             "slimtune train: %s | %lld examples, %lld tokens | LoRA r=%d alpha=%g on %d projections x %d layers: "
             "%zu trainable parameters | %ld steps (%d epochs x %ld), batch %d x accum %d%s, %d threads%s\n",
@@ -616,10 +616,10 @@ static void train_banner(const trainer *t, const slim_config *c) {
             c->batch_size, c->grad_accum, ranks, t->threads, t->ranks > 1 ? " a rank" : "");
     if (t->eval_every > 0)
         train_say("slimtune train: validation on %lld examples every %d steps%s", (long long)t->val.n_examples,
-                t->eval_every, t->es_on ? "" : "\n");
+                  t->eval_every, t->es_on ? "" : "\n");
     if (t->es_on)
         train_say("; early stopping on %s: patience %d validations, min_delta %g\n", c->es_metric,
-                c->es_patience, c->es_min_delta);
+                  c->es_patience, c->es_min_delta);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -867,7 +867,7 @@ static int train_save(trainer *t, const slim_config *c, const char *dir) {
     if (lora_save(&t->lora, &t->model, path) != 0) return -1;
     if (t->es_on && t->best_step > 0)
         train_say("slimtune train: wrote %s (the best adapter: step %ld, %s %.4f)\n", path, t->best_step,
-                c->es_metric, t->best_value);
+                  c->es_metric, t->best_value);
     else
         train_say("slimtune train: wrote %s\n", path);
     if (slim_format_path(path, sizeof path, "%s/config.json", dir) != 0) return -1;
