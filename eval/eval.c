@@ -1,9 +1,12 @@
 /* eval.c — `slimtune eval`: label scoring of a held-out split, metrics, baselines; see eval.h.
  *
  * Three systems are scored on the same examples: the fine-tuned model (base + adapter), the base model
- * alone, and the majority class of the train split. Reports go to <out_dir>/eval/report.json and
- * report.md (atomically, report.c); the result is SLIM_OK when the quality gates pass, SLIM_GATE_FAILED
- * when one fails, -1 on errors (exit status 0, 1, 2). */
+ * alone, and the majority class of the train split; with --baseline-report or --baseline-adapter a fourth,
+ * "previous" (a report.json's fine-tuned predictions on the same examples, or another adapter scored
+ * here). The fine-tuned model is compared with each on the same examples (paired.c: bootstrap intervals,
+ * McNemar's exact test). Reports go to <out_dir>/eval/report.json and report.md (atomically,
+ * report.c); the result is SLIM_OK when the quality gates pass, SLIM_GATE_FAILED when one fails, -1 on
+ * errors (exit status 0, 1, 2). */
 #include "eval.h"
 
 #include <math.h>
@@ -12,6 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <nettle/sha2.h>
+
+#include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
 #include "report.h"
@@ -20,6 +27,7 @@ static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: slimtune eval --config FILE [--adapter PATH] [--split NAME] [--min-accuracy X]\n"
             "                     [--min-gain X] [--max-examples N] [--batch N]\n"
+            "                     [--baseline-report R | --baseline-adapter A] [--max-regression X] [--alpha P]\n"
             "  Scores every label of each example of <out_dir>/data/<split>.h5 by the log-probability of its\n"
             "  completion given the prompt, for the fine-tuned model, the base model and the majority class of\n"
             "  the train split. Writes <out_dir>/eval/report.json and report.md.\n"
@@ -29,11 +37,20 @@ static void eval_usage(FILE *f) {
             "  --min-gain X        fail (exit 1) when accuracy - best baseline accuracy < X (default eval.min_gain)\n"
             "  --max-examples N    score N examples spread evenly over the split (default eval.max_examples; 0 = all)\n"
             "  --batch N           (example, label) rows per forward pass (default 32)\n"
+            "  --baseline-report R a previous report.json on the same examples (its fingerprint must match): its\n"
+            "                      fine-tuned predictions become the system \"previous\"\n"
+            "  --baseline-adapter A another adapter, scored here as the system \"previous\"\n"
+            "  --max-regression X  fail (exit 1) when the accuracy is below previous's by more than X with\n"
+            "                      McNemar p < alpha (default eval.max_regression, 0)\n"
+            "  --alpha P           significance level of that gate (default eval.alpha, 0.05)\n"
+            "  Every baseline is compared with the fine-tuned model on the same examples: accuracy and macro-F1\n"
+            "  differences with 95%% bootstrap intervals (eval.bootstrap_resamples), McNemar's exact test.\n"
             "  Exit status: 0 gates pass, 1 a gate failed, 2 error.\n");
 }
 
 int eval_parse_args(eval_opts *o, int argc, char **argv) {
-    *o = (eval_opts){.split = "test", .min_accuracy = NAN, .min_gain = NAN, .max_examples = -1, .batch = 32};
+    *o = (eval_opts){.split = "test", .min_accuracy = NAN, .min_gain = NAN, .max_examples = -1, .batch = 32,
+                     .max_regression = NAN, .alpha = NAN};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(stdout); return SLIM_HELP; }
@@ -47,10 +64,16 @@ int eval_parse_args(eval_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--min-gain")) bad = slim_parse_double(a, v, -1.0, 1.0, &o->min_gain);
         else if (!strcmp(a, "--max-examples")) bad = slim_parse_long(a, v, 0, 1L << 40, &o->max_examples);
         else if (!strcmp(a, "--batch")) bad = slim_parse_long(a, v, 1, 4096, &o->batch);
+        else if (!strcmp(a, "--baseline-report")) o->baseline_report = v;
+        else if (!strcmp(a, "--baseline-adapter")) o->baseline_adapter = v;
+        else if (!strcmp(a, "--max-regression")) bad = slim_parse_double(a, v, 0.0, 1.0, &o->max_regression);
+        else if (!strcmp(a, "--alpha")) bad = slim_parse_double(a, v, 1e-12, 0.999999, &o->alpha);
         else return slim_bad_option("eval", a);
         if (bad) return -1;
     }
     if (!o->config) return slim_set_error("--config FILE is required");
+    if (o->baseline_report && o->baseline_adapter)
+        return slim_set_error("--baseline-report and --baseline-adapter both name the previous system: give one");
     if (!*o->split || strchr(o->split, '/'))
         return slim_set_error("--split '%s' must be a plain name such as test", o->split);
     return SLIM_OK;
@@ -60,10 +83,10 @@ int eval_parse_args(eval_opts *o, int argc, char **argv) {
 typedef struct eval_state {
     char test_path[4096], train_path[4096], adapter_path[4096], eval_dir[4096];
     model model;
-    lora_adapter lora;
+    lora_adapter lora, previous; /* the adapter; --baseline-adapter's */
     slim_dataset test, train;
     int64_t *idx;              /* [n] the examples of test scored */
-    int32_t *truth, *preds[N_SYSTEMS];
+    int32_t *truth;            /* [n] their labels */
     double *scores;            /* [n * n_labels] */
     eval_result r;
 } eval_state;
@@ -101,7 +124,8 @@ static int eval_load(eval_state *st, const slim_config *cfg, const eval_opts *o)
     if (access(st->adapter_path, R_OK) != 0)
         return slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)",
                               st->adapter_path);
-    return lora_load(&st->lora, &st->model, st->adapter_path);
+    if (lora_load(&st->lora, &st->model, st->adapter_path) != 0) return -1;
+    return o->baseline_adapter ? lora_load(&st->previous, &st->model, o->baseline_adapter) : 0;
 }
 
 /* The labeled examples of the test split into st->idx; with max_examples, that many spread evenly over
@@ -142,48 +166,155 @@ static int eval_majority(eval_state *st) {
     return 0;
 }
 
-/* Scores the selected examples with the fine-tuned and the base model, predicts the majority class,
- * and computes the metrics of each system. Returns 0 or -1. */
-static int eval_score_systems(eval_state *st, int batch) {
-    const int K = st->test.n_labels;
-    const int64_t n = st->r.n;
-    st->truth = slim_malloc((size_t)n * sizeof(int32_t));
-    for (int64_t i = 0; i < n; i++) st->truth[i] = st->test.labels[st->idx[i]];
-    st->scores = slim_malloc((size_t)n * K * sizeof(double));
-    for (int s = 0; s < N_SYSTEMS; s++) st->preds[s] = slim_malloc((size_t)n * sizeof(int32_t));
-    fprintf(stderr, "eval: %lld examples of %s, %d labels, batch %d rows, %d threads\n", (long long)n, st->test_path,
-            K, batch, omp_get_max_threads());
-    const lora_adapter *adapters[2] = {&st->lora, NULL};
-    const char *names[2] = {"fine-tuned", "base"};
-    double *times[2] = {&st->r.t_finetuned, &st->r.t_base};
-    for (int s = SYS_FINETUNED; s <= SYS_BASE; s++) {
-        double t0 = slim_time_sec();
-        if (eval_score(&st->model, adapters[s], &st->test, st->idx, n, batch, names[s], st->scores) != 0) return -1;
-        eval_argmax(st->scores, n, K, st->preds[s]);
-        *times[s] = slim_time_sec() - t0;
-    }
-    for (int64_t i = 0; i < n; i++) st->preds[SYS_MAJORITY][i] = st->r.majority;
-    for (int s = 0; s < N_SYSTEMS; s++)
-        if (eval_metrics_compute(&st->r.ms[s], st->truth, st->preds[s], n, K) != 0) return -1;
+/* Adds a system named name to r; its predictions are allocated for r->n examples. */
+static eval_system *eval_add_system(eval_result *r, const char *name) {
+    eval_system *sys = &r->sys[r->n_systems++];
+    snprintf(sys->name, sizeof sys->name, "%s", name);
+    sys->pred = slim_malloc((size_t)r->n * sizeof(int32_t));
+    return sys;
+}
+
+/* Scores the selected examples with lora (NULL: the base) into sys->pred; *t: the seconds it took. */
+static int eval_score_system(eval_state *st, const lora_adapter *lora, eval_system *sys, int batch, double *t) {
+    double t0 = slim_time_sec();
+    if (eval_score(&st->model, lora, &st->test, st->idx, st->r.n, batch, sys->name, st->scores) != 0) return -1;
+    eval_argmax(st->scores, st->r.n, st->test.n_labels, sys->pred);
+    *t = slim_time_sec() - t0;
     return 0;
 }
 
-/* The gates on the metrics: fine-tuned accuracy >= min_accuracy, gain over the best baseline >= min_gain. */
+/* Scores the selected examples with the fine-tuned and the base model (and --baseline-adapter's),
+ * predicts the majority class. Returns 0 or -1. */
+static int eval_score_systems(eval_state *st, int batch) {
+    eval_result *r = &st->r;
+    const int K = st->test.n_labels;
+    const int64_t n = r->n;
+    st->scores = slim_malloc((size_t)n * K * sizeof(double));
+    fprintf(stderr, "eval: %lld examples of %s, %d labels, batch %d rows, %d threads\n", (long long)n, st->test_path,
+            K, batch, omp_get_max_threads());
+    if (eval_score_system(st, &st->lora, eval_add_system(r, "fine-tuned"), batch, &r->t_finetuned) != 0 ||
+        eval_score_system(st, NULL, eval_add_system(r, "base"), batch, &r->t_base) != 0)
+        return -1;
+    eval_system *maj = eval_add_system(r, "majority");
+    for (int64_t i = 0; i < n; i++) maj->pred[i] = r->majority;
+    double t;
+    if (st->previous.params) {
+        r->previous = r->n_systems;
+        if (eval_score_system(st, &st->previous, eval_add_system(r, "previous"), batch, &t) != 0) return -1;
+    }
+    return 0;
+}
+
+/* sha256 (hex) of what is scored: the test split's token arrays (ckpt_dataset_sha256), its label names,
+ * and the indices and labels of the examples selected. Two runs compare pairwise only when equal. */
+static void eval_fingerprint(const eval_state *st, char hex[65]) {
+    uint8_t data[32], out[32];
+    ckpt_dataset_sha256(&st->test, data);
+    struct sha256_ctx h;
+    sha256_init(&h);
+    sha256_update(&h, sizeof data, data);
+    for (int k = 0; k < st->test.n_labels; k++)
+        sha256_update(&h, strlen(st->test.label_names[k]) + 1, (const uint8_t *)st->test.label_names[k]);
+    sha256_update(&h, sizeof(int64_t) * (size_t)st->r.n, (const uint8_t *)st->idx);
+    sha256_update(&h, sizeof(int32_t) * (size_t)st->r.n, (const uint8_t *)st->truth);
+    sha256_digest(&h, sizeof out, out);
+    ckpt_hex(out, hex);
+}
+
+/* The label index of name among the test split's labels, or -1. */
+static int eval_label_index(const slim_dataset *d, const char *name) {
+    for (int k = 0; k < d->n_labels; k++)
+        if (!strcmp(d->label_names[k], name)) return k;
+    return -1;
+}
+
+/* The fine-tuned predictions of a previous report.json (path) on the same examples, as the system
+ * "previous": refused when its fingerprint differs (other examples, labels or data). Returns 0 or -1. */
+static int eval_read_previous(eval_state *st, const char *path) {
+    cJSON *root = slim_read_json(path);
+    if (!root) return -1;
+    eval_result *r = &st->r;
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(root, "fingerprint");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, "examples");
+    int rc = 0;
+    if (!cJSON_IsString(fp) || !cJSON_IsArray(ex))
+        rc = slim_set_error("%s: no fingerprint or examples (a report.json of an older slimtune eval?): re-run that "
+                            "eval, or use --baseline-adapter", path);
+    else if (strcmp(fp->valuestring, r->fingerprint) != 0)
+        rc = slim_set_error("%s: fingerprint %.16s... differs from this run's %.16s... (%s, %lld examples): the two "
+                            "evals scored different examples, labels or data, so they cannot be compared pairwise",
+                            path, fp->valuestring, r->fingerprint, st->test_path, (long long)r->n);
+    else if (cJSON_GetArraySize(ex) != r->n)
+        rc = slim_set_error("%s: examples: %d entries, the fingerprint says %lld", path, cJSON_GetArraySize(ex),
+                            (long long)r->n);
+    eval_system *sys = rc == 0 ? eval_add_system(r, "previous") : NULL;
+    for (int64_t i = 0; rc == 0 && i < r->n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(ex, (int)i);
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "predicted"), "fine-tuned");
+        int k = cJSON_IsString(pr) ? eval_label_index(&st->test, pr->valuestring) : -1;
+        if (k < 0) rc = slim_set_error("%s: examples[%lld].predicted.fine-tuned: missing or not one of the labels", path,
+                                       (long long)i);
+        else sys->pred[i] = k;
+    }
+    if (rc == 0) r->previous = r->n_systems - 1;
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Metrics of every system, and the fine-tuned model compared with each other system on the same
+ * examples. Returns 0 or -1. */
+static int eval_compare(eval_state *st, const slim_config *cfg) {
+    eval_result *r = &st->r;
+    const int K = st->test.n_labels;
+    for (int s = 0; s < r->n_systems; s++) {
+        if (eval_metrics_compute(&r->sys[s].m, st->truth, r->sys[s].pred, r->n, K) != 0) return -1;
+        if (s != SYS_FINETUNED &&
+            eval_paired_compare(&r->sys[s].vs, st->truth, r->sys[SYS_FINETUNED].pred, r->sys[s].pred, r->n, K,
+                                cfg->bootstrap_resamples, (uint64_t)cfg->eval_seed + 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The gates on the metrics: fine-tuned accuracy >= min_accuracy, gain over the best baseline (base,
+ * majority) >= min_gain, and with a previous system: not worse by more than max_regression with McNemar
+ * p < alpha. */
 static void eval_gates(eval_result *r) {
-    const eval_metrics *ms = r->ms;
-    r->best_baseline = ms[SYS_BASE].accuracy > ms[SYS_MAJORITY].accuracy ? ms[SYS_BASE].accuracy
-                                                                         : ms[SYS_MAJORITY].accuracy;
-    r->gain = ms[SYS_FINETUNED].accuracy - r->best_baseline;
-    r->acc_ok = ms[SYS_FINETUNED].accuracy >= r->min_accuracy;
+    const double base = r->sys[SYS_BASE].m.accuracy, maj = r->sys[SYS_MAJORITY].m.accuracy;
+    r->best_baseline = base > maj ? base : maj;
+    r->gain = r->sys[SYS_FINETUNED].m.accuracy - r->best_baseline;
+    r->acc_ok = r->sys[SYS_FINETUNED].m.accuracy >= r->min_accuracy;
     r->gain_ok = r->gain >= r->min_gain;
+    r->regression_ok = 1;
+    if (r->previous >= 0) {
+        const eval_paired *p = &r->sys[r->previous].vs;
+        r->regression_ok = !(-p->acc_diff > r->max_regression && p->p_mcnemar < r->alpha);
+    }
+}
+
+/* Prints the failed gates on stderr. */
+static void eval_print_gates(const eval_result *r) {
+    const double acc = r->sys[SYS_FINETUNED].m.accuracy;
+    if (!r->acc_ok) fprintf(stderr, "eval: gate failed: fine-tuned accuracy %.4f < min_accuracy %.4f\n", acc, r->min_accuracy);
+    if (!r->gain_ok)
+        fprintf(stderr, "eval: gate failed: gain %+.4f (accuracy %.4f - best baseline %.4f) < min_gain %+.4f\n",
+                r->gain, acc, r->best_baseline, r->min_gain);
+    if (r->previous < 0) return;
+    const eval_system *p = &r->sys[r->previous];
+    fprintf(stderr, "eval: %s regression gate: accuracy %.4f vs previous %.4f: %+.4f, 95%% bootstrap interval "
+            "[%+.4f, %+.4f] (%d resamples); McNemar exact p = %.4g (%lld only fine-tuned right, %lld only previous "
+            "right); max_regression %.4f, alpha %.3g\n", r->regression_ok ? "passed" : "FAILED:", acc, p->m.accuracy,
+            p->vs.acc_diff, p->vs.acc_lo, p->vs.acc_hi, p->vs.resamples, p->vs.p_mcnemar, (long long)p->vs.a_only,
+            (long long)p->vs.b_only, r->max_regression, r->alpha);
 }
 
 /* Frees everything st holds (and st). */
 static void eval_state_free(eval_state *st) {
-    for (int s = 0; s < N_SYSTEMS; s++) { eval_metrics_free(&st->r.ms[s]); free(st->preds[s]); }
+    for (int s = 0; s < st->r.n_systems; s++) { eval_metrics_free(&st->r.sys[s].m); free(st->r.sys[s].pred); }
     free(st->scores);
     free(st->truth);
     free(st->idx);
+    if (st->previous.params) lora_free(&st->previous);
     if (st->lora.params) lora_free(&st->lora);
     if (st->model.params) model_free(&st->model);
     dataset_free(&st->test);
@@ -191,34 +322,49 @@ static void eval_state_free(eval_state *st) {
     free(st);
 }
 
+/* Loads, selects, scores and compares every system, then sets the gates and the report's fields. Returns
+ * 0 or -1. */
+static int eval_systems(eval_state *st, const slim_config *cfg, const eval_opts *o) {
+    eval_result *r = &st->r;
+    if (eval_load(st, cfg, o) != 0 || eval_select(st, o->max_examples < 0 ? cfg->eval_max_examples : o->max_examples) ||
+        eval_majority(st) != 0)
+        return -1;
+    st->truth = slim_malloc((size_t)r->n * sizeof(int32_t));
+    for (int64_t i = 0; i < r->n; i++) st->truth[i] = st->test.labels[st->idx[i]];
+    eval_fingerprint(st, r->fingerprint);
+    if (eval_score_systems(st, (int)o->batch) != 0) return -1;
+    if (o->baseline_report && eval_read_previous(st, o->baseline_report) != 0) return -1;
+    if (eval_compare(st, cfg) != 0) return -1;
+    eval_gates(r);
+    r->idx = st->idx;
+    r->truth = st->truth;
+    r->model = cfg->model;
+    r->adapter = st->adapter_path;
+    r->dataset = st->test_path;
+    r->split = o->split;
+    r->n_labels = st->test.n_labels;
+    r->labels = st->test.label_names;
+    return 0;
+}
+
 int eval_run(const slim_config *cfg, const eval_opts *o) {
     double t_start = slim_time_sec();
     eval_state *st = slim_calloc(1, sizeof *st);
     eval_result *r = &st->r;
+    r->previous = -1;
     r->min_accuracy = isnan(o->min_accuracy) ? cfg->min_accuracy : o->min_accuracy;
     r->min_gain = isnan(o->min_gain) ? cfg->min_gain : o->min_gain;
+    r->max_regression = isnan(o->max_regression) ? cfg->max_regression : o->max_regression;
+    r->alpha = isnan(o->alpha) ? cfg->alpha : o->alpha;
+    r->config = o->config ? o->config : cfg->path;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    int rc = -1;
-    if (eval_load(st, cfg, o) == 0 && eval_select(st, o->max_examples < 0 ? cfg->eval_max_examples : o->max_examples) == 0 &&
-        eval_majority(st) == 0 && eval_score_systems(st, (int)o->batch) == 0) {
-        eval_gates(r);
+    int rc = eval_systems(st, cfg, o);
+    if (rc == 0) {
         r->wall = slim_time_sec() - t_start;
-        r->config = o->config ? o->config : cfg->path;
-        r->model = cfg->model;
-        r->adapter = st->adapter_path;
-        r->dataset = st->test_path;
-        r->split = o->split;
-        r->n_labels = st->test.n_labels;
-        r->labels = st->test.label_names;
         rc = eval_write_reports(r, st->eval_dir);
     }
-    if (rc == 0 && !r->acc_ok)
-        fprintf(stderr, "eval: gate failed: fine-tuned accuracy %.4f < min_accuracy %.4f\n",
-                r->ms[SYS_FINETUNED].accuracy, r->min_accuracy);
-    if (rc == 0 && !r->gain_ok)
-        fprintf(stderr, "eval: gate failed: gain %+.4f (accuracy %.4f - best baseline %.4f) < min_gain %+.4f\n",
-                r->gain, r->ms[SYS_FINETUNED].accuracy, r->best_baseline, r->min_gain);
-    if (rc == 0 && (!r->acc_ok || !r->gain_ok)) rc = SLIM_GATE_FAILED;
+    if (rc == 0) eval_print_gates(r);
+    if (rc == 0 && (!r->acc_ok || !r->gain_ok || !r->regression_ok)) rc = SLIM_GATE_FAILED;
     eval_state_free(st);
     return rc;
 }

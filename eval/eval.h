@@ -21,6 +21,9 @@ typedef struct eval_opts {
     double min_accuracy, min_gain;
     long max_examples;         /* 0 = all */
     long batch;                /* (example, label) rows per forward pass (default 32) */
+    const char *baseline_report;  /* a previous report.json: its fine-tuned predictions are "previous" */
+    const char *baseline_adapter; /* another adapter, scored as "previous" */
+    double max_regression, alpha; /* the regression gate (NAN: eval.max_regression, eval.alpha) */
 } eval_opts;
 
 /* Parses argv (argv[0] = "eval") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
@@ -65,6 +68,27 @@ int32_t *eval_completion_ids(const tokenizer *tok, const char *completion_templa
  * stderr, or NULL for silence. Returns 0, or -1 with an error (bad template, token out of vocabulary). */
 int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
                int64_t n, int batch_rows, const char *progress, double *scores);
+
+/* A paired comparison of system A against system B on the same n examples (eval_paired_compare). */
+typedef struct eval_paired {
+    int64_t n;
+    double acc_diff, acc_lo, acc_hi; /* accuracy A - B and its 95% bootstrap percentile interval */
+    double f1_diff, f1_lo, f1_hi;    /* macro-F1 A - B and its interval */
+    int64_t a_only, b_only;          /* examples only A got right, only B got right (McNemar's b and c) */
+    double p_mcnemar;                /* McNemar's exact two-sided p-value (eval_mcnemar_exact) */
+    int resamples;                   /* bootstrap resamples */
+} eval_paired;
+
+/* Compares predictions pa (A) and pb (B) of the same n examples against truth ([n] label indices in
+ * 0..K-1, checked by the caller): the differences A - B of accuracy and macro-F1 with 95% percentile
+ * intervals from `resamples` bootstrap resamples of the examples (Efron & Tibshirani 1993, ch. 13; the
+ * same resampled examples for both systems, the RNG seeded with seed), and McNemar's exact test on the
+ * examples where exactly one system is right. Returns 0, or -1 with an error (n, K or resamples < 1). */
+int eval_paired_compare(eval_paired *p, const int32_t *truth, const int32_t *pa, const int32_t *pb, int64_t n, int K,
+                        int resamples, uint64_t seed);
+/* McNemar's exact test (McNemar 1947; the exact binomial form): with b and c the discordant pairs, the
+ * two-sided p-value min(1, 2 P(X <= min(b, c))), X ~ Binomial(b + c, 1/2); 1 when b + c = 0. */
+double eval_mcnemar_exact(int64_t b, int64_t c);
 
 /* Predictions from scores [n, n_labels]: pred[i] = argmax_k (the first maximum). */
 void eval_argmax(const double *scores, int64_t n, int n_labels, int32_t *pred);

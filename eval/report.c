@@ -8,8 +8,6 @@
 
 #include "common.h"
 
-static const char *const eval_system_names[N_SYSTEMS] = {"fine-tuned", "base", "majority"};
-
 static cJSON *eval_metrics_json(const eval_metrics *m, char *const *labels) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "accuracy", m->accuracy);
@@ -32,12 +30,66 @@ static cJSON *eval_metrics_json(const eval_metrics *m, char *const *labels) {
     return o;
 }
 
-/* A gate: {"threshold", "value", "passed"}. */
-static void eval_gate_json(cJSON *gates, const char *name, double threshold, double value, int passed) {
+/* A gate: {"threshold", "value", "passed"}; returns it. */
+static cJSON *eval_gate_json(cJSON *gates, const char *name, double threshold, double value, int passed) {
     cJSON *g = cJSON_AddObjectToObject(gates, name);
     cJSON_AddNumberToObject(g, "threshold", threshold);
     cJSON_AddNumberToObject(g, "value", value);
     cJSON_AddBoolToObject(g, "passed", passed);
+    return g;
+}
+
+/* [lo, hi] as a JSON array. */
+static cJSON *eval_interval_json(double lo, double hi) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(lo));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(hi));
+    return a;
+}
+
+/* The paired comparison of the fine-tuned model against a system (eval_paired, differences fine-tuned
+ * minus the system). */
+static cJSON *eval_paired_json(const eval_paired *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "accuracy_diff", p->acc_diff);
+    cJSON_AddItemToObject(o, "accuracy_diff_ci95", eval_interval_json(p->acc_lo, p->acc_hi));
+    cJSON_AddNumberToObject(o, "macro_f1_diff", p->f1_diff);
+    cJSON_AddItemToObject(o, "macro_f1_diff_ci95", eval_interval_json(p->f1_lo, p->f1_hi));
+    cJSON_AddNumberToObject(o, "only_fine_tuned_right", (double)p->a_only);
+    cJSON_AddNumberToObject(o, "only_this_right", (double)p->b_only);
+    cJSON_AddNumberToObject(o, "mcnemar_p", p->p_mcnemar);
+    cJSON_AddNumberToObject(o, "bootstrap_resamples", p->resamples);
+    return o;
+}
+
+/* Every scored example: {"index" (in the dataset), "gold", "predicted": {system: label}}, for a later
+ * run's paired comparison (--baseline-report). */
+static cJSON *eval_examples_json(const eval_result *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < r->n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", (double)r->idx[i]);
+        cJSON_AddStringToObject(e, "gold", r->labels[r->truth[i]]);
+        cJSON *p = cJSON_AddObjectToObject(e, "predicted");
+        for (int s = 0; s < r->n_systems; s++) cJSON_AddStringToObject(p, r->sys[s].name, r->labels[r->sys[s].pred[i]]);
+        cJSON_AddItemToArray(a, e);
+    }
+    return a;
+}
+
+/* The gates of report.json. */
+static void eval_gates_json(cJSON *root, const eval_result *r) {
+    cJSON *gates = cJSON_AddObjectToObject(root, "gates");
+    eval_gate_json(gates, "min_accuracy", r->min_accuracy, r->sys[SYS_FINETUNED].m.accuracy, r->acc_ok);
+    eval_gate_json(gates, "min_gain", r->min_gain, r->gain, r->gain_ok);
+    if (r->previous >= 0) {
+        const eval_paired *p = &r->sys[r->previous].vs;
+        cJSON *g = eval_gate_json(gates, "max_regression", r->max_regression, -p->acc_diff, r->regression_ok);
+        cJSON_AddStringToObject(g, "against", r->sys[r->previous].name);
+        cJSON_AddNumberToObject(g, "mcnemar_p", p->p_mcnemar);
+        cJSON_AddNumberToObject(g, "alpha", r->alpha);
+    }
+    cJSON_AddBoolToObject(root, "passed", r->acc_ok && r->gain_ok && r->regression_ok);
 }
 
 /* The text of report.json (free with cJSON_free), or NULL. */
@@ -50,23 +102,26 @@ static char *eval_report_json(const eval_result *r) {
     cJSON_AddStringToObject(root, "split", r->split);
     cJSON_AddNumberToObject(root, "n_examples", (double)r->n);
     cJSON_AddNumberToObject(root, "n_unlabeled_skipped", (double)r->n_unlabeled);
+    cJSON_AddStringToObject(root, "fingerprint", r->fingerprint);
     cJSON *jl = cJSON_AddArrayToObject(root, "labels");
     for (int k = 0; k < r->n_labels; k++) cJSON_AddItemToArray(jl, cJSON_CreateString(r->labels[k]));
     cJSON_AddStringToObject(root, "majority_label", r->labels[r->majority]);
     cJSON *sys = cJSON_AddObjectToObject(root, "systems");
-    for (int s = 0; s < N_SYSTEMS; s++) cJSON_AddItemToObject(sys, eval_system_names[s], eval_metrics_json(&r->ms[s], r->labels));
+    for (int s = 0; s < r->n_systems; s++) {
+        cJSON *m = eval_metrics_json(&r->sys[s].m, r->labels);
+        if (s != SYS_FINETUNED) cJSON_AddItemToObject(m, "fine_tuned_vs_this", eval_paired_json(&r->sys[s].vs));
+        cJSON_AddItemToObject(sys, r->sys[s].name, m);
+    }
     cJSON_AddNumberToObject(root, "best_baseline_accuracy", r->best_baseline);
     cJSON_AddNumberToObject(root, "gain", r->gain);
-    cJSON *gates = cJSON_AddObjectToObject(root, "gates");
-    eval_gate_json(gates, "min_accuracy", r->min_accuracy, r->ms[SYS_FINETUNED].accuracy, r->acc_ok);
-    eval_gate_json(gates, "min_gain", r->min_gain, r->gain, r->gain_ok);
-    cJSON_AddBoolToObject(root, "passed", r->acc_ok && r->gain_ok);
+    eval_gates_json(root, r);
     cJSON *tm = cJSON_AddObjectToObject(root, "time_s");
     cJSON_AddNumberToObject(tm, "fine_tuned", r->t_finetuned);
     cJSON_AddNumberToObject(tm, "base", r->t_base);
     cJSON_AddNumberToObject(tm, "wall", r->wall);
     double t_score = r->t_finetuned + r->t_base;
     cJSON_AddNumberToObject(root, "examples_per_s", (double)r->n * 2 / (t_score > 1e-9 ? t_score : 1e-9));
+    cJSON_AddItemToObject(root, "examples", eval_examples_json(r));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -98,12 +153,17 @@ static void eval_md_head(eval_buf *b, const char *first, const char *rule, const
     eval_printf(b, "\n");
 }
 
-/* The summary table: system | accuracy | macro-F1 | per-class P/R. */
+/* The summary table: system | accuracy | macro-F1 | the fine-tuned model's accuracy minus the system's
+ * with its 95% bootstrap interval | McNemar p | per-class P/R. */
 static void eval_md_table(eval_buf *b, const eval_result *r) {
-    eval_md_head(b, "| system | accuracy | macro-F1 |", "\n|---|---:|---:|", " %s P/R |", r->labels, r->n_labels);
-    for (int s = 0; s < N_SYSTEMS; s++) {
-        const eval_metrics *m = &r->ms[s];
-        eval_printf(b, "| %s | %.4f | %.4f |", eval_system_names[s], m->accuracy, m->macro_f1);
+    eval_md_head(b, "| system | accuracy | macro-F1 | fine-tuned - system (95% CI) | McNemar p |",
+                 "\n|---|---:|---:|---:|---:|", " %s P/R |", r->labels, r->n_labels);
+    for (int s = 0; s < r->n_systems; s++) {
+        const eval_metrics *m = &r->sys[s].m;
+        const eval_paired *p = &r->sys[s].vs;
+        eval_printf(b, "| %s | %.4f | %.4f |", r->sys[s].name, m->accuracy, m->macro_f1);
+        if (s == SYS_FINETUNED) eval_printf(b, " | |");
+        else eval_printf(b, " %+.4f [%+.4f, %+.4f] | %.3g |", p->acc_diff, p->acc_lo, p->acc_hi, p->p_mcnemar);
         for (int k = 0; k < r->n_labels; k++) eval_printf(b, " %.3f / %.3f |", m->precision[k], m->recall[k]);
         eval_printf(b, "\n");
     }
@@ -119,14 +179,20 @@ static void eval_report_md(eval_buf *md, const eval_result *r, size_t *table_sta
     eval_md_table(md, r);
     *table_end = md->len;
     eval_printf(md, "\nGain over the best baseline: %+.4f (majority label: %s)\n\n", r->gain, r->labels[r->majority]);
-    eval_printf(md, "Gates: accuracy %.4f >= %.4f: %s; gain %+.4f >= %+.4f: %s\n", r->ms[SYS_FINETUNED].accuracy,
+    eval_printf(md, "Gates: accuracy %.4f >= %.4f: %s; gain %+.4f >= %+.4f: %s\n", r->sys[SYS_FINETUNED].m.accuracy,
                 r->min_accuracy, r->acc_ok ? "passed" : "FAILED", r->gain, r->min_gain, r->gain_ok ? "passed" : "FAILED");
-    for (int s = 0; s < N_SYSTEMS; s++) {
-        eval_printf(md, "\n## Confusion matrix: %s (rows: true, columns: predicted)\n\n", eval_system_names[s]);
+    if (r->previous >= 0)
+        eval_printf(md, "\nRegression against %s: accuracy %+.4f (95%% CI [%+.4f, %+.4f]), McNemar p = %.3g: %s "
+                    "(fails when worse by more than %.4f with p < %.3g)\n", r->sys[r->previous].name,
+                    r->sys[r->previous].vs.acc_diff, r->sys[r->previous].vs.acc_lo, r->sys[r->previous].vs.acc_hi,
+                    r->sys[r->previous].vs.p_mcnemar, r->regression_ok ? "passed" : "FAILED", r->max_regression,
+                    r->alpha);
+    for (int s = 0; s < r->n_systems; s++) {
+        eval_printf(md, "\n## Confusion matrix: %s (rows: true, columns: predicted)\n\n", r->sys[s].name);
         eval_md_head(md, "| true \\ predicted |", "\n|---|", " %s |", r->labels, K);
         for (int t = 0; t < K; t++) {
             eval_printf(md, "| %s |", r->labels[t]);
-            for (int p = 0; p < K; p++) eval_printf(md, " %lld |", (long long)r->ms[s].confusion[(size_t)t * K + p]);
+            for (int p = 0; p < K; p++) eval_printf(md, " %lld |", (long long)r->sys[s].m.confusion[(size_t)t * K + p]);
             eval_printf(md, "\n");
         }
     }

@@ -8,20 +8,34 @@
 
 #include "eval.h"
 
-/* The three systems scored on the same examples. */
-enum { SYS_FINETUNED, SYS_BASE, SYS_MAJORITY, N_SYSTEMS };
+/* The systems scored on the same examples: the fine-tuned model, the base, the train split's majority
+ * class, then the optional ones (a previous report's or another adapter's predictions). */
+enum { SYS_FINETUNED, SYS_BASE, SYS_MAJORITY, N_FIXED_SYSTEMS };
+#define EVAL_MAX_SYSTEMS 16
+
+typedef struct eval_system {
+    char name[128];        /* "fine-tuned", "base", "majority", "previous", ... */
+    int32_t *pred;         /* [n] predicted label indices */
+    eval_metrics m;
+    eval_paired vs;        /* the fine-tuned model against this system (not for SYS_FINETUNED) */
+} eval_system;
 
 /* Everything a report says about one eval run. */
 typedef struct eval_result {
     const char *config, *model, *adapter, *dataset, *split; /* paths and names, as given */
     int64_t n, n_unlabeled;    /* examples scored; unlabeled examples skipped */
+    const int64_t *idx;        /* [n] their indices in the dataset */
+    const int32_t *truth;      /* [n] their labels */
+    char fingerprint[65];      /* sha256 of the examples scored (eval_fingerprint): a paired comparison needs equal ones */
     int n_labels;
     char *const *labels;       /* [n_labels] */
     int majority;              /* the majority label of the train split */
-    eval_metrics ms[N_SYSTEMS];
+    int n_systems;
+    eval_system sys[EVAL_MAX_SYSTEMS];
+    int previous;              /* index of the system the regression gate compares with, or -1 */
     double best_baseline, gain;
-    double min_accuracy, min_gain;
-    int acc_ok, gain_ok;       /* the gates */
+    double min_accuracy, min_gain, max_regression, alpha;
+    int acc_ok, gain_ok, regression_ok; /* the gates */
     double t_finetuned, t_base, wall; /* seconds */
 } eval_result;
 

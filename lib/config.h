@@ -123,6 +123,12 @@ typedef struct slim_config {
     double min_accuracy;     /* eval.min_accuracy: fail below this (default 0 = no gate) */
     double min_gain;         /* eval.min_gain: fail when accuracy - best baseline is below (default -1 = no gate) */
     int eval_max_examples;   /* eval.max_examples: score this many test examples, spread evenly (0 = all) */
+    double max_regression;   /* eval.max_regression: with a baseline report/adapter, fail when the fine-tuned
+                                accuracy is below the baseline's by more than this with McNemar p < eval.alpha
+                                (default 0) */
+    double alpha;            /* eval.alpha: significance level of that gate (default 0.05) */
+    int bootstrap_resamples; /* eval.bootstrap_resamples: resamples of the paired intervals (default 10000) */
+    int eval_seed;           /* eval.seed: the bootstrap's RNG seed (default 1) */
 } slim_config;
 
 /* Sets every field to its default (strings duplicated, targets = all seven). */

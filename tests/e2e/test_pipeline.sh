@@ -43,6 +43,33 @@ check "report.json records the gates as passed" $?
 "$bin" eval --config "$tmp/config.json" --min-gain 0.99 >/dev/null 2>&1
 [ $? -eq 1 ]; check "eval exits 1 when a gate fails" $?
 
+# the regression gate (eval --baseline-report / --baseline-adapter): a deliberately weaker adapter (10 steps)
+# against this run's report fails with McNemar's p and the bootstrap interval printed; the adapter against
+# its own report passes; a report of other examples is refused by its fingerprint
+cp "$tmp/run/eval/report.json" "$tmp/good-report.json"
+"$bin" eval --config "$tmp/config.json" --baseline-report "$tmp/good-report.json" >"$tmp/self.out" 2>"$tmp/self.log"
+rc=$?; [ $rc -eq 0 ] && grep -q 'passed regression gate: .*: +0.0000, 95% bootstrap interval \[+0.0000, +0.0000\].*McNemar exact p = 1 ' "$tmp/self.log"
+check "the same adapter against its own report passes the regression gate (exit $rc)" $? "$(tail -2 "$tmp/self.log")"
+mkdir -p "$tmp/weak" && cp -r "$tmp/run/data" "$tmp/weak/"
+"$bin" train --config "$tmp/config.json" --out-dir "$tmp/weak" --max-steps 10 2>"$tmp/weak.log"
+check "train a weaker adapter (10 steps)" $? "$(tail -3 "$tmp/weak.log")"
+"$bin" eval --config "$tmp/config.json" --adapter "$tmp/weak/train/adapter.gguf" --baseline-report "$tmp/good-report.json" \
+    --min-gain -1 >"$tmp/weak.out" 2>"$tmp/weak-eval.log"
+rc=$?; cat "$tmp/weak.out"; grep 'regression gate' "$tmp/weak-eval.log"
+[ $rc -eq 1 ] && grep -qE 'FAILED: regression gate: .*: -0\.[0-9]+, 95% bootstrap interval \[-0\.[0-9]+, [-+]0\.[0-9]+\] \(10000 resamples\); McNemar exact p = [0-9.e-]+ ' "$tmp/weak-eval.log"
+check "the weaker adapter fails the regression gate with exit 1, McNemar p and the interval printed (exit $rc)" $?
+jq -e '.gates.max_regression.passed == false and .gates.max_regression.mcnemar_p < 0.05 and .passed == false and
+       (.systems.previous.fine_tuned_vs_this.accuracy_diff_ci95 | length == 2)' "$tmp/run/eval/report.json" >/dev/null
+check "report.json records the failed regression gate and the previous system's paired statistics" $?
+"$bin" eval --config "$tmp/config.json" --adapter "$tmp/weak/train/adapter.gguf" --baseline-adapter "$tmp/run/train/adapter.gguf" \
+    --min-gain -1 >/dev/null 2>"$tmp/weak-adapter.log"
+rc=$?; a=$(grep -o 'regression gate: .*McNemar exact p = [0-9.e-]*' "$tmp/weak-eval.log"); b=$(grep -o 'regression gate: .*McNemar exact p = [0-9.e-]*' "$tmp/weak-adapter.log")
+[ $rc -eq 1 ] && [ -n "$a" ] && [ "$a" = "$b" ]
+check "--baseline-adapter scores the previous adapter here: the same comparison as its report" $? "($a / $b)"
+"$bin" eval --config "$tmp/config.json" --max-examples 100 --baseline-report "$tmp/good-report.json" >/dev/null 2>"$tmp/fp.log"
+rc=$?; [ $rc -eq 2 ] && grep -q 'fingerprint .* differs' "$tmp/fp.log"
+check "a report of other examples is refused by its fingerprint (exit $rc)" $? "$(tail -1 "$tmp/fp.log")"
+
 "$bin" export --config "$tmp/config.json" 2>"$tmp/export.log"
 check "export" $? "$(cat "$tmp/export.log")"
 for f in merged-f16.gguf merged-q8_0.gguf merged-q4_k_m.gguf adapter-lora.gguf; do
