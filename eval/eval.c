@@ -87,7 +87,12 @@ typedef struct eval_state {
     slim_dataset test, train;
     int64_t *idx;              /* [n] the examples of test scored */
     int32_t *truth;            /* [n] their labels */
-    double *scores;            /* [n * n_labels] */
+    double *scores;            /* [n * n_labels] a baseline's scores */
+    double *ft_scores;         /* [n * n_labels] the fine-tuned model's */
+    slim_dataset val;          /* <out_dir>/data/val.h5, when there is one (has_val) */
+    int has_val;
+    double *val_scores;        /* [val.n_examples * n_labels] the fine-tuned model's on it */
+    int32_t *val_truth;        /* [val.n_examples] */
     eval_result r;
 } eval_state;
 
@@ -174,11 +179,13 @@ static eval_system *eval_add_system(eval_result *r, const char *name) {
     return sys;
 }
 
-/* Scores the selected examples with lora (NULL: the base) into sys->pred; *t: the seconds it took. */
-static int eval_score_system(eval_state *st, const lora_adapter *lora, eval_system *sys, int batch, double *t) {
+/* Scores the selected examples with lora (NULL: the base) into scores [n * n_labels] and sys->pred; *t:
+ * the seconds it took. */
+static int eval_score_system(eval_state *st, const lora_adapter *lora, eval_system *sys, int batch, double *scores,
+                             double *t) {
     double t0 = slim_time_sec();
-    if (eval_score(&st->model, lora, &st->test, st->idx, st->r.n, batch, sys->name, st->scores) != 0) return -1;
-    eval_argmax(st->scores, st->r.n, st->test.n_labels, sys->pred);
+    if (eval_score(&st->model, lora, &st->test, st->idx, st->r.n, batch, sys->name, scores) != 0) return -1;
+    eval_argmax(scores, st->r.n, st->test.n_labels, sys->pred);
     *t = slim_time_sec() - t0;
     return 0;
 }
@@ -190,17 +197,18 @@ static int eval_score_systems(eval_state *st, int batch) {
     const int K = st->test.n_labels;
     const int64_t n = r->n;
     st->scores = slim_malloc((size_t)n * K * sizeof(double));
+    st->ft_scores = slim_malloc((size_t)n * K * sizeof(double));
     fprintf(stderr, "eval: %lld examples of %s, %d labels, batch %d rows, %d threads\n", (long long)n, st->test_path,
             K, batch, omp_get_max_threads());
-    if (eval_score_system(st, &st->lora, eval_add_system(r, "fine-tuned"), batch, &r->t_finetuned) != 0 ||
-        eval_score_system(st, NULL, eval_add_system(r, "base"), batch, &r->t_base) != 0)
+    if (eval_score_system(st, &st->lora, eval_add_system(r, "fine-tuned"), batch, st->ft_scores, &r->t_finetuned) ||
+        eval_score_system(st, NULL, eval_add_system(r, "base"), batch, st->scores, &r->t_base) != 0)
         return -1;
     eval_system *maj = eval_add_system(r, "majority");
     for (int64_t i = 0; i < n; i++) maj->pred[i] = r->majority;
     double t;
     if (st->previous.params) {
         r->previous = r->n_systems;
-        if (eval_score_system(st, &st->previous, eval_add_system(r, "previous"), batch, &t) != 0) return -1;
+        if (eval_score_system(st, &st->previous, eval_add_system(r, "previous"), batch, st->scores, &t) != 0) return -1;
     }
     return 0;
 }
@@ -308,10 +316,88 @@ static void eval_print_gates(const eval_result *r) {
             (long long)p->vs.b_only, r->max_regression, r->alpha);
 }
 
+/* The fine-tuned model's scores on the validation split <out_dir>/data/val.h5 (data.val or
+ * data.split.val_fraction), which fit the temperature and choose the routing threshold; nothing when there
+ * is none. Returns 0 or -1. */
+static int eval_score_val(eval_state *st, const slim_config *cfg, int batch) {
+    char path[4096];
+    if (slim_format_path(path, sizeof path, "%s/data/val.h5", cfg->out_dir) != 0) return -1;
+    if (access(path, F_OK) != 0) return 0;
+    if (dataset_read(&st->val, path) != 0) return -1;
+    st->has_val = 1;
+    const slim_dataset *v = &st->val;
+    if (dataset_check_tokenizer(v, path, st->model.tok.fingerprint, cfg->model)) return -1;
+    if (v->n_labels != st->test.n_labels) return slim_set_error("%s: %d labels, the test split has %d", path, v->n_labels, st->test.n_labels);
+    for (int64_t i = 0; i < v->n_examples; i++)
+        if (v->labels[i] < 0) return slim_set_error("%s: example %lld has no label", path, (long long)i);
+    st->val_scores = slim_malloc((size_t)v->n_examples * v->n_labels * sizeof(double));
+    st->val_truth = slim_malloc((size_t)v->n_examples * sizeof(int32_t));
+    memcpy(st->val_truth, v->labels, (size_t)v->n_examples * sizeof(int32_t));
+    return eval_score(&st->model, &st->lora, v, NULL, v->n_examples, batch, "validation", st->val_scores);
+}
+
+/* Confidences and correctness of scores [n * K] at temperature T into conf, correct [n]. */
+static void eval_conf_at(const double *scores, const int32_t *truth, int64_t n, int K, double T, double *conf,
+                         uint8_t *correct) {
+    double *probs = slim_malloc((size_t)n * K * sizeof(double));
+    eval_softmax(scores, n, K, T, probs);
+    eval_confidence(probs, truth, n, K, conf, correct);
+    free(probs);
+}
+
+/* The fine-tuned model's calibration on the test examples (ECE before and after temperature scaling fitted
+ * on the validation split), its accuracy-coverage curve, and the routing threshold of eval.target_accuracy
+ * (chosen on the validation split when there is one). */
+static void eval_calibrate(eval_state *st, const slim_config *cfg) {
+    eval_calibration *c = &st->r.cal;
+    const int K = st->test.n_labels;
+    const int64_t n = st->r.n, nv = st->has_val ? st->val.n_examples : 0;
+    double bc[EVAL_ECE_BINS], ba[EVAL_ECE_BINS];
+    int64_t bn[EVAL_ECE_BINS];
+    c->conf = slim_malloc((size_t)n * sizeof(double));
+    c->correct = slim_malloc((size_t)n);
+    c->n_val = nv;
+    c->temperature = nv > 0 ? eval_fit_temperature(st->val_scores, st->val_truth, nv, K, NULL) : 1.0;
+    c->nll_raw = eval_mean_nll(st->ft_scores, st->truth, n, K, 1.0);
+    c->nll = eval_mean_nll(st->ft_scores, st->truth, n, K, c->temperature);
+    eval_conf_at(st->ft_scores, st->truth, n, K, 1.0, c->conf, c->correct);
+    c->ece_raw = eval_ece(c->conf, c->correct, n, EVAL_ECE_BINS, bc, ba, bn);
+    eval_conf_at(st->ft_scores, st->truth, n, K, c->temperature, c->conf, c->correct);
+    c->ece = eval_ece(c->conf, c->correct, n, EVAL_ECE_BINS, c->bin_conf, c->bin_acc, c->bin_n);
+    int64_t *order = eval_order_by_confidence(c->conf, n), right = 0, k = 0;
+    for (int p = 0; p < EVAL_CURVE_POINTS; p++) {
+        int64_t keep = (int64_t)ceil((double)(p + 1) / EVAL_CURVE_POINTS * (double)n);
+        for (; k < keep; k++) right += c->correct[order[k]];
+        c->curve_coverage[p] = (double)keep / (double)n;
+        c->curve_accuracy[p] = (double)right / (double)keep;
+        c->curve_threshold[p] = c->conf[order[keep - 1]];
+    }
+    free(order);
+    c->target = cfg->target_accuracy;
+    c->threshold_on_val = nv > 0;
+    if (nv > 0) {
+        double *vc = slim_malloc((size_t)nv * sizeof(double));
+        uint8_t *vr = slim_malloc((size_t)nv);
+        eval_conf_at(st->val_scores, st->val_truth, nv, K, c->temperature, vc, vr);
+        c->threshold = eval_route_threshold(vc, vr, nv, c->target);
+        free(vc);
+        free(vr);
+    } else {
+        c->threshold = eval_route_threshold(c->conf, c->correct, n, c->target);
+    }
+    eval_at_threshold(c->conf, c->correct, n, c->threshold, &c->coverage, &c->accuracy);
+}
+
 /* Frees everything st holds (and st). */
 static void eval_state_free(eval_state *st) {
     for (int s = 0; s < st->r.n_systems; s++) { eval_metrics_free(&st->r.sys[s].m); free(st->r.sys[s].pred); }
     free(st->scores);
+    free(st->ft_scores);
+    free(st->val_scores);
+    free(st->val_truth);
+    free(st->r.cal.conf);
+    free(st->r.cal.correct);
+    if (st->has_val) dataset_free(&st->val);
     free(st->truth);
     free(st->idx);
     if (st->previous.params) lora_free(&st->previous);
@@ -335,6 +421,8 @@ static int eval_systems(eval_state *st, const slim_config *cfg, const eval_opts 
     if (eval_score_systems(st, (int)o->batch) != 0) return -1;
     if (o->baseline_report && eval_read_previous(st, o->baseline_report) != 0) return -1;
     if (eval_compare(st, cfg) != 0) return -1;
+    if (eval_score_val(st, cfg, (int)o->batch) != 0) return -1;
+    eval_calibrate(st, cfg);
     eval_gates(r);
     r->idx = st->idx;
     r->truth = st->truth;

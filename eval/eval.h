@@ -90,6 +90,33 @@ int eval_paired_compare(eval_paired *p, const int32_t *truth, const int32_t *pa,
  * two-sided p-value min(1, 2 P(X <= min(b, c))), X ~ Binomial(b + c, 1/2); 1 when b + c = 0. */
 double eval_mcnemar_exact(int64_t b, int64_t c);
 
+/* Calibration and routing (calibrate.c). probs[i * K + k] = softmax_k(scores[i * K + .] / T): each
+ * prediction's probability over the labels' completion log-likelihoods at temperature T > 0. */
+void eval_softmax(const double *scores, int64_t n, int K, double T, double *probs);
+/* The mean negative log-likelihood (nats) of the labels truth [n] under softmax(scores / T). */
+double eval_mean_nll(const double *scores, const int32_t *truth, int64_t n, int K, double T);
+/* Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks"): the T in [0.05, 20]
+ * minimizing the mean negative log-likelihood of truth under softmax(scores / T) (golden-section search on
+ * log T); *nll (when not NULL): that minimum. */
+double eval_fit_temperature(const double *scores, const int32_t *truth, int64_t n, int K, double *nll);
+/* conf[i] = the largest probability of example i, correct[i] = 1 when its label is truth[i]. */
+void eval_confidence(const double *probs, const int32_t *truth, int64_t n, int K, double *conf, uint8_t *correct);
+/* Expected calibration error (Naeini et al. 2015; Guo et al. 2017): examples binned by confidence into `bins`
+ * equal-width bins (b/bins, (b+1)/bins], sum over bins of |accuracy - mean confidence| x the bin's share;
+ * each bin's mean confidence, accuracy and count into bin_conf, bin_acc, bin_n [bins]. */
+double eval_ece(const double *conf, const uint8_t *correct, int64_t n, int bins, double *bin_conf, double *bin_acc,
+                int64_t *bin_n);
+/* The example indices [n] by confidence, highest first (ties by index); free() it. */
+int64_t *eval_order_by_confidence(const double *conf, int64_t n);
+/* The routing threshold of a target accuracy: the lowest confidence t such that the examples with
+ * confidence >= t are right at least `target` of the time (the most traffic the small model can keep at
+ * that accuracy); INFINITY when no such set exists. */
+double eval_route_threshold(const double *conf, const uint8_t *correct, int64_t n, double target);
+/* The share of examples with confidence >= threshold (*coverage) and their accuracy (*accuracy, NAN when
+ * none). */
+void eval_at_threshold(const double *conf, const uint8_t *correct, int64_t n, double threshold, double *coverage,
+                       double *accuracy);
+
 /* Predictions from scores [n, n_labels]: pred[i] = argmax_k (the first maximum). */
 void eval_argmax(const double *scores, int64_t n, int n_labels, int32_t *pred);
 

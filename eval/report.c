@@ -77,6 +77,59 @@ static cJSON *eval_examples_json(const eval_result *r) {
     return a;
 }
 
+/* x, or null when it is not finite. */
+static cJSON *eval_num_or_null(double x) { return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull(); }
+
+/* The routing decision: {"threshold" (null: the target is out of reach, escalate everything), "coverage",
+ * "accuracy", "temperature", "target_accuracy", "selected_on", "labels"}: routing.json, also in report.json. */
+static cJSON *eval_routing_json(const eval_result *r) {
+    const eval_calibration *c = &r->cal;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "threshold", eval_num_or_null(c->threshold));
+    cJSON_AddNumberToObject(o, "coverage", c->coverage);
+    cJSON_AddItemToObject(o, "accuracy", eval_num_or_null(c->accuracy));
+    cJSON_AddNumberToObject(o, "temperature", c->temperature);
+    cJSON_AddNumberToObject(o, "target_accuracy", c->target);
+    cJSON_AddStringToObject(o, "selected_on", c->threshold_on_val ? "validation" : "test");
+    cJSON *jl = cJSON_AddArrayToObject(o, "labels");
+    for (int k = 0; k < r->n_labels; k++) cJSON_AddItemToArray(jl, cJSON_CreateString(r->labels[k]));
+    cJSON_AddStringToObject(o, "model", r->model);
+    cJSON_AddStringToObject(o, "adapter", r->adapter);
+    return o;
+}
+
+/* Calibration of the fine-tuned model: temperature, NLL and ECE before / after, the reliability diagram's
+ * bins and the accuracy-coverage curve. */
+static cJSON *eval_calibration_json(const eval_result *r) {
+    const eval_calibration *c = &r->cal;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "temperature", c->temperature);
+    cJSON_AddNumberToObject(o, "fitted_on_validation_examples", (double)c->n_val);
+    cJSON_AddNumberToObject(o, "nll", c->nll_raw);
+    cJSON_AddNumberToObject(o, "nll_scaled", c->nll);
+    cJSON_AddNumberToObject(o, "ece", c->ece_raw);
+    cJSON_AddNumberToObject(o, "ece_scaled", c->ece);
+    cJSON *bins = cJSON_AddArrayToObject(o, "reliability");
+    for (int b = 0; b < EVAL_ECE_BINS; b++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "lo", (double)b / EVAL_ECE_BINS);
+        cJSON_AddNumberToObject(e, "hi", (double)(b + 1) / EVAL_ECE_BINS);
+        cJSON_AddNumberToObject(e, "n", (double)c->bin_n[b]);
+        cJSON_AddItemToObject(e, "confidence", c->bin_n[b] ? cJSON_CreateNumber(c->bin_conf[b]) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "accuracy", c->bin_n[b] ? cJSON_CreateNumber(c->bin_acc[b]) : cJSON_CreateNull());
+        cJSON_AddItemToArray(bins, e);
+    }
+    cJSON *curve = cJSON_AddArrayToObject(o, "coverage_curve");
+    for (int p = 0; p < EVAL_CURVE_POINTS; p++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "coverage", c->curve_coverage[p]);
+        cJSON_AddNumberToObject(e, "accuracy", c->curve_accuracy[p]);
+        cJSON_AddNumberToObject(e, "threshold", c->curve_threshold[p]);
+        cJSON_AddItemToArray(curve, e);
+    }
+    return o;
+}
+
 /* The gates of report.json. */
 static void eval_gates_json(cJSON *root, const eval_result *r) {
     cJSON *gates = cJSON_AddObjectToObject(root, "gates");
@@ -121,6 +174,8 @@ static char *eval_report_json(const eval_result *r) {
     cJSON_AddNumberToObject(tm, "wall", r->wall);
     double t_score = r->t_finetuned + r->t_base;
     cJSON_AddNumberToObject(root, "examples_per_s", (double)r->n * 2 / (t_score > 1e-9 ? t_score : 1e-9));
+    cJSON_AddItemToObject(root, "calibration", eval_calibration_json(r));
+    cJSON_AddItemToObject(root, "routing", eval_routing_json(r));
     cJSON_AddItemToObject(root, "examples", eval_examples_json(r));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -169,6 +224,32 @@ static void eval_md_table(eval_buf *b, const eval_result *r) {
     }
 }
 
+/* The routing line: where the small model answers and what it keeps. */
+static void eval_routing_line(eval_buf *b, const eval_result *r) {
+    const eval_calibration *c = &r->cal;
+    if (!isfinite(c->threshold))
+        eval_printf(b, "routing: no confidence threshold reaches accuracy %.3f on the %s split: escalate every request\n",
+                    c->target, c->threshold_on_val ? "validation" : "test");
+    else
+        eval_printf(b, "routing: answer when p >= %.4f (temperature %.3f, chosen on the %s split for accuracy %.3f): "
+                    "%.1f%% of the test traffic at accuracy %.4f; escalate the rest\n", c->threshold, c->temperature,
+                    c->threshold_on_val ? "validation" : "test", c->target, 100.0 * c->coverage, c->accuracy);
+}
+
+/* The calibration and routing section of report.md. */
+static void eval_md_routing(eval_buf *md, const eval_result *r) {
+    const eval_calibration *c = &r->cal;
+    eval_printf(md, "\n## Confidence and routing\n\n");
+    eval_printf(md, "Calibration of the fine-tuned model (probability = softmax over the labels' completion "
+                "log-likelihoods): ECE (%d bins) %.4f, NLL %.4f at temperature 1; %.4f and %.4f at temperature "
+                "%.3f (%s).\n\n", EVAL_ECE_BINS, c->ece_raw, c->nll_raw, c->ece, c->nll, c->temperature,
+                c->n_val ? "fitted on the validation split" : "no validation split: not fitted");
+    eval_routing_line(md, r);
+    eval_printf(md, "\n| coverage | accuracy | threshold |\n|---:|---:|---:|\n");
+    for (int p = 0; p < EVAL_CURVE_POINTS; p++)
+        eval_printf(md, "| %.2f | %.4f | %.4f |\n", c->curve_coverage[p], c->curve_accuracy[p], c->curve_threshold[p]);
+}
+
 /* report.md into md; the summary table is md->s[*table_start, *table_end). */
 static void eval_report_md(eval_buf *md, const eval_result *r, size_t *table_start, size_t *table_end) {
     const int K = r->n_labels;
@@ -187,6 +268,7 @@ static void eval_report_md(eval_buf *md, const eval_result *r, size_t *table_sta
                     r->sys[r->previous].vs.acc_diff, r->sys[r->previous].vs.acc_lo, r->sys[r->previous].vs.acc_hi,
                     r->sys[r->previous].vs.p_mcnemar, r->regression_ok ? "passed" : "FAILED", r->max_regression,
                     r->alpha);
+    eval_md_routing(md, r);
     for (int s = 0; s < r->n_systems; s++) {
         eval_printf(md, "\n## Confusion matrix: %s (rows: true, columns: predicted)\n\n", r->sys[s].name);
         eval_md_head(md, "| true \\ predicted |", "\n|---|", " %s |", r->labels, K);
@@ -212,25 +294,40 @@ static int eval_write_text(const char *path, const char *text) {
 }
 
 int eval_write_reports(const eval_result *r, const char *dir) {
-    char json_path[4096], md_path[4096];
+    char json_path[4096], md_path[4096], routing_path[4096];
     if (slim_format_path(json_path, sizeof json_path, "%s/report.json", dir) ||
-        slim_format_path(md_path, sizeof md_path, "%s/report.md", dir))
+        slim_format_path(md_path, sizeof md_path, "%s/report.md", dir) ||
+        slim_format_path(routing_path, sizeof routing_path, "%s/routing.json", dir))
         return -1;
+    cJSON *routing = eval_routing_json(r);
+    char *routing_text = cJSON_Print(routing);
+    cJSON_Delete(routing);
     char *json = eval_report_json(r);
     eval_buf md = {0};
     size_t table_start, table_end;
     eval_report_md(&md, r, &table_start, &table_end);
     int rc = -1;
     if (!json) slim_set_error("%s: cannot format the report", json_path);
-    else if (slim_mkdir_p(dir) == 0 && eval_write_text(json_path, json) == 0 && eval_write_text(md_path, md.s) == 0)
+    else if (slim_mkdir_p(dir) == 0 && eval_write_text(json_path, json) == 0 && eval_write_text(md_path, md.s) == 0 &&
+             eval_write_text(routing_path, routing_text) == 0)
         rc = 0;
     if (rc == 0) {
         fwrite(md.s + table_start, 1, table_end - table_start, stdout);
         printf("gain over the best baseline: %+.4f\n", r->gain);
+        const double T = r->cal.temperature;
+        printf("calibration: ECE %.4f -> %.4f at temperature %.3f%s%s\n", r->cal.ece_raw, r->cal.ece, T,
+               r->cal.n_val ? " (fitted on the validation split)" : " (no validation split: data.val or "
+               "data.split.val_fraction fits one)", T < 0.0501 || T > 19.99 ? "; at the bound of [0.05, 20]: the "
+               "validation split is separated too easily or too small to fit it well" : "");
+        eval_buf line = {0};
+        eval_routing_line(&line, r);
+        fputs(line.s, stdout);
+        free(line.s);
         fflush(stdout);
-        fprintf(stderr, "eval: wrote %s and %s (%.1f s)\n", json_path, md_path, r->wall);
+        fprintf(stderr, "eval: wrote %s, %s and %s (%.1f s)\n", json_path, md_path, routing_path, r->wall);
     }
     cJSON_free(json);
+    cJSON_free(routing_text);
     free(md.s);
     return rc;
 }

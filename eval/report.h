@@ -3,6 +3,7 @@
 #ifndef SLIM_EVAL_REPORT_H
 #define SLIM_EVAL_REPORT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,26 @@ typedef struct eval_system {
     eval_paired vs;        /* the fine-tuned model against this system (not for SYS_FINETUNED) */
 } eval_system;
 
+#define EVAL_ECE_BINS 15
+#define EVAL_CURVE_POINTS 20
+
+/* The fine-tuned model's confidence on the test examples: calibration and the routing threshold. */
+typedef struct eval_calibration {
+    double temperature;        /* fitted on the validation split (1 without one) */
+    int64_t n_val;             /* validation examples it was fitted on (0: none) */
+    double nll_raw, nll;       /* test mean NLL at T = 1 and at the temperature */
+    double ece_raw, ece;       /* test ECE at T = 1 and at the temperature */
+    double bin_conf[EVAL_ECE_BINS], bin_acc[EVAL_ECE_BINS]; /* the reliability diagram at the temperature */
+    int64_t bin_n[EVAL_ECE_BINS];
+    double *conf;              /* [n] test confidence (the predicted label's probability) at the temperature */
+    uint8_t *correct;          /* [n] the prediction was right */
+    double curve_coverage[EVAL_CURVE_POINTS], curve_accuracy[EVAL_CURVE_POINTS], curve_threshold[EVAL_CURVE_POINTS];
+    double target;             /* eval.target_accuracy */
+    double threshold;          /* answer when confidence >= threshold (INFINITY: the target is out of reach) */
+    int threshold_on_val;      /* 1: chosen on the validation split, 0: on the test split */
+    double coverage, accuracy; /* on the test split at the threshold */
+} eval_calibration;
+
 /* Everything a report says about one eval run. */
 typedef struct eval_result {
     const char *config, *model, *adapter, *dataset, *split; /* paths and names, as given */
@@ -36,6 +57,7 @@ typedef struct eval_result {
     double best_baseline, gain;
     double min_accuracy, min_gain, max_regression, alpha;
     int acc_ok, gain_ok, regression_ok; /* the gates */
+    eval_calibration cal;
     double t_finetuned, t_base, wall; /* seconds */
 } eval_result;
 
