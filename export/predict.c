@@ -28,7 +28,9 @@ static void predict_usage(FILE *f) {
             "  --adapter A   LoRA adapter over the config's base (default <out_dir>/train/adapter.gguf)\n"
             "  --model M     a merged GGUF (slimtune export) used as stored, without an adapter\n"
             "  --batch N     (row, label) pairs per forward pass (default 32)\n"
-            "  --prompt-tokens  add each row's prompt token ids (\"prompt_tokens\"), to feed another runtime\n");
+            "  --prompt-tokens  add each row's prompt token ids (\"prompt_tokens\"), to feed another runtime\n"
+            "  --routing R   eval/routing.json: probabilities at its temperature; each row gets \"confidence\" and\n"
+            "                \"route\": \"model\" (confidence >= its threshold) or \"escalate\"\n");
 }
 
 int predict_parse_args(predict_opts *o, int argc, char **argv) {
@@ -44,6 +46,7 @@ int predict_parse_args(predict_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--adapter")) o->adapter = v;
         else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--routing")) o->routing = v;
         else if (!strcmp(a, "--batch")) {
             if (slim_parse_long(a, v, 1, 1 << 16, &o->batch) != 0) return -1;
         } else return slim_bad_option("predict", a);
@@ -73,6 +76,10 @@ typedef struct predictor {
     int32_t *gen_tokens, *gen_targets; /* [max_seq_len + max_new] */
     int32_t eot;           /* chat: the template's end-of-turn token (generation stops there too), else -1 */
     int64_t n_bad, n_gold, n_correct;
+    int routing;           /* --routing given */
+    double temperature;    /* the probabilities' temperature (1 without --routing) */
+    double threshold;      /* --routing's confidence threshold (INFINITY: escalate every row) */
+    int64_t n_model, n_model_gold, n_model_correct; /* rows routed to the model; of them with a gold label, right */
     /* one chunk */
     slim_dataset d;        /* its good rows, rendered (tokens, offsets, prompt_len; label names) */
     int64_t row_of[PREDICT_CHUNK];   /* example -> row index in the chunk */
@@ -105,6 +112,36 @@ static int predict_labels(predictor *p, const slim_config *cfg) {
     p->n_names = d.n_labels;
     dataset_free(&d);
     return p->n_names > 0 ? 0 : slim_set_error("%s has no labels: predict needs text_label data", path);
+}
+
+/* Reads --routing's file (eval/routing.json): its temperature, threshold (null: escalate every row) and
+ * labels, which must be the label set's. Returns 0 or -1 with an error naming the file and the field. */
+static int predict_read_routing(predictor *p, const char *path) {
+    cJSON *root = slim_read_json(path);
+    if (!root) return -1;
+    const cJSON *T = cJSON_GetObjectItemCaseSensitive(root, "temperature");
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(root, "threshold");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
+    int rc = 0;
+    if (!cJSON_IsNumber(T) || !(T->valuedouble > 0))
+        rc = slim_set_error("%s: temperature: expected a positive number", path);
+    else if (!cJSON_IsNumber(th) && !cJSON_IsNull(th))
+        rc = slim_set_error("%s: threshold: expected a number or null", path);
+    else if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != p->n_names)
+        rc = slim_set_error("%s: labels: expected the %d labels of the config", path, p->n_names);
+    for (int k = 0; rc == 0 && k < p->n_names; k++) {
+        const cJSON *l = cJSON_GetArrayItem(labels, k);
+        int found = 0;
+        for (int j = 0; j < p->n_names && cJSON_IsString(l); j++) found |= !strcmp(l->valuestring, p->names[j]);
+        if (!found) rc = slim_set_error("%s: labels[%d] is not one of the config's labels", path, k);
+    }
+    if (rc == 0) {
+        p->routing = 1;
+        p->temperature = T->valuedouble;
+        p->threshold = cJSON_IsNumber(th) ? th->valuedouble : INFINITY;
+    }
+    cJSON_Delete(root);
+    return rc;
 }
 
 /* Loads the model: --model as stored and no adapter, else the config's base at base.quant and the adapter. */
@@ -155,6 +192,11 @@ static int predict_setup(predictor *p, const slim_config *cfg, const predict_opt
         if (prep_renderer_init(&p->r, &p->m.tok, cfg, SHAPE_TEXT_LABEL, p->names, p->n_names, NULL) != 0) return -1;
         p->has_renderer = 1;
         p->scores = slim_malloc(sizeof(double) * PREDICT_CHUNK * (size_t)p->n_names);
+        p->temperature = 1.0;
+        if (o->routing && predict_read_routing(p, o->routing) != 0) return -1;
+    } else if (o->routing) {
+        return slim_set_error("--routing %s: routing applies to label predictions; %s's rows are generated", o->routing,
+                              o->input);
     } else if (predict_setup_generate(p, cfg) != 0) {
         return -1;
     }
@@ -231,15 +273,22 @@ static int predict_write_row(predictor *p, int i, int64_t line, int64_t e_idx) {
         cJSON_AddStringToObject(o, "error", p->err[i]);
         p->n_bad++;
     } else {
-        const double *s = p->scores + (size_t)e_idx * p->n_names;
+        const double *s = p->scores + (size_t)e_idx * p->n_names, T = p->temperature;
         int best = 0;
         double mx = s[0], z = 0.0;
         for (int k = 1; k < p->n_names; k++) if (s[k] > mx) { mx = s[k]; best = k; }
-        for (int k = 0; k < p->n_names; k++) z += exp(s[k] - mx);
+        for (int k = 0; k < p->n_names; k++) z += exp((s[k] - mx) / T);
         cJSON_AddStringToObject(o, "label", p->names[best]);
         cJSON *probs = cJSON_AddObjectToObject(o, "probs");
-        for (int k = 0; k < p->n_names; k++) cJSON_AddNumberToObject(probs, p->names[k], exp(s[k] - mx) / z);
+        for (int k = 0; k < p->n_names; k++) cJSON_AddNumberToObject(probs, p->names[k], exp((s[k] - mx) / T) / z);
         if (p->gold[i] >= 0) { p->n_gold++; p->n_correct += p->gold[i] == best; }
+        if (p->routing) {
+            const int model = 1.0 / z >= p->threshold; /* the best label's probability is exp(0) / z */
+            cJSON_AddNumberToObject(o, "confidence", 1.0 / z);
+            cJSON_AddStringToObject(o, "route", model ? "model" : "escalate");
+            p->n_model += model;
+            if (model && p->gold[i] >= 0) { p->n_model_gold++; p->n_model_correct += p->gold[i] == best; }
+        }
         if (p->prompt_tokens) {
             cJSON *ids = cJSON_AddArrayToObject(o, "prompt_tokens");
             for (int32_t t = 0; t < p->d.prompt_len[e_idx]; t++)
@@ -380,6 +429,18 @@ static int predict_chunk(predictor *p, int batch) {
     return n;
 }
 
+/* The routing line: rows answered by the model and escalated, and the answered rows' accuracy. */
+static void predict_routing_summary(const predictor *p, const char *path) {
+    const int64_t good = p->rd.n_rows - p->n_bad;
+    fprintf(stderr, "predict: routing (%s: threshold %.4f, temperature %.3f): %lld rows to the model (%.1f%%), %lld "
+            "escalated", path, p->threshold, p->temperature, (long long)p->n_model,
+            good > 0 ? 100.0 * (double)p->n_model / (double)good : 0.0, (long long)(good - p->n_model));
+    if (p->n_model_gold > 0)
+        fprintf(stderr, "; accuracy %.4f on the %lld of them with a label", (double)p->n_model_correct /
+                (double)p->n_model_gold, (long long)p->n_model_gold);
+    fprintf(stderr, "\n");
+}
+
 int predict_run(const slim_config *cfg, const predict_opts *o) {
     predictor *p = slim_calloc(1, sizeof *p);
     double t0 = slim_time_sec(), t_last = t0;
@@ -417,6 +478,7 @@ int predict_run(const slim_config *cfg, const predict_opts *o) {
         if (p->n_gold > 0)
             fprintf(stderr, "predict: accuracy %.4f on %lld rows with a label of the set\n",
                     (double)p->n_correct / (double)p->n_gold, (long long)p->n_gold);
+        if (p->routing) predict_routing_summary(p, o->routing);
     }
     predict_free(p);
     free(p);

@@ -15,7 +15,11 @@
  * Output (--out FILE, written through a temporary file and renamed; else stdout), one JSON object a row:
  *   {"line": 12, "label": "spam", "probs": {"ham": 0.0123, "spam": 0.9877}, "gold": "spam"}
  *   {"line": 13, "error": "empty text"}
- * ("gold" only when the row has a label).
+ * ("gold" only when the row has a label). With --routing R (the eval/routing.json that `slimtune eval`
+ * writes: a temperature and a confidence threshold), the probabilities are taken at R's temperature and
+ * each row also gets "confidence" (its label's probability) and "route": "model" when the confidence
+ * reaches R's threshold, else "escalate" (the router sends it to the large model); the share of each is
+ * printed.
  *
  * Other shapes (prompt_completion, alpaca, and text rows when the config has no labels): the prompt,
  * rendered as `data prepare` renders it without the completion, is continued greedily up to
@@ -35,9 +39,10 @@
 #include "config.h"
 
 /* Options of `slimtune predict --config C --input F [--out F] [--adapter A | --model M] [--batch N]
- * [--prompt-tokens]`. */
+ * [--prompt-tokens] [--routing R]`. */
 typedef struct predict_opts {
     const char *config, *input, *out, *adapter, *model;
+    const char *routing; /* eval/routing.json: probabilities at its temperature, "route" by its threshold */
     long batch;        /* (row, label) pairs per forward pass (default 32) */
     int prompt_tokens; /* add each row's prompt token ids ("prompt_tokens"), to run it elsewhere */
 } predict_opts;
