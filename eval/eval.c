@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <nettle/sha2.h>
 
+#include "baselines.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
@@ -269,6 +270,31 @@ static int eval_read_previous(eval_state *st, const char *path) {
     return rc;
 }
 
+/* The external systems of eval.baselines, as systems after the scored ones. Returns 0 or -1. */
+static int eval_add_external(eval_state *st, const slim_config *cfg) {
+    eval_result *r = &st->r;
+    eval_baseline ext[EVAL_MAX_SYSTEMS];
+    int n = eval_read_baselines(ext, EVAL_MAX_SYSTEMS - r->n_systems, cfg, &st->test, st->idx, r->n);
+    for (int i = 0; i < n; i++) {
+        int taken = 0;
+        for (int s = 0; s < r->n_systems; s++) taken |= !strcmp(r->sys[s].name, ext[i].name);
+        if (taken || !strcmp(ext[i].name, "previous")) {
+            for (int j = i; j < n; j++) free(ext[j].pred);
+            return slim_set_error("%s: eval.baselines[%d].name: \"%s\" is taken (fine-tuned, base, majority, previous "
+                                  "and the other baselines' names are)", cfg->path, i, ext[i].name);
+        }
+        eval_system *sys = &r->sys[r->n_systems++];
+        _Static_assert(sizeof sys->name == sizeof ext[i].name, "system and baseline names have one size");
+        memcpy(sys->name, ext[i].name, sizeof sys->name);
+        sys->pred = ext[i].pred;
+        sys->external = 1;
+        sys->n_missing = ext[i].n_missing;
+        sys->n_invalid = ext[i].n_invalid;
+        sys->n_bad_rows = ext[i].n_bad_rows;
+    }
+    return n < 0 ? -1 : 0;
+}
+
 /* Metrics of every system, and the fine-tuned model compared with each other system on the same
  * examples. Returns 0 or -1. */
 static int eval_compare(eval_state *st, const slim_config *cfg) {
@@ -420,6 +446,7 @@ static int eval_systems(eval_state *st, const slim_config *cfg, const eval_opts 
     eval_fingerprint(st, r->fingerprint);
     if (eval_score_systems(st, (int)o->batch) != 0) return -1;
     if (o->baseline_report && eval_read_previous(st, o->baseline_report) != 0) return -1;
+    if (eval_add_external(st, cfg) != 0) return -1;
     if (eval_compare(st, cfg) != 0) return -1;
     if (eval_score_val(st, cfg, (int)o->batch) != 0) return -1;
     eval_calibrate(st, cfg);

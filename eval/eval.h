@@ -49,10 +49,12 @@ typedef struct eval_metrics {
     double *f1;         /* [n_labels] 2PR / (P + R), 0 when P + R = 0 */
     int64_t *support;   /* [n_labels] examples whose true label is the class */
     int64_t *confusion; /* [n_labels * n_labels] row = true label, column = predicted label */
+    int64_t no_answer;  /* predictions -1 (no answer): wrong, in no column of the confusion matrix */
 } eval_metrics;
 
-/* Computes the metrics of pred against truth ([n] label indices in 0..n_labels-1). Returns 0, or -1
- * when n < 1, n_labels < 1 or an index is out of range (naming the example). */
+/* Computes the metrics of pred against truth ([n] label indices in 0..n_labels-1; a prediction may be -1,
+ * no answer, which is wrong for its true class and counts against no other). Returns 0, or -1 when n < 1,
+ * n_labels < 1 or an index is out of range (naming the example). */
 int eval_metrics_compute(eval_metrics *m, const int32_t *truth, const int32_t *pred, int64_t n, int n_labels);
 /* Frees the per-class arrays of eval_metrics_compute; *m is zeroed. */
 void eval_metrics_free(eval_metrics *m);
@@ -80,7 +82,7 @@ typedef struct eval_paired {
 } eval_paired;
 
 /* Compares predictions pa (A) and pb (B) of the same n examples against truth ([n] label indices in
- * 0..K-1, checked by the caller): the differences A - B of accuracy and macro-F1 with 95% percentile
+ * 0..K-1, checked by the caller; predictions may be -1, no answer): the differences A - B of accuracy and macro-F1 with 95% percentile
  * intervals from `resamples` bootstrap resamples of the examples (Efron & Tibshirani 1993, ch. 13; the
  * same resampled examples for both systems, the RNG seeded with seed), and McNemar's exact test on the
  * examples where exactly one system is right. Returns 0, or -1 with an error (n, K or resamples < 1). */

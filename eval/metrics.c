@@ -14,7 +14,7 @@ int eval_metrics_compute(eval_metrics *m, const int32_t *truth, const int32_t *p
         if (truth[i] < 0 || truth[i] >= n_labels)
             return slim_set_error("eval metrics: example %lld: true label %d not in 0..%d", (long long)i, truth[i],
                                   n_labels - 1);
-        if (pred[i] < 0 || pred[i] >= n_labels)
+        if (pred[i] < -1 || pred[i] >= n_labels) /* -1: no answer (an external system's missing row) */
             return slim_set_error("eval metrics: example %lld: predicted label %d not in 0..%d", (long long)i,
                                   pred[i], n_labels - 1);
     }
@@ -28,7 +28,8 @@ int eval_metrics_compute(eval_metrics *m, const int32_t *truth, const int32_t *p
     m->confusion = slim_calloc((size_t)K * K, sizeof(int64_t));
     int64_t correct = 0;
     for (int64_t i = 0; i < n; i++) {
-        m->confusion[(size_t)truth[i] * K + pred[i]]++;
+        if (pred[i] >= 0) m->confusion[(size_t)truth[i] * K + pred[i]]++;
+        else m->no_answer++;
         m->support[truth[i]]++;
         correct += truth[i] == pred[i];
     }

@@ -36,7 +36,7 @@ static void eval_count(int64_t *tp, int64_t *fp, int64_t *fn, int32_t t, int32_t
     if (t == p) {
         tp[t] += w;
     } else {
-        fp[p] += w;
+        if (p >= 0) fp[p] += w; /* -1: no answer */
         fn[t] += w;
     }
 }

@@ -71,7 +71,10 @@ static cJSON *eval_examples_json(const eval_result *r) {
         cJSON_AddNumberToObject(e, "index", (double)r->idx[i]);
         cJSON_AddStringToObject(e, "gold", r->labels[r->truth[i]]);
         cJSON *p = cJSON_AddObjectToObject(e, "predicted");
-        for (int s = 0; s < r->n_systems; s++) cJSON_AddStringToObject(p, r->sys[s].name, r->labels[r->sys[s].pred[i]]);
+        for (int s = 0; s < r->n_systems; s++) {
+            const int32_t k = r->sys[s].pred[i];
+            cJSON_AddItemToObject(p, r->sys[s].name, k >= 0 ? cJSON_CreateString(r->labels[k]) : cJSON_CreateNull());
+        }
         cJSON_AddItemToArray(a, e);
     }
     return a;
@@ -163,6 +166,11 @@ static char *eval_report_json(const eval_result *r) {
     for (int s = 0; s < r->n_systems; s++) {
         cJSON *m = eval_metrics_json(&r->sys[s].m, r->labels);
         if (s != SYS_FINETUNED) cJSON_AddItemToObject(m, "fine_tuned_vs_this", eval_paired_json(&r->sys[s].vs));
+        if (r->sys[s].external) {
+            cJSON_AddNumberToObject(m, "missing", (double)r->sys[s].n_missing);
+            cJSON_AddNumberToObject(m, "outside_labels", (double)r->sys[s].n_invalid);
+            cJSON_AddNumberToObject(m, "file_bad_rows", (double)r->sys[s].n_bad_rows);
+        }
         cJSON_AddItemToObject(sys, r->sys[s].name, m);
     }
     cJSON_AddNumberToObject(root, "best_baseline_accuracy", r->best_baseline);
@@ -216,7 +224,11 @@ static void eval_md_table(eval_buf *b, const eval_result *r) {
     for (int s = 0; s < r->n_systems; s++) {
         const eval_metrics *m = &r->sys[s].m;
         const eval_paired *p = &r->sys[s].vs;
-        eval_printf(b, "| %s | %.4f | %.4f |", r->sys[s].name, m->accuracy, m->macro_f1);
+        eval_printf(b, "| %s", r->sys[s].name);
+        if (r->sys[s].external && (r->sys[s].n_missing || r->sys[s].n_invalid))
+            eval_printf(b, " (%lld missing, %lld outside the labels: counted wrong)", (long long)r->sys[s].n_missing,
+                        (long long)r->sys[s].n_invalid);
+        eval_printf(b, " | %.4f | %.4f |", m->accuracy, m->macro_f1);
         if (s == SYS_FINETUNED) eval_printf(b, " | |");
         else eval_printf(b, " %+.4f [%+.4f, %+.4f] | %.3g |", p->acc_diff, p->acc_lo, p->acc_hi, p->p_mcnemar);
         for (int k = 0; k < r->n_labels; k++) eval_printf(b, " %.3f / %.3f |", m->precision[k], m->recall[k]);

@@ -19,6 +19,8 @@ typedef struct eval_system {
     int32_t *pred;         /* [n] predicted label indices */
     eval_metrics m;
     eval_paired vs;        /* the fine-tuned model against this system (not for SYS_FINETUNED) */
+    int external;          /* 1: answers read from an eval.baselines file; then: */
+    int64_t n_missing, n_invalid, n_bad_rows; /* eval_baseline's counts */
 } eval_system;
 
 #define EVAL_ECE_BINS 15

@@ -33,6 +33,8 @@ enum config_kind {
     CK_REALF,  /* the same, stored as float */
     CK_BOOL,   /* true / false (stored as int) */
     CK_LIST,   /* array of distinct non-empty strings (n_off: its count; choices: allowed values) */
+    CK_OBJLIST,/* array of objects of string members, kept as its JSON text (sdflt: the required members,
+                  choices: the optional ones; cap in hi) */
 };
 
 typedef struct config_field {
@@ -57,6 +59,7 @@ typedef struct config_field {
 #define REALF(k, f, lo, lo_open, hi, hi_open, d) {k, CK_REALF, OFF(f), lo, hi, lo_open, hi_open, d, NULL, NULL, 0}
 #define BOOL(k, f) {k, CK_BOOL, OFF(f), 0, 0, 0, 0, 0, NULL, NULL, 0}
 #define LIST(k, f, n, cap, ch) {k, CK_LIST, OFF(f), 0, cap, 0, 0, 0, NULL, ch, OFF(n)}
+#define OBJLIST(k, f, cap, required, optional) {k, CK_OBJLIST, OFF(f), 0, cap, 0, 0, 0, required, optional, 0}
 /* A list whose default (", "-separated) is not all of its choices. */
 #define LISTD(k, f, n, cap, ch, d) {k, CK_LIST, OFF(f), 0, cap, 0, 0, 0, d, ch, OFF(n)}
 #define BIG 2147483647.0
@@ -131,6 +134,7 @@ static const config_field config_fields[] = {
     REAL("eval.alpha", alpha, 0, 1, 1, 1, 0.05),
     INT("eval.bootstrap_resamples", bootstrap_resamples, 100, 1e8, 10000),
     INT("eval.seed", eval_seed, 0, BIG, 1),
+    OBJLIST("eval.baselines", baselines, 12, "name, file", "key, column"),
     REAL("eval.target_accuracy", target_accuracy, 0, 1, 1, 0, 0.95),
     REAL("validate.max_invalid_rows", val_max_invalid_rows, 0, 0, 1, 0, 0.01),
     REAL("validate.max_duplicate_rate", val_max_duplicate_rate, 0, 0, 1, 0, 0.01),
@@ -176,7 +180,7 @@ static void config_field_free(slim_config *c, const config_field *f) {
         int *n = config_at(c, f->n_off);
         for (int i = 0; i < *n && i < (int)f->hi; i++) free(list[i]);
         *n = 0;
-    } else if (f->kind == CK_STR || f->kind == CK_STR0 || f->kind == CK_CHOICE) {
+    } else if (f->kind == CK_STR || f->kind == CK_STR0 || f->kind == CK_CHOICE || f->kind == CK_OBJLIST) {
         char **s = config_at(c, f->off);
         free(*s);
         *s = NULL;
@@ -187,7 +191,7 @@ static void config_field_free(slim_config *c, const config_field *f) {
 static void config_field_copy(slim_config *dst, const slim_config *src, const config_field *f) {
     config_field_free(dst, f);
     switch (f->kind) {
-    case CK_STR: case CK_STR0: case CK_CHOICE: {
+    case CK_STR: case CK_STR0: case CK_CHOICE: case CK_OBJLIST: {
         const char *s = *(char *const *)config_at(src, f->off);
         *(char **)config_at(dst, f->off) = s ? slim_strdup(s) : NULL;
         break;
@@ -394,6 +398,38 @@ static int config_is_object(const char *key) {
     return 0;
 }
 
+/* CK_OBJLIST: v is null (no list) or an array of at most cap objects whose members are non-empty strings,
+ * each named in f->sdflt (required) or f->choices (optional); kept as v's JSON text in *dst. */
+static int config_get_obj_list(const char *file, const config_field *f, const cJSON *v, char **dst) {
+    if (cJSON_IsNull(v)) { config_set_str(dst, NULL); return 0; }
+    if (!cJSON_IsArray(v))
+        return slim_set_error("%s: %s: expected an array of objects, got %s", file, f->key, slim_json_type_name(v));
+    if (cJSON_GetArraySize(v) > (int)f->hi)
+        return slim_set_error("%s: %s: %d entries, at most %.0f allowed", file, f->key, cJSON_GetArraySize(v), f->hi);
+    int i = 0;
+    const cJSON *e, *m;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsObject(e))
+            return slim_set_error("%s: %s[%d]: expected an object, got %s", file, f->key, i, slim_json_type_name(e));
+        cJSON_ArrayForEach(m, e) {
+            if (config_choice_index(f->sdflt, m->string) < 0 && config_choice_index(f->choices, m->string) < 0)
+                return slim_set_error("%s: %s[%d].%s: unknown key (expected %s, %s)", file, f->key, i, m->string,
+                                      f->sdflt, f->choices);
+            if (!cJSON_IsString(m) || !m->valuestring[0])
+                return slim_set_error("%s: %s[%d].%s: expected a non-empty string", file, f->key, i, m->string);
+        }
+        char buf[64];
+        for (const char *p = f->sdflt; config_next_choice(&p, buf, sizeof buf);)
+            if (!cJSON_GetObjectItemCaseSensitive(e, buf))
+                return slim_set_error("%s: %s[%d]: %s is required", file, f->key, i, buf);
+        i++;
+    }
+    char *text = cJSON_PrintUnformatted(v);
+    config_set_str(dst, text);
+    cJSON_free(text);
+    return 0;
+}
+
 /* Reads the value v of setting f into c. */
 static int config_field_parse(slim_config *c, const char *file, const config_field *f, const cJSON *v) {
     void *dst = config_at(c, f->off);
@@ -417,6 +453,7 @@ static int config_field_parse(slim_config *c, const char *file, const config_fie
             return slim_set_error("%s: %s: expected true or false, got %s", file, f->key, slim_json_type_name(v));
         *(int *)dst = cJSON_IsTrue(v);
         return 0;
+    case CK_OBJLIST: return config_get_obj_list(file, f, v, dst);
     default: /* CK_LIST: null clears a list without fixed choices (data.labels) */
         if (cJSON_IsNull(v) && !f->choices) { config_field_free(c, f); return 0; }
         return config_get_str_list(file, f->key, v, dst, config_at(c, f->n_off), (int)f->hi, f->choices);
@@ -585,6 +622,13 @@ static void config_field_save(cJSON *o, const char *name, const slim_config *c, 
     case CK_REAL: cJSON_AddNumberToObject(o, name, *(const double *)v); break;
     case CK_REALF: cJSON_AddNumberToObject(o, name, config_float_json(*(const float *)v)); break;
     case CK_BOOL: cJSON_AddBoolToObject(o, name, *(const int *)v); break;
+    case CK_OBJLIST: {
+        const char *text = *(char *const *)v;
+        cJSON *list = text ? cJSON_Parse(text) : NULL;
+        if (list) cJSON_AddItemToObject(o, name, list);
+        else cJSON_AddNullToObject(o, name);
+        break;
+    }
     default: {
         int n = *(const int *)config_at(c, f->n_off);
         if (n > 0) cJSON_AddItemToObject(o, name, cJSON_CreateStringArray((const char *const *)v, n));

@@ -129,6 +129,9 @@ typedef struct slim_config {
     double alpha;            /* eval.alpha: significance level of that gate (default 0.05) */
     int bootstrap_resamples; /* eval.bootstrap_resamples: resamples of the paired intervals (default 10000) */
     int eval_seed;           /* eval.seed: the bootstrap's RNG seed (default 1) */
+    char *baselines;         /* eval.baselines: the current systems' predictions to score beside the model, as
+                                the JSON text of [{"name", "file", "key": "text" | "id", "column"}] (NULL: none;
+                                eval/baselines.c reads it) */
     double target_accuracy;  /* eval.target_accuracy: the accuracy the router wants from the small model; eval
                                 writes the confidence threshold that reaches it to eval/routing.json (default 0.95) */
 } slim_config;
