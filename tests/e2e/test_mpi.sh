@@ -17,6 +17,14 @@ check "$bin is built with MPI (mpicc found at build time)" $? || finish
 # CI runs as root in a container: Open MPI refuses root unless told, and has 2 cores for 2 ranks
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi() { timeout 300 mpirun --oversubscribe -np "$@"; }
+# pids_of PREFIX: the processes whose command line starts with PREFIX (from /proc: no procps on a fresh machine)
+pids_of() {
+    local p c
+    for p in /proc/[0-9]*; do
+        c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        [[ $c == "$1"* ]] && echo "${p#/proc/}"
+    done
+}
 # make test SANITIZE=1: the leaks Open MPI leaves are suppressed by its libraries and calls
 # (tests/sanitize/lsan.supp), which the fast unwinder cannot reach through its unloaded plugins
 [ "${SANITIZE:-0}" = 1 ] && export LSAN_OPTIONS="$LSAN_OPTIONS:fast_unwind_on_malloc=0"
@@ -77,11 +85,11 @@ mpi 2 "$bin" train --config "$tmp/ref.json" --threads 1 >"$tmp/ref.log" 2>&1
 check "uninterrupted 2-rank run" $? "$(tail -5 "$tmp/ref.log")"
 mpi 2 "$bin" train --config "$tmp/kill.json" --threads 1 >"$tmp/kill.log" 2>&1 & mpid=$!
 for _ in $(seq 500); do ls "$tmp/kill/train/checkpoints" 2>/dev/null | grep -q '^step-0000[1-9]' && break; sleep 0.02; done
-ranks=($(pgrep -f "^$bin train --config $tmp/kill.json")) # the ranks (timeout's and mpirun's command lines start otherwise)
+ranks=($(pids_of "$bin train --config $tmp/kill.json")) # the ranks (timeout's and mpirun's command lines start otherwise)
 [ ${#ranks[@]} -eq 2 ]
-check "2 ranks running (pids ${ranks[*]})" $?
+check "2 ranks running (pids ${ranks[*]:-none})" $?
 t0=$SECONDS
-kill -9 "${ranks[1]}"; wait $mpid; rc=$?
+kill -9 "${ranks[-1]:-0}"; wait $mpid; rc=$?
 [ $rc -ne 0 ] && [ $((SECONDS - t0)) -le 30 ] && [ ! -f "$tmp/kill/train/adapter.gguf" ]
 check "a killed rank ends the job non-zero within 30 s (exit $rc, $((SECONDS - t0)) s)" $? "$(tail -5 "$tmp/kill.log")"
 ok=0
@@ -104,7 +112,7 @@ check "the resumed adapter is byte-identical to the uninterrupted 2-rank run's" 
 config term 1 40
 mpi 2 "$bin" train --config "$tmp/term.json" --threads 1 >"$tmp/term.log" 2>&1 & mpid=$!
 for _ in $(seq 500); do ls "$tmp/term/train/checkpoints" 2>/dev/null | grep -q '^step-' && break; sleep 0.02; done
-kill -TERM "$(pgrep -f "^mpirun --oversubscribe -np 2 $bin train --config $tmp/term.json")"; wait $mpid
+kill -TERM "$(pids_of "mpirun --oversubscribe -np 2 $bin train --config $tmp/term.json")"; wait $mpid
 saved=$(grep -o 'saved [^;]*' "$tmp/term.log" | cut -d' ' -f2)
 [ -n "$saved" ] && [ -f "$saved/state.h5" ] && [ "$(grep -c 'stopped by SIGTERM' "$tmp/term.log")" -eq 1 ]
 check "SIGTERM: every rank stopped after the same step, rank 0 saved it" $? "$(tail -3 "$tmp/term.log")"
