@@ -96,8 +96,7 @@ int64_t reader_utf8_check(const char *str, size_t n) {
     return -1;
 }
 
-/* A copy of s[0..n) with every byte that does not start a valid sequence replaced by U+FFFD. */
-static char *reader_utf8_replace(const char *str, size_t n, size_t *out_n) {
+char *reader_utf8_replace(const char *str, size_t n, size_t *out_n) {
     const unsigned char *s = (const unsigned char *)str;
     char *d = slim_malloc(3 * n + 1);
     size_t o = 0;

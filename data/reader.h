@@ -90,6 +90,10 @@ void reader_free(data_reader *r);
  * else the byte offset of the first invalid sequence. */
 int64_t reader_utf8_check(const char *s, size_t n);
 
+/* A copy of s[0..n) with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD; its
+ * length in *out_n. */
+char *reader_utf8_replace(const char *s, size_t n, size_t *out_n);
+
 /* Normalized text for duplicate detection and split keys: Unicode NFC, full case folding (utf8proc),
  * every run of whitespace (ASCII whitespace, U+00A0 and the other Unicode space separators) collapsed
  * to one ASCII space, leading and trailing whitespace removed. s must be valid UTF-8 (readers

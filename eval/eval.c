@@ -21,6 +21,7 @@
 #include "baselines.h"
 #include "checkpoint.h"
 #include "cli.h"
+#include "generative.h"
 #include "common.h"
 #include "report.h"
 
@@ -125,8 +126,15 @@ static int eval_load(eval_state *st, const slim_config *cfg, const eval_opts *o)
         return -1;
     if (model_load_quant(&st->model, cfg->model, base_quant_index(cfg->base_quant)) != 0) return -1;
     if (model_require_tokenizer(&st->model) != 0) return -1;
-    if (dataset_read(&st->test, st->test_path) != 0 || dataset_read(&st->train, st->train_path) != 0) return -1;
-    if (eval_check_datasets(st, cfg->model)) return -1;
+    if (dataset_read(&st->test, st->test_path) != 0) return -1;
+    if (st->test.n_labels == 0) { /* generative data: no train split, no labels */
+        if (dataset_check_tokenizer(&st->test, st->test_path, st->model.tok.fingerprint, cfg->model)) return -1;
+        if (o->baseline_report || o->baseline_adapter || cfg->baselines)
+            return slim_set_error("%s has no labels: --baseline-report, --baseline-adapter and eval.baselines compare "
+                                  "label predictions", st->test_path);
+    } else if (dataset_read(&st->train, st->train_path) != 0 || eval_check_datasets(st, cfg->model)) {
+        return -1;
+    }
     if (access(st->adapter_path, R_OK) != 0)
         return slim_set_error("%s: adapter not found (run `slimtune train` first, or pass --adapter PATH)",
                               st->adapter_path);
@@ -141,7 +149,7 @@ static int eval_select(eval_state *st, long max_examples) {
     int64_t n = 0;
     st->idx = slim_malloc((size_t)(test->n_examples > 0 ? test->n_examples : 1) * sizeof(int64_t));
     for (int64_t e = 0; e < test->n_examples; e++) {
-        if (test->labels[e] < 0) { st->r.n_unlabeled++; continue; }
+        if (test->n_labels > 0 && test->labels[e] < 0) { st->r.n_unlabeled++; continue; }
         st->idx[n++] = e;
     }
     if (max_examples > 0 && n > max_examples) {
@@ -438,9 +446,7 @@ static void eval_state_free(eval_state *st) {
  * 0 or -1. */
 static int eval_systems(eval_state *st, const slim_config *cfg, const eval_opts *o) {
     eval_result *r = &st->r;
-    if (eval_load(st, cfg, o) != 0 || eval_select(st, o->max_examples < 0 ? cfg->eval_max_examples : o->max_examples) ||
-        eval_majority(st) != 0)
-        return -1;
+    if (eval_majority(st) != 0) return -1;
     st->truth = slim_malloc((size_t)r->n * sizeof(int32_t));
     for (int64_t i = 0; i < r->n; i++) st->truth[i] = st->test.labels[st->idx[i]];
     eval_fingerprint(st, r->fingerprint);
@@ -473,7 +479,16 @@ int eval_run(const slim_config *cfg, const eval_opts *o) {
     r->alpha = isnan(o->alpha) ? cfg->alpha : o->alpha;
     r->config = o->config ? o->config : cfg->path;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    int rc = eval_systems(st, cfg, o);
+    int rc = eval_load(st, cfg, o) != 0 || eval_select(st, o->max_examples < 0 ? cfg->eval_max_examples : o->max_examples)
+                 ? -1 : 0;
+    if (rc == 0 && st->test.n_labels == 0) { /* generative.h */
+        gen_report gr = {.config = r->config, .model = cfg->model, .adapter = st->adapter_path,
+                         .dataset = st->test_path, .min_accuracy = r->min_accuracy};
+        rc = eval_generative(&gr, &st->model, &st->lora, &st->test, st->idx, r->n, cfg, st->eval_dir);
+        eval_state_free(st);
+        return rc;
+    }
+    if (rc == 0) rc = eval_systems(st, cfg, o);
     if (rc == 0) {
         r->wall = slim_time_sec() - t_start;
         rc = eval_write_reports(r, st->eval_dir);

@@ -349,25 +349,6 @@ static int predict_prompt(predictor *p, const data_example *e, prep_rendered *w,
     return n;
 }
 
-/* Greedy generation after the n prompt tokens in p->gen_tokens: up to max_new tokens, stopping at EOS
- * (each step a forward over the whole sequence, the head on its last row only). Returns the tokens
- * generated (appended to p->gen_tokens) and sets *eos. */
-static int predict_greedy(predictor *p, int n, int *eos) {
-    const int V = p->m.cfg.vocab_size;
-    int k = 0;
-    *eos = 0;
-    for (; k < p->max_new; k++) {
-        const int T = n + k;
-        for (int t = 0; t < T; t++) p->gen_targets[t] = t == T - 1 ? 0 : -1; /* only the last row's head */
-        model_forward(&p->m, p->has_lora ? &p->lora : NULL, &p->gen, p->gen_tokens, p->gen_targets, 1, T, NULL, NULL);
-        int best = 0;
-        for (int v = 1; v < V; v++) if (p->gen.logits[v] > p->gen.logits[best]) best = v; /* probabilities */
-        if (best == p->m.tok.eos_id || best == p->eot) { *eos = 1; break; }
-        p->gen_tokens[T] = best;
-    }
-    return k;
-}
-
 /* Generates for row e and writes its line: {"line", "completion", "n_tokens", "stop", "reference"}. */
 static int predict_generate_row(predictor *p, const data_example *e, prep_rendered *w) {
     cJSON *o = cJSON_CreateObject();
@@ -378,7 +359,8 @@ static int predict_generate_row(predictor *p, const data_example *e, prep_render
         cJSON_AddStringToObject(o, "error", why);
         p->n_bad++;
     } else if (rc == 0) {
-        int eos, k = predict_greedy(p, n, &eos);
+        int eos, k = model_generate_greedy(&p->m, p->has_lora ? &p->lora : NULL, &p->gen, p->gen_tokens, p->gen_targets,
+                                           n, p->max_new, p->eot, &eos);
         const size_t cap = (size_t)k * 256 + 1;
         char *text = slim_malloc(cap);
         text[0] = 0;

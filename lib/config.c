@@ -135,6 +135,7 @@ static const config_field config_fields[] = {
     INT("eval.bootstrap_resamples", bootstrap_resamples, 100, 1e8, 10000),
     INT("eval.seed", eval_seed, 0, BIG, 1),
     OBJLIST("eval.baselines", baselines, 12, "name, file", "key, column"),
+    INT("eval.max_new_tokens", eval_max_new_tokens, 1, 1 << 16, 64),
     REAL("eval.target_accuracy", target_accuracy, 0, 1, 1, 0, 0.95),
     REAL("validate.max_invalid_rows", val_max_invalid_rows, 0, 0, 1, 0, 0.01),
     REAL("validate.max_duplicate_rate", val_max_duplicate_rate, 0, 0, 1, 0, 0.01),

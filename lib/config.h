@@ -132,6 +132,8 @@ typedef struct slim_config {
     char *baselines;         /* eval.baselines: the current systems' predictions to score beside the model, as
                                 the JSON text of [{"name", "file", "key": "text" | "id", "column"}] (NULL: none;
                                 eval/baselines.c reads it) */
+    int eval_max_new_tokens; /* eval.max_new_tokens: generation cap for prompt/completion, alpaca and chat test
+                                rows (default 64) */
     double target_accuracy;  /* eval.target_accuracy: the accuracy the router wants from the small model; eval
                                 writes the confidence threshold that reaches it to eval/routing.json (default 0.95) */
 } slim_config;

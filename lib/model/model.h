@@ -114,6 +114,15 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits);
 
+/* Greedy decoding: continues tokens [n_prompt] with the argmax token of each step, up to max_new tokens
+ * (appended to tokens, which holds n_prompt + max_new), stopping before EOS or before `stop` (another
+ * end token, e.g. a chat template's end of turn; -1: none). Each step is a forward over the whole
+ * sequence (no KV cache) with the head on its last position only; a: inference activations of one row of
+ * at least n_prompt + max_new - 1 tokens; targets: scratch of as many. Returns the tokens generated, *stopped
+ * 1 when an end token came. */
+int model_generate_greedy(const model *m, const lora_adapter *lora, acts *a, int32_t *tokens, int32_t *targets,
+                          int n_prompt, int max_new, int32_t stop, int *stopped);
+
 /* Backward pass of the last forward (which must not have had s->inference set, as acts_init_inference
  * does: aborts with a message): dlora (same layout as lora->params) += d(loss_scale * summed
  * loss)/d(lora params). Frozen weights get no gradient. With an ACTS_CHECKPOINT acts it reruns each
