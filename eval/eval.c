@@ -24,6 +24,7 @@
 #include "generative.h"
 #include "common.h"
 #include "report.h"
+#include "../data/reader.h"
 
 static void eval_usage(FILE *f) {
     fprintf(f,
@@ -83,7 +84,7 @@ int eval_parse_args(eval_opts *o, int argc, char **argv) {
 
 /* What eval_run loads and computes (freed by eval_state_free). */
 typedef struct eval_state {
-    char test_path[4096], train_path[4096], adapter_path[4096], eval_dir[4096];
+    char test_path[4096], train_path[4096], adapter_path[4096], eval_dir[4096], metrics_path[4096];
     model model;
     lora_adapter lora, previous; /* the adapter; --baseline-adapter's */
     slim_dataset test, train;
@@ -122,7 +123,8 @@ static int eval_load(eval_state *st, const slim_config *cfg, const eval_opts *o)
         slim_format_path(st->train_path, sizeof st->train_path, "%s/data/train.h5", cfg->out_dir) ||
         slim_format_path(st->adapter_path, sizeof st->adapter_path, o->adapter ? "%s" : "%s/train/adapter.gguf",
                          o->adapter ? o->adapter : cfg->out_dir) ||
-        slim_format_path(st->eval_dir, sizeof st->eval_dir, "%s/eval", cfg->out_dir))
+        slim_format_path(st->eval_dir, sizeof st->eval_dir, "%s/eval", cfg->out_dir) ||
+        slim_format_path(st->metrics_path, sizeof st->metrics_path, "%s/train/metrics.jsonl", cfg->out_dir))
         return -1;
     if (model_load_quant(&st->model, cfg->model, base_quant_index(cfg->base_quant)) != 0) return -1;
     if (model_require_tokenizer(&st->model) != 0) return -1;
@@ -422,6 +424,27 @@ static void eval_calibrate(eval_state *st, const slim_config *cfg) {
     eval_at_threshold(c->conf, c->correct, n, c->threshold, &c->coverage, &c->accuracy);
 }
 
+/* The fine-tuned model's most confident errors (report.html), their prompts decoded. */
+static void eval_worst_errors(eval_state *st) {
+    eval_result *r = &st->r;
+    int64_t *order = eval_order_by_confidence(r->cal.conf, r->n);
+    char *buf = slim_malloc(1 << 16);
+    for (int64_t k = 0; k < r->n && r->n_worst < EVAL_MAX_ERRORS; k++) {
+        const int64_t i = order[k], e = st->idx[i];
+        if (r->cal.correct[i]) continue;
+        buf[0] = 0;
+        const int64_t o = st->test.offsets[e];
+        for (int32_t t = 0; t < st->test.prompt_len[e] && strlen(buf) < 2000; t++)
+            tokenizer_decode_token(&st->model.tok, st->test.tokens[o + t], buf, 1 << 16);
+        size_t len;
+        r->worst[r->n_worst++] = (eval_error){.index = e, .gold = st->truth[i], .pred = r->sys[SYS_FINETUNED].pred[i],
+                                              .confidence = r->cal.conf[i],
+                                              .text = reader_utf8_replace(buf, strlen(buf), &len)};
+    }
+    free(buf);
+    free(order);
+}
+
 /* Frees everything st holds (and st). */
 static void eval_state_free(eval_state *st) {
     for (int s = 0; s < st->r.n_systems; s++) { eval_metrics_free(&st->r.sys[s].m); free(st->r.sys[s].pred); }
@@ -429,6 +452,7 @@ static void eval_state_free(eval_state *st) {
     free(st->ft_scores);
     free(st->val_scores);
     free(st->val_truth);
+    for (int i = 0; i < st->r.n_worst; i++) free(st->r.worst[i].text);
     free(st->r.cal.conf);
     free(st->r.cal.correct);
     if (st->has_val) dataset_free(&st->val);
@@ -456,7 +480,9 @@ static int eval_systems(eval_state *st, const slim_config *cfg, const eval_opts 
     if (eval_compare(st, cfg) != 0) return -1;
     if (eval_score_val(st, cfg, (int)o->batch) != 0) return -1;
     eval_calibrate(st, cfg);
+    eval_worst_errors(st);
     eval_gates(r);
+    r->metrics_path = st->metrics_path;
     r->idx = st->idx;
     r->truth = st->truth;
     r->model = cfg->model;

@@ -306,10 +306,11 @@ static int eval_write_text(const char *path, const char *text) {
 }
 
 int eval_write_reports(const eval_result *r, const char *dir) {
-    char json_path[4096], md_path[4096], routing_path[4096];
+    char json_path[4096], md_path[4096], routing_path[4096], html_path[4096];
     if (slim_format_path(json_path, sizeof json_path, "%s/report.json", dir) ||
         slim_format_path(md_path, sizeof md_path, "%s/report.md", dir) ||
-        slim_format_path(routing_path, sizeof routing_path, "%s/routing.json", dir))
+        slim_format_path(routing_path, sizeof routing_path, "%s/routing.json", dir) ||
+        slim_format_path(html_path, sizeof html_path, "%s/report.html", dir))
         return -1;
     cJSON *routing = eval_routing_json(r);
     char *routing_text = cJSON_Print(routing);
@@ -321,7 +322,7 @@ int eval_write_reports(const eval_result *r, const char *dir) {
     int rc = -1;
     if (!json) slim_set_error("%s: cannot format the report", json_path);
     else if (slim_mkdir_p(dir) == 0 && eval_write_text(json_path, json) == 0 && eval_write_text(md_path, md.s) == 0 &&
-             eval_write_text(routing_path, routing_text) == 0)
+             eval_write_text(routing_path, routing_text) == 0 && eval_write_html(r, html_path) == 0)
         rc = 0;
     if (rc == 0) {
         fwrite(md.s + table_start, 1, table_end - table_start, stdout);
@@ -336,7 +337,7 @@ int eval_write_reports(const eval_result *r, const char *dir) {
         fputs(line.s, stdout);
         free(line.s);
         fflush(stdout);
-        fprintf(stderr, "eval: wrote %s, %s and %s (%.1f s)\n", json_path, md_path, routing_path, r->wall);
+        fprintf(stderr, "eval: wrote %s, %s, %s and %s (%.1f s)\n", json_path, md_path, html_path, routing_path, r->wall);
     }
     cJSON_free(json);
     cJSON_free(routing_text);

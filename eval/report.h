@@ -43,6 +43,15 @@ typedef struct eval_calibration {
     double coverage, accuracy; /* on the test split at the threshold */
 } eval_calibration;
 
+/* One of the fine-tuned model's confident errors, for report.html. */
+typedef struct eval_error {
+    int64_t index;     /* the example in the dataset */
+    int gold, pred;
+    double confidence; /* the predicted label's probability at the temperature */
+    char *text;        /* the example's prompt, decoded */
+} eval_error;
+#define EVAL_MAX_ERRORS 10
+
 /* Everything a report says about one eval run. */
 typedef struct eval_result {
     const char *config, *model, *adapter, *dataset, *split; /* paths and names, as given */
@@ -60,11 +69,17 @@ typedef struct eval_result {
     double min_accuracy, min_gain, max_regression, alpha;
     int acc_ok, gain_ok, regression_ok; /* the gates */
     eval_calibration cal;
+    const char *metrics_path;  /* <out_dir>/train/metrics.jsonl (report.html's loss curves) */
+    int n_worst;
+    eval_error worst[EVAL_MAX_ERRORS]; /* the most confident errors, highest first */
     double t_finetuned, t_base, wall; /* seconds */
 } eval_result;
 
 /* Writes dir/report.json and dir/report.md (dir made when missing; each file atomically), then prints
  * the summary table and the gain on stdout. Returns 0, or -1 with an error. */
 int eval_write_reports(const eval_result *r, const char *dir);
+
+/* Writes report.html at path (atomically): a self-contained page (html.c). Returns 0 or -1. */
+int eval_write_html(const eval_result *r, const char *path);
 
 #endif
