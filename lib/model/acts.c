@@ -56,9 +56,9 @@ static size_t acts_layout(acts *s, const model_config *c, int B_, int T_, int lo
     return name ? 0 : total;
 }
 
-/* Bytes of acts_layout's floats plus the four int32 [B*T] index arrays. */
+/* Bytes of acts_layout's floats plus the five int32 [B*T] index arrays. */
 size_t acts_mode_bytes(const model_config *c, int B, int T, int lora_r, acts_mode mode) {
-    return acts_layout(NULL, c, B, T, lora_r, mode, NULL) * sizeof(float) + 4 * sizeof(int32_t) * (size_t)B * T;
+    return acts_layout(NULL, c, B, T, lora_r, mode, NULL) * sizeof(float) + 5 * sizeof(int32_t) * (size_t)B * T;
 }
 
 size_t acts_bytes(const model_config *c, int B, int T, int lora_r) {
@@ -84,10 +84,11 @@ void acts_init_mode(acts *s, const model_config *c, int B, int T, int lora_r, ac
     size_t N = (size_t)B * T;
     s->mem = slim_calloc(acts_layout(NULL, c, B, T, lora_r, mode, NULL), sizeof(float));
     acts_layout(s, c, B, T, lora_r, mode, NULL);
-    s->pos = slim_malloc(4 * N * sizeof(int32_t));
+    s->pos = slim_malloc(5 * N * sizeof(int32_t));
     s->seg_start = s->pos + N;
     s->sel_row = s->pos + 2 * N;
     s->sel_tgt = s->pos + 3 * N;
+    s->prefix = s->pos + 4 * N;
     rope_cache_init(&s->rope, c->head_dim, T, c->rope_theta, c->rope_neox, c->rope_freqs);
 }
 

@@ -39,8 +39,11 @@ typedef struct acts {
     int32_t *pos;        /* [B*T] position of each token inside its example */
     int32_t *seg_start;  /* [B*T] row position where each token's example starts (packed rows) */
     int32_t *sel_row;    /* [N] row of each selected target */
-    int32_t *sel_tgt;    /* [N] target id of each selected row; these four share one allocation (pos) */
+    int32_t *sel_tgt;    /* [N] target id of each selected row */
+    int32_t *prefix;     /* [B*T] keys 0 .. prefix-1 of its row a token also sees (model_forward_prefix); these
+                            five share one allocation (pos) */
     int packed;          /* the last forward had packed rows (seg_start in use) */
+    int has_prefix;      /* the last forward had prefix (model_forward_prefix) */
     float *x;            /* [L+1][N,dim] residual stream entering each layer; x[L] leaves the last */
     float *xn1, *rstd1;  /* [L][N,dim], [L][N] */
     float *q, *k, *v;    /* [L][N,H*hd], [L][N,Hkv*hd] x2 (after RoPE for q,k) */

@@ -99,7 +99,8 @@ static void layer_forward(const model *m, const lora_adapter *lora, acts *s, int
             a.k[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(a.k[i]));
             a.v[i] = slim_fp16_to_fp32(slim_fp32_to_fp16(a.v[i]));
         }
-    attention_forward(a.atty, a.lse, a.q, a.k, a.v, s->packed ? s->seg_start : NULL, B, T, H, Hkv, hd);
+    attention_forward(a.atty, a.lse, a.q, a.k, a.v, s->packed ? s->seg_start : NULL, s->has_prefix ? s->prefix : NULL,
+                      B, T, H, Hkv, hd);
     proj_forward(a.xmid, a.lora_u[LORA_O], a.atty, m, lora, s, l, LORA_O, N);
     residual_forward(a.xmid, a.xmid, a.x, (long)N * d);
     rmsnorm_forward(a.xn2, a.rstd2, a.xmid, L->ffn_norm, N, d, c->norm_eps);
@@ -198,13 +199,14 @@ static double head_chunked(const model *m, acts *s) {
 
 /* Checks the batch fits s and its positions and segments are in range (else a caller bug: aborts
  * with a message), and stores its shape, positions and segments in s. */
-static void forward_begin(acts *s, const int32_t *pos, const int32_t *seg_start, int B, int T) {
+static void forward_begin(acts *s, const int32_t *pos, const int32_t *seg_start, const int32_t *prefix, int B, int T) {
     const int N = B * T;
     /* a batch larger than acts_init allocated, or positions outside the RoPE table, would write or
      * read out of bounds */
     int bad = B < 1 || T < 1 || B > s->B || T > s->T;
     for (int n = 0; n < N && !bad && (pos || seg_start); n++)
-        bad = (pos && (pos[n] < 0 || pos[n] >= s->T)) || (seg_start && (seg_start[n] < 0 || seg_start[n] > n % T));
+        bad = (pos && (pos[n] < 0 || pos[n] >= s->T)) || (seg_start && (seg_start[n] < 0 || seg_start[n] > n % T)) ||
+              (prefix && (!seg_start || prefix[n] < 0 || prefix[n] > seg_start[n]));
     if (bad) {
         fprintf(stderr, "slimtune: model_forward: batch %d x %d (capacity %d x %d) or its positions/segments are "
                         "out of range\n", B, T, s->B, s->T);
@@ -218,6 +220,8 @@ static void forward_begin(acts *s, const int32_t *pos, const int32_t *seg_start,
             for (int t = 0; t < T; t++) s->pos[b * T + t] = t;
     s->packed = seg_start != NULL;
     if (seg_start) memcpy(s->seg_start, seg_start, sizeof(int32_t) * N);
+    s->has_prefix = prefix != NULL;
+    if (prefix) memcpy(s->prefix, prefix, sizeof(int32_t) * N);
 }
 
 double model_forward(const model *m, const lora_adapter *lora, acts *s,
@@ -229,9 +233,15 @@ double model_forward(const model *m, const lora_adapter *lora, acts *s,
 double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
                             const int32_t *tokens, const int32_t *targets, const int32_t *pos,
                             const int32_t *seg_start, int B, int T, float *target_logprob, float *all_logits) {
+    return model_forward_prefix(m, lora, s, tokens, targets, pos, seg_start, NULL, B, T, target_logprob, all_logits);
+}
+
+double model_forward_prefix(const model *m, const lora_adapter *lora, acts *s, const int32_t *tokens,
+                            const int32_t *targets, const int32_t *pos, const int32_t *seg_start, const int32_t *prefix,
+                            int B, int T, float *target_logprob, float *all_logits) {
     const model_config *c = &m->cfg;
     const int N = B * T, d = c->dim;
-    forward_begin(s, pos, seg_start, B, T);
+    forward_begin(s, pos, seg_start, prefix, B, T);
     if (m->tok_embd.type == GGML_TYPE_F32) embedding_forward(s->x, tokens, (const float *)m->tok_embd.data, N, d);
     else {
 #pragma omp parallel for
@@ -264,8 +274,8 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
 void model_backward(const model *m, const lora_adapter *lora, acts *s, float *dlora, float loss_scale) {
     const model_config *c = &m->cfg;
     const int N = s->cur_B * s->cur_T, d = c->dim, M = s->n_sel;
-    if (s->inference) { /* a caller bug: the forward kept no backward state (or no dsel) */
-        fprintf(stderr, "slimtune: model_backward: the forward ran with an inference acts\n");
+    if (s->inference || s->has_prefix) { /* a caller bug: no backward state, or a mask the backward lacks */
+        fprintf(stderr, "slimtune: model_backward: the forward ran with an inference acts or a shared prefix\n");
         abort();
     }
     /* head: dsel [M,d] (from the forward) * loss_scale, scattered into dxf [N,d] -> final RMSNorm -> dx */

@@ -123,6 +123,15 @@ double model_forward_packed(const model *m, const lora_adapter *lora, acts *s,
 int model_generate_greedy(const model *m, const lora_adapter *lora, acts *a, int32_t *tokens, int32_t *targets,
                           int n_prompt, int max_new, int32_t stop, int *stopped);
 
+/* model_forward_packed where a token may also see a shared prefix of its row: prefix [B,T] (NULL: none)
+ * gives, per token, the row positions 0 .. prefix-1 it attends to besides its own segment seg_start ..
+ * itself (prefix <= seg_start). Scoring many completions after one prompt puts the prompt once at the
+ * row's start and each completion in a segment of its own with prefix = the prompt's length (forward
+ * only: a backward of it aborts). */
+double model_forward_prefix(const model *m, const lora_adapter *lora, acts *s, const int32_t *tokens,
+                            const int32_t *targets, const int32_t *pos, const int32_t *seg_start, const int32_t *prefix,
+                            int B, int T, float *target_logprob, float *all_logits);
+
 /* Backward pass of the last forward (which must not have had s->inference set, as acts_init_inference
  * does: aborts with a message): dlora (same layout as lora->params) += d(loss_scale * summed
  * loss)/d(lora params). Frozen weights get no gradient. With an ACTS_CHECKPOINT acts it reruns each

@@ -200,21 +200,28 @@ void qmatmul_backward(float *dinp, const float *dout, const qmatrix *W, int N, f
  * Parallelism and Work Partitioning", Algorithms 1 and 2), causal, GQA, packed rows */
 
 /* 0 when key tile [j0, j1) is invisible to every query row of [i0, i1): wholly above the causal
- * diagonal, or wholly before every row's example start (seg: the sequence's seg_start, or NULL). */
-static int att_tile_visible(const int32_t *seg, int i0, int i1, int j0, int j1) {
+ * diagonal, or wholly before every row's example start (seg: the sequence's seg_start, or NULL) and past
+ * every row's shared prefix (pre: the sequence's prefix, or NULL). */
+static int att_tile_visible(const int32_t *seg, const int32_t *pre, int i0, int i1, int j0, int j1) {
     if (j0 > i1 - 1) return 0;
     if (!seg) return 1;
-    int first = seg[i0];
-    for (int i = i0 + 1; i < i1; i++) first = seg[i] < first ? seg[i] : first;
-    return j1 > first;
+    int first = seg[i0], last_pre = pre ? pre[i0] : 0;
+    for (int i = i0 + 1; i < i1; i++) {
+        first = seg[i] < first ? seg[i] : first;
+        if (pre) last_pre = pre[i] > last_pre ? pre[i] : last_pre;
+    }
+    return j1 > first || j0 < last_pre;
 }
 
-/* Visible columns [*c0, *c1) of query row i inside key tile [j0, j0 + nj): keys seg[i] .. i (seg:
- * the sequence's seg_start, or NULL for 0); 0 <= *c0 <= *c1 <= nj, empty when none is. */
-static void att_row_range(const int32_t *seg, int i, int j0, int nj, int *c0, int *c1) {
+/* Visible columns of query row i inside key tile [j0, j0 + nj): keys seg[i] .. i (seg: the sequence's
+ * seg_start, or NULL for 0) into [*c0, *c1), and the shared prefix 0 .. pre[i]-1 before seg[i] (pre: the
+ * sequence's prefix, or NULL for none) into [0, *p1); 0 <= *p1 <= *c0 <= *c1 <= nj. */
+static void att_row_range(const int32_t *seg, const int32_t *pre, int i, int j0, int nj, int *p1, int *c0, int *c1) {
     int lo = (seg ? seg[i] : 0) - j0, hi = i - j0 + 1;
     *c1 = hi < 0 ? 0 : hi < nj ? hi : nj;
     *c0 = lo < 0 ? 0 : lo < *c1 ? lo : *c1;
+    int pe = (pre ? pre[i] : 0) - j0; /* the prefix ends before the example starts */
+    *p1 = pe < 0 ? 0 : pe < *c0 ? pe : *c0;
 }
 
 /* Score tile S [ni,nj] = scale * Q[i0..i0+ni) K[j0..j0+nj)^T; Q, K point at the head's row 0. Entries
@@ -229,16 +236,21 @@ static void att_scores(float *S, const float *Q, int ldq, const float *K, int ld
  * exp(S - m_new) on each row's visible keys and 0 elsewhere, the running maxima m [ni] and sums l [ni]
  * are updated, and the rows of O [ni,hd] (stride ldo) accumulated so far are rescaled by
  * exp(m_old - m_new). */
-static void att_online_softmax(float *S, float *m, float *l, float *O, int ldo, const int32_t *seg, int i0,
-                               int ni, int j0, int nj, int hd) {
+static void att_online_softmax(float *S, float *m, float *l, float *O, int ldo, const int32_t *seg,
+                               const int32_t *pre, int i0, int ni, int j0, int nj, int hd) {
     for (int r = 0; r < ni; r++) {
         float *row = S + (long)r * nj;
-        int c0, c1;
-        att_row_range(seg, i0 + r, j0, nj, &c0, &c1);
+        int p1, c0, c1;
+        att_row_range(seg, pre, i0 + r, j0, nj, &p1, &c0, &c1);
         float mx = m[r];
+        for (int c = 0; c < p1; c++) mx = row[c] > mx ? row[c] : mx;
         for (int c = c0; c < c1; c++) mx = row[c] > mx ? row[c] : mx;
-        float alpha = c0 < c1 ? expf(m[r] - mx) : 1.0f, sum = 0.0f; /* exp(-inf) = 0 on a row's first keys */
-        for (int c = 0; c < c0; c++) row[c] = 0.0f;
+        float alpha = p1 > 0 || c0 < c1 ? expf(m[r] - mx) : 1.0f, sum = 0.0f; /* exp(-inf) = 0 on a row's first keys */
+        for (int c = 0; c < p1; c++) {
+            row[c] = expf(row[c] - mx);
+            sum += row[c];
+        }
+        for (int c = p1; c < c0; c++) row[c] = 0.0f;
         for (int c = c0; c < c1; c++) {
             row[c] = expf(row[c] - mx);
             sum += row[c];
@@ -252,7 +264,7 @@ static void att_online_softmax(float *S, float *m, float *l, float *O, int ldo, 
 }
 
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd) {
+                       const int32_t *seg_start, const int32_t *prefix, int B, int T, int H, int Hkv, int hd) {
     const int ldq = H * hd, ldk = Hkv * hd, group = H / Hkv, n_tiles = (T + ATT_TILE - 1) / ATT_TILE;
     const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
@@ -266,6 +278,7 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                 for (int it = 0; it < n_tiles; it++) {
                     const int i0 = it * ATT_TILE, ni = T - i0 < ATT_TILE ? T - i0 : ATT_TILE;
                     const int32_t *seg = seg_start ? seg_start + (long)b * T : NULL;
+                    const int32_t *pre = seg && prefix ? prefix + (long)b * T : NULL;
                     const float *Q = q + (long)b * T * ldq + h * hd;
                     const float *K = k + (long)b * T * ldk + (h / group) * hd;
                     const float *V = v + (long)b * T * ldk + (h / group) * hd;
@@ -278,9 +291,9 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                     /* key tiles K_j, V_j up to the diagonal (causal blocks skipped) */
                     for (int j0 = 0; j0 < i0 + ni; j0 += ATT_TILE) {
                         const int nj = T - j0 < ATT_TILE ? T - j0 : ATT_TILE;
-                        if (!att_tile_visible(seg, i0, i0 + ni, j0, j0 + nj)) continue;
+                        if (!att_tile_visible(seg, pre, i0, i0 + ni, j0, j0 + nj)) continue;
                         att_scores(S, Q, ldq, K, ldk, i0, ni, j0, nj, hd, scale);
-                        att_online_softmax(S, m, l, O, ldq, seg, i0, ni, j0, nj, hd);
+                        att_online_softmax(S, m, l, O, ldq, seg, pre, i0, ni, j0, nj, hd);
                         /* O_i += P~ V_j */
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, hd, nj, 1.0f, S, nj,
                                     V + (long)j0 * ldk, ldk, 1.0f, O, ldq);
@@ -332,13 +345,13 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                         const int nj = T - j0 < ATT_TILE ? T - j0 : ATT_TILE;
                         for (int i0 = j0; i0 < T; i0 += ATT_TILE) {
                             const int ni = T - i0 < ATT_TILE ? T - i0 : ATT_TILE;
-                            if (!att_tile_visible(seg, i0, i0 + ni, j0, j0 + nj)) continue;
+                            if (!att_tile_visible(seg, NULL, i0, i0 + ni, j0, j0 + nj)) continue;
                             /* P_ij = exp(S_ij - L_i) on the visible keys, 0 elsewhere */
                             att_scores(P, Q, ldq, K, ldk, i0, ni, j0, nj, hd, scale);
                             for (int r = 0; r < ni; r++) {
                                 float *p = P + (long)r * nj;
-                                int c0, c1;
-                                att_row_range(seg, i0 + r, j0, nj, &c0, &c1);
+                                int p1, c0, c1; /* the backward has no prefix: p1 = 0 */
+                                att_row_range(seg, NULL, i0 + r, j0, nj, &p1, &c0, &c1);
                                 for (int c = 0; c < nj; c++) p[c] = c >= c0 && c < c1 ? expf(p[c] - L[i0 + r]) : 0.0f;
                             }
                             /* dV_j += P_ij^T dO_i; dP_ij = dO_i V_j^T */

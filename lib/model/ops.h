@@ -93,9 +93,12 @@ long ops_qmatmul_scratch_size(const qmatrix *W);
  * seg_start [B*T] (may be NULL): packed rows hold several examples; the token at row position i
  * attends only to positions seg_start[i] .. i (the start of its own example), so attention never
  * crosses examples. NULL means every row is one sequence (seg_start = 0).
+ * prefix [B*T] (may be NULL; used only with seg_start): the token at i also attends to positions
+ * 0 .. prefix[i]-1 (a prompt shared by the segments after it; prefix[i] <= seg_start[i]), as scoring
+ * every label's completion over one prompt does (eval's cached prompt). The backward takes no prefix.
  * Scratch: each thread allocates ATT_TILE x (ATT_TILE + 2) floats for the call. */
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const int32_t *seg_start, int B, int T, int H, int Hkv, int hd);
+                       const int32_t *seg_start, const int32_t *prefix, int B, int T, int H, int Hkv, int hd);
 /* dq [B,T,H*hd], dk and dv [B,T,Hkv*hd] += ...; dout [B,T,H*hd]; out and lse as the forward left them.
  * Recomputes the probabilities tile by tile from lse (Dao 2023, Algorithm 2). Scratch: each thread
  * allocates 2 x ATT_TILE^2 + T floats for the call. */

@@ -512,7 +512,7 @@ typedef struct { float *q, *k, *v, *R; const int32_t *seg; int B, T, H, Hkv, hd;
  * be NULL: log-sum-exp of each row's scaled scores); with seg (packed rows) position i sees only keys
  * seg[b*T+i] .. i. */
 static void att_ref(double *out, double *att, double *lse, const float *q, const float *k, const float *v,
-                    const int32_t *seg, int B, int T, int H, int Hkv, int hd) {
+                    const int32_t *seg, const int32_t *pre, int B, int T, int H, int Hkv, int hd) {
     int group = H / Hkv;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
@@ -520,9 +520,9 @@ static void att_ref(double *out, double *att, double *lse, const float *q, const
             for (int i = 0; i < T; i++) {
                 double *P = att + (((long)b * H + h) * T + i) * T;
                 double mx = -INFINITY, sum = 0.0;
-                int j0 = seg ? seg[b * T + i] : 0;
+                int j0 = seg ? seg[b * T + i] : 0, p1 = pre ? pre[b * T + i] : 0; /* keys j < p1 or j0 <= j <= i */
                 for (int j = 0; j < T; j++) {
-                    if (j > i || j < j0) { P[j] = 0.0; continue; }
+                    if (j > i || (j < j0 && j >= p1)) { P[j] = NAN; continue; }
                     double s = 0.0;
                     for (int d = 0; d < hd; d++)
                         s += (double)q[((long)b * T + i) * H * hd + h * hd + d] *
@@ -530,12 +530,12 @@ static void att_ref(double *out, double *att, double *lse, const float *q, const
                     P[j] = s / sqrt((double)hd);
                     mx = fmax(mx, P[j]);
                 }
-                for (int j = j0; j <= i; j++) { P[j] = exp(P[j] - mx); sum += P[j]; }
-                for (int j = j0; j <= i; j++) P[j] /= sum;
+                for (int j = 0; j < T; j++) { P[j] = isnan(P[j]) ? 0.0 : exp(P[j] - mx); sum += P[j]; }
+                for (int j = 0; j < T; j++) P[j] /= sum;
                 if (lse) lse[((long)b * H + h) * T + i] = mx + log(sum);
                 for (int d = 0; d < hd; d++) {
                     double o = 0.0;
-                    for (int j = j0; j <= i; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
+                    for (int j = 0; j < T; j++) o += P[j] * v[((long)b * T + j) * Hkv * hd + g * hd + d];
                     out[((long)b * T + i) * H * hd + h * hd + d] = o;
                 }
             }
@@ -548,7 +548,7 @@ typedef struct { att_ctx *c; double *out, *att; } attref_ctx;
 static double attref_loss(void *p) {
     attref_ctx *r = p;
     att_ctx *c = r->c;
-    att_ref(r->out, r->att, NULL, c->q, c->k, c->v, c->seg, c->B, c->T, c->H, c->Hkv, c->hd);
+    att_ref(r->out, r->att, NULL, c->q, c->k, c->v, c->seg, NULL, c->B, c->T, c->H, c->Hkv, c->hd);
     double s = 0.0;
     for (long i = 0; i < (long)c->B * c->T * c->H * c->hd; i++) s += r->out[i] * c->R[i];
     return s;
@@ -579,7 +579,7 @@ static void test_attention_padding(const float *q, const float *k, const float *
     long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, nl = (long)B * H * T;
     int L = T / 2 + 1;
     float *out = slim_malloc(sizeof(float) * nq), *lse = slim_malloc(sizeof(float) * nl);
-    attention_forward(out, lse, q, k, v, NULL, B, T, H, Hkv, hd);
+    attention_forward(out, lse, q, k, v, NULL, NULL, B, T, H, Hkv, hd);
     float *out0 = copy_buf(out, nq), *lse0 = copy_buf(lse, nl);
     float *q2 = copy_buf(q, nq), *k2 = copy_buf(k, nk), *v2 = copy_buf(v, nk);
     for (int b = 0; b < B; b++)
@@ -590,7 +590,7 @@ static void test_attention_padding(const float *q, const float *k, const float *
                 v2[((long)b * T + t) * Hkv * hd + i] = 50.0f * slim_rng_normal(&rng);
             }
         }
-    attention_forward(out, lse, q2, k2, v2, NULL, B, T, H, Hkv, hd);
+    attention_forward(out, lse, q2, k2, v2, NULL, NULL, B, T, H, Hkv, hd);
     int same = 1, changed = T == 1; /* T = 1 has no padding position */
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -622,6 +622,36 @@ static void test_attention_padding(const float *q, const float *k, const float *
     free(dq); free(dk); free(dv);
 }
 
+/* The tiled attention with a shared prefix (eval's cached prompt): each row a prompt of P tokens, then
+ * segments that see the prompt and themselves only, against the double reference with that mask; the
+ * prompt's own rows are causal as usual. Segments and prompt cross tile boundaries. */
+static void test_attention_prefix(int B, int T, int P, int H, int Hkv, int hd) {
+    printf("attention with a shared prefix B=%d T=%d prompt %d H=%d Hkv=%d hd=%d\n", B, T, P, H, Hkv, hd);
+    int32_t *seg = slim_malloc(sizeof(int32_t) * 2 * (size_t)B * T), *pre = seg + (long)B * T;
+    for (int b = 0; b < B; b++) {
+        int start = 0;
+        for (int t = 0; t < T; t++) {
+            if (t == P || (t > P && (t - P) % (5 + b) == 0)) start = t; /* segments of 5 (row 0), 6 (row 1) */
+            seg[b * T + t] = t < P ? 0 : start;
+            pre[b * T + t] = t < P ? 0 : P;
+        }
+    }
+    long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T, nl = (long)B * H * T;
+    float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1);
+    float *out = slim_malloc(sizeof(float) * nq), *lse = slim_malloc(sizeof(float) * nl);
+    double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
+    double *ref_lse = slim_malloc(sizeof(double) * nl);
+    attention_forward(out, lse, q, k, v, seg, pre, B, T, H, Hkv, hd);
+    att_ref(ref, ref_att, ref_lse, q, k, v, seg, pre, B, T, H, Hkv, hd);
+    check_fwd("attention_forward out, prefix", out, ref, nq);
+    check_fwd("attention_forward lse, prefix", lse, ref_lse, nl);
+    att_ref(ref, ref_att, ref_lse, q, k, v, seg, NULL, B, T, H, Hkv, hd); /* without the prompt: must differ */
+    double differ = 0.0;
+    for (long i = (long)P * H * hd; i < (long)T * H * hd; i++) differ = fmax(differ, fabs(out[i] - ref[i]));
+    CHECK(differ > 1e-3, "the prefix changes nothing (%.3g): the mask is not applied", differ);
+    free(seg); free(q); free(k); free(v); free(out); free(lse); free(ref); free(ref_att); free(ref_lse);
+}
+
 /* The tiled attention (forward: out and lse; backward: dq, dk, dv) against the double reference, the
  * [T,T] kernel it replaced (TT_TOL) and, when fd, central differences of the double reference. */
 static void test_attention(int B, int T, int H, int Hkv, int hd, int packed, int fd) {
@@ -632,10 +662,10 @@ static void test_attention(int B, int T, int H, int Hkv, int hd, int packed, int
     long nq = (long)B * T * H * hd, nk = (long)B * T * Hkv * hd, na = (long)B * H * T * T, nl = (long)B * H * T;
     float *q = rand_buf(nq, 0, 1), *k = rand_buf(nk, 0, 1), *v = rand_buf(nk, 0, 1), *R = rand_buf(nq, 0, 1);
     float *out = slim_malloc(sizeof(float) * nq), *lse = slim_malloc(sizeof(float) * nl);
-    attention_forward(out, lse, q, k, v, seg, B, T, H, Hkv, hd);
+    attention_forward(out, lse, q, k, v, seg, NULL, B, T, H, Hkv, hd);
     double *ref = slim_malloc(sizeof(double) * nq), *ref_att = slim_malloc(sizeof(double) * na);
     double *ref_lse = slim_malloc(sizeof(double) * nl);
-    att_ref(ref, ref_att, ref_lse, q, k, v, seg, B, T, H, Hkv, hd);
+    att_ref(ref, ref_att, ref_lse, q, k, v, seg, NULL, B, T, H, Hkv, hd);
     snprintf(name, sizeof name, "attention_forward out hd=%d H=%d/%d", hd, H, Hkv);
     check_fwd(name, out, ref, nq);
     snprintf(name, sizeof name, "attention_forward lse hd=%d H=%d/%d", hd, H, Hkv);
@@ -812,6 +842,8 @@ int main(void) {
     test_attention(2, 150, 4, 2, 8, 1, 0); /* three tiles; whole key tiles before an example skipped */
     test_attention(2, 200, 4, 1, 16, 0, 0); /* four tiles, one kv head */
     test_attention(1, 2 * ATT_TILE, 2, 2, 8, 0, 0); /* T a multiple of the tile */
+    test_attention_prefix(2, 150, 70, 4, 2, 8); /* prompt past one tile, segments across the next */
+    test_attention_prefix(1, 40, 12, 2, 1, 4);
     test_swiglu();
     test_crossentropy();
     test_residual();
