@@ -8,6 +8,7 @@
 # make validate   check a dataset for curators: DATA=train.csv [EVAL=test.csv] [CONFIG=...]
 # make bench      training throughput on a stories15M-shaped model (F32, NF4 and Q4_K bases)
 # make bench-mpi  data-parallel training: 2 MPI ranks against 1 process with 2 threads
+# make bench-eval eval's label scoring with the cached prompt against a row per label (40 labels)
 # make golden     regenerate the PyTorch golden-gradient fixtures (needs python3-torch)
 # BUILD=dir       build somewhere else (parallel work trees)
 # MPI=0           build without MPI (default: with it when mpicc is found; mpirun -np N slimtune train)
@@ -48,7 +49,7 @@ TEST_SRC  := $(wildcard tests/*/test_*.c tests/*/*/test_*.c)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all deps test test-run demo bench bench-scale bench-mpi validate train golden fuzz clean
+.PHONY: all deps test test-run demo bench bench-scale bench-mpi bench-eval validate train golden fuzz clean
 all: $(BUILD)/slimtune
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -106,6 +107,10 @@ bench-scale: $(BUILD)/slimtune
 # 1 process x 2 threads against mpirun -np 2 x 1 thread, same global batch (stories15M shape, ~2 min)
 bench-mpi: $(BUILD)/slimtune
 	BUILD=$(BUILD) scripts/bench-mpi
+
+# label scoring with a cached prompt vs one row per (example, label), 40 labels (~4 min)
+bench-eval: $(BUILD)/slimtune
+	BUILD=$(BUILD) scripts/bench-eval
 
 # regenerate tests/golden fixtures: tiny models, slimtune quantize, the PyTorch reference (python3-torch)
 golden: $(BUILD)/slimtune

@@ -31,6 +31,7 @@ static void eval_usage(FILE *f) {
             "usage: slimtune eval --config FILE [--adapter PATH] [--split NAME] [--min-accuracy X]\n"
             "                     [--min-gain X] [--max-examples N] [--batch N]\n"
             "                     [--baseline-report R | --baseline-adapter A] [--max-regression X] [--alpha P]\n"
+            "                     [--no-prompt-cache]\n"
             "  Scores every label of each example of <out_dir>/data/<split>.h5 by the log-probability of its\n"
             "  completion given the prompt, for the fine-tuned model, the base model and the majority class of\n"
             "  the train split. Writes <out_dir>/eval/report.json and report.md.\n"
@@ -46,6 +47,8 @@ static void eval_usage(FILE *f) {
             "  --max-regression X  fail (exit 1) when the accuracy is below previous's by more than X with\n"
             "                      McNemar p < alpha (default eval.max_regression, 0)\n"
             "  --alpha P           significance level of that gate (default eval.alpha, 0.05)\n"
+            "  --no-prompt-cache   score one row per (example, label), the prompt repeated, instead of the prompt\n"
+            "                      once with every label's completion after it (same scores; for comparison)\n"
             "  Every baseline is compared with the fine-tuned model on the same examples: accuracy and macro-F1\n"
             "  differences with 95%% bootstrap intervals (eval.bootstrap_resamples), McNemar's exact test.\n"
             "  Exit status: 0 gates pass, 1 a gate failed, 2 error.\n");
@@ -57,6 +60,7 @@ int eval_parse_args(eval_opts *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(stdout); return SLIM_HELP; }
+        if (!strcmp(a, "--no-prompt-cache")) { o->no_prompt_cache = 1; continue; }
         if (i + 1 >= argc) return slim_bad_option("eval", a);
         const char *v = argv[++i];
         int bad = 0;
@@ -96,6 +100,7 @@ typedef struct eval_state {
     int has_val;
     double *val_scores;        /* [val.n_examples * n_labels] the fine-tuned model's on it */
     int32_t *val_truth;        /* [val.n_examples] */
+    int no_cache;              /* --no-prompt-cache */
     eval_result r;
 } eval_state;
 
@@ -195,7 +200,8 @@ static eval_system *eval_add_system(eval_result *r, const char *name) {
 static int eval_score_system(eval_state *st, const lora_adapter *lora, eval_system *sys, int batch, double *scores,
                              double *t) {
     double t0 = slim_time_sec();
-    if (eval_score(&st->model, lora, &st->test, st->idx, st->r.n, batch, sys->name, scores) != 0) return -1;
+    if (eval_score_mode(&st->model, lora, &st->test, st->idx, st->r.n, batch, sys->name, scores, !st->no_cache) != 0)
+        return -1;
     eval_argmax(scores, st->r.n, st->test.n_labels, sys->pred);
     *t = slim_time_sec() - t0;
     return 0;
@@ -499,6 +505,7 @@ int eval_run(const slim_config *cfg, const eval_opts *o) {
     eval_state *st = slim_calloc(1, sizeof *st);
     eval_result *r = &st->r;
     r->previous = -1;
+    st->no_cache = o->no_prompt_cache;
     r->min_accuracy = isnan(o->min_accuracy) ? cfg->min_accuracy : o->min_accuracy;
     r->min_gain = isnan(o->min_gain) ? cfg->min_gain : o->min_gain;
     r->max_regression = isnan(o->max_regression) ? cfg->max_regression : o->max_regression;

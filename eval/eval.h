@@ -24,6 +24,7 @@ typedef struct eval_opts {
     const char *baseline_report;  /* a previous report.json: its fine-tuned predictions are "previous" */
     const char *baseline_adapter; /* another adapter, scored as "previous" */
     double max_regression, alpha; /* the regression gate (NAN: eval.max_regression, eval.alpha) */
+    int no_prompt_cache;       /* --no-prompt-cache: one row per (example, label) (eval_score_mode cached 0) */
 } eval_opts;
 
 /* Parses argv (argv[0] = "eval") into *o: SLIM_OK, SLIM_HELP (usage printed) or -1 (lib/cli.h). */
@@ -118,6 +119,14 @@ double eval_route_threshold(const double *conf, const uint8_t *correct, int64_t 
  * none). */
 void eval_at_threshold(const double *conf, const uint8_t *correct, int64_t n, double threshold, double *coverage,
                        double *accuracy);
+
+/* eval_score with the choice of layout: cached 1 (eval_score's): each example is one row holding its
+ * prompt once and every label's completion in a segment that sees the prompt and itself
+ * (model_forward_prefix), batch_rows / n_labels examples (at least 1) a forward pass; cached 0: one row per
+ * (example, label), prompt repeated, batch_rows rows a pass (evalloader). Both give the same
+ * log-probabilities up to float rounding. */
+int eval_score_mode(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+                    int64_t n, int batch_rows, const char *progress, double *scores, int cached);
 
 /* Predictions from scores [n, n_labels]: pred[i] = argmax_k (the first maximum). */
 void eval_argmax(const double *scores, int64_t n, int n_labels, int32_t *pred);

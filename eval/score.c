@@ -106,8 +106,105 @@ static void eval_score_rows(const model *m, const lora_adapter *lora, evalloader
     acts_free(&s);
 }
 
+/* The labels' completions of one scoring run (comp [K] ids ending with EOS, comp_len [K]) and their sum. */
+typedef struct eval_labels {
+    int32_t **comp;
+    int *comp_len;
+    int K, total;
+} eval_labels;
+
+/* Example e's row of the cached-prompt layout at tokens, targets, pos, seg, pre [T] (the row's arrays):
+ * its prompt but the last token, then per label k a segment [last prompt token, completion k but its last
+ * token] at positions P-1.., seeing the prompt (prefix P-1) and itself; each segment's targets are label k's
+ * completion. The rest of the row up to T is padding. Returns the row's length. */
+static int eval_cached_row(const slim_dataset *d, int64_t e, const eval_labels *lb, int T, int pad, int32_t *tokens,
+                           int32_t *targets, int32_t *pos, int32_t *seg, int32_t *pre) {
+    const int P = d->prompt_len[e];
+    const int32_t *prompt = d->tokens + d->offsets[e];
+    int t = 0;
+    for (; t < P - 1; t++) {
+        tokens[t] = prompt[t];
+        targets[t] = -1;
+        pos[t] = t;
+        seg[t] = pre[t] = 0;
+    }
+    for (int k = 0; k < lb->K; k++) {
+        const int start = t;
+        for (int j = 0; j < lb->comp_len[k]; j++, t++) {
+            tokens[t] = j == 0 ? prompt[P - 1] : lb->comp[k][j - 1];
+            targets[t] = lb->comp[k][j];
+            pos[t] = P - 1 + j;
+            seg[t] = start;
+            pre[t] = P - 1;
+        }
+    }
+    const int len = t;
+    for (; t < T; t++) { /* padding: a segment of its own, no target */
+        tokens[t] = pad;
+        targets[t] = -1;
+        pos[t] = 0;
+        seg[t] = t;
+        pre[t] = 0;
+    }
+    return len;
+}
+
+/* Examples idx [n] scored over a cached prompt: B examples a forward pass, each one row of
+ * eval_cached_row, into scores [n, K]. */
+static void eval_score_cached(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+                              int64_t n, int B, const eval_labels *lb, const char *progress, double *scores) {
+    int T = 1;
+    for (int64_t i = 0; i < n; i++) {
+        int r = d->prompt_len[idx ? idx[i] : i] - 1 + lb->total;
+        T = r > T ? r : T;
+    }
+    acts s = {0};
+    acts_init_inference(&s, &m->cfg, B, T, lora ? lora->r : 0);
+    int32_t *buf = slim_malloc(sizeof(int32_t) * 5 * (size_t)B * T);
+    int32_t *tok = buf, *tgt = tok + (size_t)B * T, *pos = tgt + (size_t)B * T, *seg = pos + (size_t)B * T,
+            *pre = seg + (size_t)B * T;
+    float *logprob = slim_malloc(sizeof(float) * (size_t)B * T);
+    double t0 = slim_time_sec(), t_last = t0;
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        const int rows = n - i0 < B ? (int)(n - i0) : B;
+        int Tb = 1;
+        for (int b = 0; b < rows; b++) {
+            int r = d->prompt_len[idx ? idx[i0 + b] : i0 + b] - 1 + lb->total;
+            Tb = r > Tb ? r : Tb;
+        }
+        for (int b = 0; b < rows; b++)
+            eval_cached_row(d, idx ? idx[i0 + b] : i0 + b, lb, Tb, m->tok.eos_id >= 0 ? m->tok.eos_id : 0,
+                            tok + (size_t)b * Tb, tgt + (size_t)b * Tb, pos + (size_t)b * Tb, seg + (size_t)b * Tb,
+                            pre + (size_t)b * Tb);
+        model_forward_prefix(m, lora, &s, tok, tgt, pos, seg, pre, rows, Tb, logprob, NULL);
+        for (int b = 0; b < rows; b++) {
+            const int P = d->prompt_len[idx ? idx[i0 + b] : i0 + b];
+            int t = (int)((size_t)b * Tb) + P - 1;
+            for (int k = 0; k < lb->K; k++) {
+                double sum = 0.0;
+                for (int j = 0; j < lb->comp_len[k]; j++) sum += logprob[t++];
+                scores[(i0 + b) * lb->K + k] = sum;
+            }
+        }
+        double now = slim_time_sec();
+        if (progress && (now - t_last > 2.0 || i0 + rows == n)) {
+            fprintf(stderr, "eval %s: %lld/%lld examples, %.1f examples/s\n", progress, (long long)(i0 + rows),
+                    (long long)n, (double)(i0 + rows) / (now - t0 > 1e-9 ? now - t0 : 1e-9));
+            t_last = now;
+        }
+    }
+    free(logprob);
+    free(buf);
+    acts_free(&s);
+}
+
 int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
                int64_t n, int batch_rows, const char *progress, double *scores) {
+    return eval_score_mode(m, lora, d, idx, n, batch_rows, progress, scores, 1);
+}
+
+int eval_score_mode(const model *m, const lora_adapter *lora, const slim_dataset *d, const int64_t *idx,
+                    int64_t n, int batch_rows, const char *progress, double *scores, int cached) {
     const int K = d->n_labels;
     if (K < 1) return slim_set_error("eval: the dataset has no label names");
     if (n < 1) return slim_set_error("eval: no examples to score");
@@ -116,7 +213,11 @@ int eval_score(const model *m, const lora_adapter *lora, const slim_dataset *d, 
     int *comp_len = slim_calloc(K, sizeof(int));
     int rc = eval_label_completions(m, d, comp, comp_len);
     if (rc == 0) rc = eval_check_examples(d, idx, n, m->cfg.vocab_size);
-    if (rc == 0) {
+    if (rc == 0 && cached) {
+        eval_labels lb = {.comp = comp, .comp_len = comp_len, .K = K};
+        for (int k = 0; k < K; k++) lb.total += comp_len[k];
+        eval_score_cached(m, lora, d, idx, n, batch_rows / K > 1 ? batch_rows / K : 1, &lb, progress, scores);
+    } else if (rc == 0) {
         evalloader L;
         evalloader_init(&L, d, idx, n, (const int32_t *const *)comp, comp_len, K, batch_rows,
                         m->tok.eos_id >= 0 ? m->tok.eos_id : 0);

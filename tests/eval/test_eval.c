@@ -239,6 +239,25 @@ static void test_scoring(const model *m, const lora_adapter *lora, const char *d
             }
         }
     }
+    /* the cached prompt (eval_score) against one row per (example, label): 1 and 3 examples a pass, padded */
+    for (int sys = 0; sys < 2; sys++)
+        for (int batch = 3; batch <= 9; batch += 6) {
+            double cached[9], rows[9], worst = 0.0;
+            CHECK(eval_score_mode(m, sys ? NULL : lora, &d, NULL, 3, batch, NULL, cached, 1) == 0 &&
+                      eval_score_mode(m, sys ? NULL : lora, &d, NULL, 3, batch, NULL, rows, 0) == 0,
+                  "eval_score_mode: %s", slim_last_error());
+            double noise = 0.0, mag = 0.0; /* the rows path against single forwards: float rounding's size */
+            for (int i = 0; i < 9; i++) {
+                worst = fmax(worst, fabs(cached[i] - rows[i]) / (1 + fabs(rows[i])));
+                noise = fmax(noise, fabs(rows[i] - direct_score(m, sys ? NULL : lora, &d, i / 3, i % 3)));
+                mag = fmax(mag, fabs(rows[i]));
+            }
+            CHECK(worst < 1e-5, "%s batch %d: cached prompt and per-label rows differ by %.3g (relative)",
+                  sys ? "base" : "lora", batch, worst);
+            printf("scoring: cached prompt vs a row per label, %s, batch %d: largest relative difference %.3g "
+                   "(scores up to %.1f nats; rows vs single forwards differ by up to %.3g nats)\n",
+                   sys ? "base" : "lora", batch, worst, mag, noise);
+        }
     /* a subset through idx */
     int64_t idx[1] = {2};
     double sc[3];
