@@ -2,6 +2,7 @@
  *
  *   slimtune data prepare   CSV/TSV/JSONL -> tokenized HDF5 dataset   (data/prepare.c)
  *   slimtune data validate  a dataset report for curators, exit code  (data/validate.c)
+ *   slimtune data drift     production rows against the training data, exit code  (data/drift.c)
  *   slimtune train          LoRA fine-tuning                          (train/train.c)
  *   slimtune eval           label scoring against baselines           (eval/eval.c)
  *   slimtune export         merged GGUF for llama.cpp + LoRA GGUF     (export/export.c)
@@ -21,6 +22,7 @@
 #include "dist.h"
 #include "common.h"
 #include "config.h"
+#include "../data/drift.h"
 #include "../data/prepare.h"
 #include "../data/tokenize.h"
 #include "../data/validate.h"
@@ -40,6 +42,7 @@ static void usage(FILE *f) {
             "usage: slimtune <command> [options]   (each command takes --help)\n"
             "  data prepare --config FILE   tokenize a CSV/TSV/JSONL dataset into HDF5 (<out_dir>/data/*.h5)\n"
             "  data validate --config FILE  check a dataset: duplicates, leakage, labels, lengths (report + exit code)\n"
+            "  data drift --config FILE --reference F --current F [--adapter A]  has new data drifted (exit 1)?\n"
             "  train --config FILE          train LoRA adapters (<out_dir>/train/adapter.gguf)\n"
             "  eval --config FILE           score the test split against baselines (<out_dir>/eval/report.*)\n"
             "  export --config FILE         merge the adapter and write GGUF (<out_dir>/export/)\n"
@@ -218,7 +221,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "data")) {
         if (argc >= 3 && !strcmp(argv[2], "prepare")) return slim_exit_status("data prepare", data_prepare_main(argc - 2, argv + 2));
         if (argc >= 3 && !strcmp(argv[2], "validate")) return slim_exit_status("data validate", data_validate_main(argc - 2, argv + 2));
-        slim_set_error("expected prepare or validate: slimtune data prepare|validate --config FILE (see slimtune --help)");
+        if (argc >= 3 && !strcmp(argv[2], "drift")) return slim_exit_status("data drift", data_drift_main(argc - 2, argv + 2));
+        slim_set_error("expected prepare, validate or drift: slimtune data prepare|validate|drift --config FILE (see "
+                       "slimtune --help)");
         return slim_exit_status("data", -1);
     }
     static const struct { const char *name; int (*main)(int, char **); } commands[] = {

@@ -132,6 +132,11 @@ typedef struct slim_config {
     char *baselines;         /* eval.baselines: the current systems' predictions to score beside the model, as
                                 the JSON text of [{"name", "file", "key": "text" | "id", "column"}] (NULL: none;
                                 eval/baselines.c reads it) */
+    double drift_max_token_js;        /* drift.max_token_js: unigram token JS divergence (default 0.1) */
+    double drift_max_length_ks;       /* drift.max_length_ks: input length KS D (default 0.2) */
+    double drift_max_label_js;        /* drift.max_label_js: label distribution JS divergence (default 0.05) */
+    double drift_max_confidence_drop; /* drift.max_confidence_drop: fall of the mean confidence (default 0.05) */
+    double drift_max_predicted_js;    /* drift.max_predicted_js: predicted-label JS divergence (default 0.05) */
     int eval_max_new_tokens; /* eval.max_new_tokens: generation cap for prompt/completion, alpaca and chat test
                                 rows (default 64) */
     double target_accuracy;  /* eval.target_accuracy: the accuracy the router wants from the small model; eval
