@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # slimtune data drift (data/drift.c) on the real stories260K: rows drawn like the training rows pass every
-# gate (exit 0); rows with another label mix, longer texts and new words cross drift.max_token_js,
+# gate (exit 0); rows with another label mix, longer texts and new words cross drift.max_token_js and
 # max_length_ks (exit 1, the figures named DRIFT, report.json says which); with --adapter
 # the model's mean confidence and predicted labels are compared too; the token and label figures equal
 # Python's Jensen-Shannon divergence of the same counts; missing options exit 2.
