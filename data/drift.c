@@ -155,7 +155,10 @@ static int drift_read(drift_run *g, drift_side *s) {
         if (w.bad) { s->n_bad++; continue; }
         int n = tokenizer_encode(g->t, row->text, row->text_len, 0, 1, NULL, 0); /* the input itself */
         if (n < 0 || (n > cap && !(in = slim_realloc(in, sizeof(int32_t) * (size_t)(cap = n))))) { rc = -1; break; }
-        if (tokenizer_encode(g->t, row->text, row->text_len, 0, 1, in, n) != n) { rc = slim_set_error("%s: tokenizer", s->path); break; }
+        if (tokenizer_encode(g->t, row->text, row->text_len, 0, 1, in, n) != n) {
+            rc = slim_set_error("%s: line %lld: the tokenizer gave two lengths", s->path, (long long)row->line);
+            break;
+        }
         drift_add(g, s, in, n, &w, label);
     }
     free(in);

@@ -369,7 +369,8 @@ static int eval_score_val(eval_state *st, const slim_config *cfg, int batch) {
     st->has_val = 1;
     const slim_dataset *v = &st->val;
     if (dataset_check_tokenizer(v, path, st->model.tok.fingerprint, cfg->model)) return -1;
-    if (v->n_labels != st->test.n_labels) return slim_set_error("%s: %d labels, the test split has %d", path, v->n_labels, st->test.n_labels);
+    if (v->n_labels != st->test.n_labels)
+        return slim_set_error("%s: %d labels, the test split has %d", path, v->n_labels, st->test.n_labels);
     for (int64_t i = 0; i < v->n_examples; i++)
         if (v->labels[i] < 0) return slim_set_error("%s: example %lld has no label", path, (long long)i);
     st->val_scores = slim_malloc((size_t)v->n_examples * v->n_labels * sizeof(double));

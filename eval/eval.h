@@ -83,8 +83,8 @@ typedef struct eval_paired {
 } eval_paired;
 
 /* Compares predictions pa (A) and pb (B) of the same n examples against truth ([n] label indices in
- * 0..K-1, checked by the caller; predictions may be -1, no answer): the differences A - B of accuracy and macro-F1 with 95% percentile
- * intervals from `resamples` bootstrap resamples of the examples (Efron & Tibshirani 1993, ch. 13; the
+ * 0..K-1, checked by the caller; predictions may be -1, no answer): the differences A - B of accuracy and
+ * macro-F1 with 95% percentile intervals from `resamples` bootstrap resamples of the examples (Efron & Tibshirani 1993, ch. 13; the
  * same resampled examples for both systems, the RNG seeded with seed), and McNemar's exact test on the
  * examples where exactly one system is right. Returns 0, or -1 with an error (n, K or resamples < 1). */
 int eval_paired_compare(eval_paired *p, const int32_t *truth, const int32_t *pa, const int32_t *pb, int64_t n, int K,

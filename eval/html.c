@@ -124,7 +124,8 @@ static void h_per_class(FILE *f, const eval_result *r) {
             h_printf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
                      ML + 4 + gw * k + bw * j, h_y(v[j], 0, 1), bw - 1, H - MB - h_y(v[j], 0, 1), colors[j]);
         if (K <= 16) {
-            h_printf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"tk\" text-anchor=\"middle\">", ML + 4 + gw * k + 1.5 * bw, H - MB + 14);
+            h_printf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"tk\" text-anchor=\"middle\">", ML + 4 + gw * k + 1.5 * bw,
+                     H - MB + 14);
             h_text(f, r->labels[k]);
             fputs("</text>", f);
         }
@@ -161,7 +162,8 @@ static void h_coverage(FILE *f, const eval_result *r) {
     h_axes(f, "Accuracy of the answered requests against the share answered (most confident first)", "coverage",
            "accuracy", lo, 1);
     fputs("<polyline fill=\"none\" stroke=\"#4c72b0\" stroke-width=\"2\" points=\"", f);
-    for (int p = 0; p < EVAL_CURVE_POINTS; p++) h_printf(f, "%.1f,%.1f ", h_x(c->curve_coverage[p]), h_y(c->curve_accuracy[p], lo, 1));
+    for (int p = 0; p < EVAL_CURVE_POINTS; p++)
+        h_printf(f, "%.1f,%.1f ", h_x(c->curve_coverage[p]), h_y(c->curve_accuracy[p], lo, 1));
     fputs("\"/>", f);
     if (c->target >= lo)
         h_printf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ref\"/>", h_x(0), h_y(c->target, lo, 1),
